@@ -1,0 +1,97 @@
+"""Components that remember how they were built, so a saved model can rebuild itself.
+
+Encoders, teachers and decoders record their constructor arguments; a saved model stores them
+as ``{"class_path": ..., "init_args": ...}`` (the same shape LightningCLI uses) beside its
+weights, and :func:`build_component` rebuilds the module from that record.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+import os
+from typing import Any, TypeVar
+
+import torch.nn as nn
+
+from .errors import ConfigError
+
+__all__ = ["RecordsConfig", "build_component", "component_spec"]
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+_INIT_ARGS = "_s2f_init_args"
+
+
+class RecordsConfig:
+    """Mixin that records the arguments of the outermost ``__init__`` call on the instance."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: Any, *args: Any, **kw: Any) -> None:
+            if _INIT_ARGS not in self.__dict__:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                recorded: dict[str, Any] = {}
+                for name, value in list(bound.arguments.items())[1:]:
+                    kind = signature.parameters[name].kind
+                    if kind is inspect.Parameter.VAR_KEYWORD:
+                        recorded.update(value)
+                    elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                        recorded[name] = value
+                # Bypass nn.Module.__setattr__: this runs before nn.Module.__init__.
+                self.__dict__[_INIT_ARGS] = recorded
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init  # type: ignore[misc]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def component_spec(module: nn.Module) -> dict[str, Any]:
+    """The ``{"class_path", "init_args"}`` record that rebuilds ``module`` (without its weights)."""
+    init_args = module.__dict__.get(_INIT_ARGS)
+    cls = type(module)
+    if init_args is None:
+        raise ConfigError(
+            f"{cls.__qualname__} does not record its constructor arguments, so it cannot be saved; "
+            "derive it from s2f.encoders.VoiceEncoder (or FaceTeacher / FaceDecoder)"
+        )
+    spec = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": _jsonable(init_args)}
+    try:
+        json.dumps(spec)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__qualname__} has a constructor argument that is not JSON ({exc}); use plain values") from None
+    return spec
+
+
+def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
+    """Rebuilds a module from :func:`component_spec`'s record; it must be a subclass of ``base``."""
+    try:
+        class_path = spec["class_path"]
+        init_args = dict(spec.get("init_args", {}))
+        module_name, _, class_name = class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (KeyError, ValueError, ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: {exc}; is the package that defines it installed?") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")
+    return cls(**init_args)

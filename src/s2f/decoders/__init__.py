@@ -1,0 +1,5 @@
+"""Face decoders: face embedding [B, D] -> a frontal, neutral face. Importing registers them."""
+
+from .base import FaceDecoder, FaceOutput
+
+__all__ = ["FaceDecoder", "FaceOutput"]

@@ -1,0 +1,29 @@
+"""Errors that s2f raises for bad input.
+
+Each one carries a single line that names the offending file or value and says how to fix it;
+the CLI prints that line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AudioError", "ConfigError", "S2FError", "ShardFormatError", "WeightsError"]
+
+
+class S2FError(Exception):
+    """Base class of the errors s2f raises for bad input (not for its own bugs)."""
+
+
+class AudioError(S2FError, ValueError):
+    """An audio input is missing, unreadable, empty or silent."""
+
+
+class WeightsError(S2FError, ValueError):
+    """A weights file is missing, unsafe, or does not match the model it should fill."""
+
+
+class ShardFormatError(S2FError, ValueError):
+    """A shard directory is missing, malformed, or written by an incompatible s2f version."""
+
+
+class ConfigError(S2FError, ValueError):
+    """A saved model or recipe is incomplete or inconsistent."""

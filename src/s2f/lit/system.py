@@ -1,0 +1,186 @@
+"""``Speech2FaceSystem``: trains a voice encoder to hit a frozen teacher's face embedding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from .._config import component_spec
+from .._registry import DECODERS, ENCODERS, TEACHERS
+from ..audio import SpectrogramFrontend
+from ..decoders.base import FaceDecoder
+from ..encoders.base import VoiceEncoder
+from ..errors import ConfigError
+from ..losses import Speech2FaceLoss
+from ..pipeline import Speech2Face
+from ..teachers.base import FaceTeacher
+
+__all__ = ["Speech2FaceSystem"]
+
+_FROZEN_PREFIXES = ("teacher.", "decoder.")
+
+
+class Speech2FaceSystem(L.LightningModule):
+    """The paper's training system: spectrogram on the device, encoder, loss against the teacher.
+
+    Models can be given as instances (``class_path`` / ``init_args`` in a recipe) or as
+    registered names. The teacher and the decoder are frozen: eval mode throughout, no
+    gradients, and never written into checkpoints (they are rebuilt from their configuration).
+
+    Args:
+        encoder: The voice encoder, or its registered name.
+        teacher: The frozen face teacher whose embeddings the shards hold, or its registered name.
+        teacher_weights: Weights file for a teacher given by name (VGG-Face needs one).
+        decoder: A frozen face decoder whose first layer serves the L1 term, or its name; optional.
+        clip_seconds: Clip length the data is cut to; recorded in saved models.
+        lambda_l2: Weight of the normalised L2 term (the paper: 0.025).
+        lambda_distill: Weight of the distillation term through the teacher's classifier (200).
+        temperature: Distillation temperature (2).
+        lambda_l1: Weight of the L1 term through the decoder's first layer (1).
+        lr: Adam learning rate (1e-3).
+        betas: Adam betas (the paper: beta1 = 0.5).
+        eps: Adam epsilon (1e-4).
+        lr_decay: Factor the learning rate is multiplied by every ``lr_decay_steps`` steps (0.95).
+        lr_decay_steps: Optimizer steps between decays (10,000).
+        channels_last: Run the encoder in channels-last memory format (faster convolutions in bf16).
+
+    Example:
+        >>> import torch
+        >>> system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", clip_seconds=1.0)
+        >>> system(torch.randn(2, 16_000)).shape
+        torch.Size([2, 64])
+    """
+
+    def __init__(
+        self,
+        encoder: VoiceEncoder | str = "s2f_cnn",
+        teacher: FaceTeacher | str = "vggface",
+        teacher_weights: str | None = None,
+        decoder: FaceDecoder | str | None = None,
+        clip_seconds: float = 6.0,
+        lambda_l2: float = 0.025,
+        lambda_distill: float = 200.0,
+        temperature: float = 2.0,
+        lambda_l1: float = 1.0,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.5, 0.999),
+        eps: float = 1e-4,
+        lr_decay: float = 0.95,
+        lr_decay_steps: int = 10_000,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
+        self.encoder: VoiceEncoder = ENCODERS.create(encoder) if isinstance(encoder, str) else encoder  # type: ignore[assignment]
+        if isinstance(teacher, str):
+            teacher = TEACHERS.create(teacher, **({"weights": teacher_weights} if teacher_weights else {}))  # type: ignore[assignment]
+        elif teacher_weights:
+            raise ConfigError("teacher_weights only applies to a teacher given by name; put weights in its init_args")
+        self.teacher: FaceTeacher = teacher.freeze()  # type: ignore[union-attr,assignment]
+        self.decoder: FaceDecoder | None = DECODERS.create(decoder) if isinstance(decoder, str) else decoder  # type: ignore[assignment]
+        if self.decoder is not None:
+            self.decoder.requires_grad_(False).eval()
+        if self.encoder.embed_dim != self.teacher.embed_dim:
+            raise ConfigError(
+                f"the encoder predicts {self.encoder.embed_dim}-D embeddings but the teacher "
+                f"{self.teacher.name!r} makes {self.teacher.embed_dim}-D ones; set the encoder's embed_dim"
+            )
+        self.frontend = SpectrogramFrontend(**self.encoder.frontend_config())  # type: ignore[arg-type]
+        self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
+        if channels_last:
+            self.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        """Face embeddings [B, D] of waveforms [B, N]."""
+        spec = self.frontend(waves)
+        if self.hparams["channels_last"]:
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        return self.encoder(spec)
+
+    def train(self, mode: bool = True) -> Speech2FaceSystem:
+        super().train(mode)
+        if self.decoder is not None:
+            self.decoder.eval()  # frozen like the teacher, which keeps itself in eval mode
+        return self
+
+    def _losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        predicted = self(batch["audio"])
+        target = batch["embedding"].to(predicted.device)
+        classifier = self.teacher.classify if self.teacher.has_classifier else None
+        first_layer = self.decoder.first_layer if self.decoder is not None else None
+        total, terms = self.loss(predicted, target, classifier, first_layer)
+        with torch.no_grad():
+            cosine = F.cosine_similarity(predicted.float(), target.float(), dim=-1).clamp(-1, 1)
+            terms = {**terms, "angle_deg": torch.rad2deg(torch.acos(cosine)).mean()}
+        return total, terms
+
+    def _log_terms(self, stage: str, total: torch.Tensor, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, batch_size=batch_size)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        total, terms = self._losses(batch)
+        self._log_terms("train", total, terms, batch["audio"].shape[0])
+        return total
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        total, terms = self._losses(batch)
+        self._log_terms("val", total, terms, batch["audio"].shape[0])
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        total, terms = self._losses(batch)
+        self._log_terms("test", total, terms, batch["audio"].shape[0])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return {"clip_id": batch.get("clip_id"), "embedding": self(batch["audio"]).float()}
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=hp["lr"], betas=tuple(hp["betas"]), eps=hp["eps"])
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=hp["lr_decay_steps"], gamma=hp["lr_decay"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # -- data consistency ----------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        embed_dim = getattr(datamodule, "embed_dim", None)
+        if embed_dim is not None and embed_dim != self.teacher.embed_dim:
+            raise ConfigError(
+                f"the shards hold {embed_dim}-D embeddings of teacher {getattr(datamodule, 'teacher', '?')!r}, "
+                f"but this system's teacher {self.teacher.name!r} is {self.teacher.embed_dim}-D; "
+                "train with the teacher the shards were prepared with"
+            )
+        data_teacher = getattr(datamodule, "teacher", None)
+        if isinstance(data_teacher, str) and data_teacher != self.teacher.name:
+            raise ConfigError(
+                f"the shards were prepared with teacher {data_teacher!r} but this system uses {self.teacher.name!r}"
+            )
+
+    # -- checkpoints: frozen parts stay out, the model's description goes in --------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(_FROZEN_PREFIXES)]:
+            del state[key]
+        checkpoint["s2f"] = {**self.export().config(), "teacher_spec": component_spec(self.teacher)}
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        # Checkpoints leave the frozen parts out; keep the ones this system was built with.
+        own = super().state_dict()
+        merged = dict(state_dict)
+        merged.update({k: v for k, v in own.items() if k.startswith(_FROZEN_PREFIXES) and k not in merged})
+        return super().load_state_dict(merged, strict=strict, assign=assign)
+
+    def export(self) -> Speech2Face:
+        """The trained encoder (with the frozen decoder, if any) as a :class:`~s2f.Speech2Face`."""
+        teacher = {"name": self.teacher.name, "embed_dim": self.teacher.embed_dim}
+        return Speech2Face(self.encoder, self.decoder, clip_seconds=self.hparams["clip_seconds"], teacher=teacher)
+

@@ -1,0 +1,256 @@
+"""``Speech2Face``: a trained model as one object that loads, saves and predicts.
+
+A saved model is a folder holding ``config.json`` (class paths and constructor arguments of
+the encoder and decoder, the preprocessing, the teacher whose embedding space it predicts, the
+package version) and ``model.safetensors``. Loading a folder or a Lightning ``.ckpt`` never
+touches the network; a hub repository must be asked for explicitly as ``hf-hub:ORG/NAME``.
+
+Example:
+    >>> import tempfile, torch
+    >>> from s2f import ENCODERS, Speech2Face
+    >>> model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=3.0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model.save_pretrained(folder)
+    ...     again = Speech2Face.from_pretrained(folder)
+    >>> wave = torch.sin(torch.arange(48_000) / 10.0)
+    >>> bool(torch.equal(model.predict((wave, 16_000)).embedding, again.predict((wave, 16_000)).embedding))
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import torch
+import torch.nn as nn
+
+from ._config import build_component, component_spec
+from .audio import AudioInput, SpectrogramFrontend, load_clip
+from .decoders.base import FaceDecoder
+from .encoders.base import VoiceEncoder
+from .errors import ConfigError, WeightsError
+
+__all__ = ["MODEL_FORMAT_VERSION", "Prediction", "Speech2Face"]
+
+MODEL_FORMAT = "s2f-model"
+MODEL_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+HUB_PREFIX = "hf-hub:"
+
+
+@dataclass
+class Prediction:
+    """What the model says about one voice.
+
+    Attributes:
+        embedding: The predicted face embedding [D], in the teacher's space.
+        image: The decoded frontal face (a PIL image), when the model has a decoder.
+        landmarks: The decoded face's landmarks [K, 2] in pixels, when the model has a decoder.
+    """
+
+    embedding: torch.Tensor
+    image: Any | None = None
+    landmarks: torch.Tensor | None = None
+
+
+class Speech2Face(nn.Module):
+    """A voice encoder (and, optionally, a face decoder) with its preprocessing.
+
+    Args:
+        encoder: The trained voice encoder.
+        decoder: A face decoder for the encoder's embedding space, if any.
+        clip_seconds: Length every input is cropped or loop-repeated to (the paper: 6 s).
+        teacher: A description of the teacher whose space the embeddings live in (name, embed_dim).
+    """
+
+    def __init__(
+        self,
+        encoder: VoiceEncoder,
+        decoder: FaceDecoder | None = None,
+        *,
+        clip_seconds: float = 6.0,
+        teacher: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if decoder is not None and decoder.embed_dim != encoder.embed_dim:
+            raise ConfigError(f"decoder takes {decoder.embed_dim}-D embeddings but the encoder makes {encoder.embed_dim}-D")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.frontend = SpectrogramFrontend(**encoder.frontend_config())  # type: ignore[arg-type]
+        self.clip_seconds = clip_seconds
+        self.teacher = dict(teacher or {})
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        """Face embeddings [B, D] of waveforms [B, N] at the model's sample rate."""
+        return self.encoder(self.frontend(waves))
+
+    @overload
+    def predict(self, audio: AudioInput, *, seconds: float | None = None) -> Prediction: ...
+    @overload
+    def predict(self, audio: list[AudioInput], *, seconds: float | None = None) -> list[Prediction]: ...
+
+    @torch.inference_mode()
+    def predict(
+        self, audio: AudioInput | list[AudioInput], *, seconds: float | None = None
+    ) -> Prediction | list[Prediction]:
+        """Predicts the face behind one voice, or behind each voice of a list.
+
+        Args:
+            audio: A path, file object, :class:`~s2f.audio.Waveform` or ``(samples, rate)``; or a list of them.
+            seconds: Clip length to use instead of the model's (the paper evaluates 3 s and 6 s).
+        """
+        single = not isinstance(audio, list)
+        sources: list[AudioInput] = [audio] if single else list(audio)  # type: ignore[list-item]
+        length = self.clip_seconds if seconds is None else seconds
+        waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
+        was_training = self.training
+        self.eval()
+        try:
+            embeddings = self(waves.to(self.device)).float().cpu()
+            predictions = [Prediction(embedding=e) for e in embeddings]
+            if self.decoder is not None:
+                faces = self.decoder(embeddings.to(self.device))
+                for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks):
+                    prediction.image = _to_pil(image)
+                    prediction.landmarks = landmarks.float().cpu()
+        finally:
+            self.train(was_training)
+        return predictions[0] if single else predictions
+
+    # -- saving and loading --------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model, as JSON-ready values."""
+        from . import __version__
+
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_FORMAT_VERSION,
+            "s2f_version": __version__,
+            "encoder": component_spec(self.encoder),
+            "decoder": None if self.decoder is None else component_spec(self.decoder),
+            "teacher": self.teacher,
+            "preprocessing": {"clip_seconds": self.clip_seconds, **self.encoder.frontend_config()},
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Writes ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
+        from safetensors.torch import save_file
+
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config()
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], source: str = "config") -> Speech2Face:
+        """Builds an untrained model from a :meth:`config` record."""
+        if config.get("format") != MODEL_FORMAT or "encoder" not in config:
+            raise ConfigError(f"{source}: not an s2f model config (no format {MODEL_FORMAT!r} with an encoder)")
+        if int(config.get("version", 0)) > MODEL_FORMAT_VERSION:
+            raise ConfigError(
+                f"{source}: saved with model format v{config['version']} by s2f {config.get('s2f_version', '?')}; "
+                f"this s2f reads up to v{MODEL_FORMAT_VERSION}: upgrade s2f"
+            )
+        encoder = build_component(config["encoder"], VoiceEncoder)
+        decoder = build_component(config["decoder"], FaceDecoder) if config.get("decoder") else None
+        seconds = float(config.get("preprocessing", {}).get("clip_seconds", 6.0))
+        return cls(encoder, decoder, clip_seconds=seconds, teacher=config.get("teacher"))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Speech2Face:
+        """Loads a saved folder, a Lightning ``.ckpt`` of a Speech2Face training run, or ``hf-hub:ORG/NAME``.
+
+        Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads.
+        """
+        text = os.fspath(path)
+        if text.startswith(HUB_PREFIX):
+            folder = _download_from_hub(text[len(HUB_PREFIX) :])
+        else:
+            folder = Path(text).expanduser()
+        if folder.is_file() and folder.suffix == ".ckpt":
+            model = cls.from_checkpoint(folder)
+        elif folder.is_dir():
+            model = cls._from_folder(folder)
+        elif folder.exists():
+            raise ConfigError(f"{folder}: give a saved model folder (config.json + model.safetensors) or a .ckpt file")
+        else:
+            raise ConfigError(f"{folder}: no such model folder or checkpoint; check the path (hub ids need 'hf-hub:')")
+        return model.to(device).eval()
+
+    @classmethod
+    def _from_folder(cls, folder: Path) -> Speech2Face:
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for required in (config_path, weights_path):
+            if not required.is_file():
+                raise ConfigError(f"{folder}: missing {required.name}; save models with Speech2Face.save_pretrained")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid JSON ({exc})") from None
+        model = cls.from_config(config, str(config_path))
+        from ._weights import load_into, read_state_dict
+
+        state = read_state_dict(weights_path, "s2f model")
+        load_into(model, state, weights_path, "s2f model described by config.json")
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike) -> Speech2Face:
+        """Rebuilds the model from a Lightning checkpoint written by :class:`s2f.lit.Speech2FaceSystem`.
+
+        The checkpoint is read with ``weights_only=True``: it may hold tensors and plain values only.
+        """
+        path = Path(path)
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(
+                f"{path}: cannot read this checkpoint without unpickling code ({str(exc).splitlines()[0][:160]})"
+            ) from None
+        record = checkpoint.get("s2f") if isinstance(checkpoint, dict) else None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{path}: not a checkpoint of an s2f training run (no 's2f' record)")
+        model = cls.from_config(record, str(path))
+        weights = checkpoint.get("state_dict", {})
+        state = {k: v for k, v in weights.items() if k.startswith(("encoder.", "decoder."))}
+        from ._weights import load_into
+
+        load_into(model, state, path, "s2f model recorded in the checkpoint")
+        return model
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ConfigError("hf-hub: models need the huggingface_hub package: pip install huggingface_hub") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]))
+    except Exception as exc:
+        raise ConfigError(f"hf-hub:{repo_id}: download failed ({str(exc).splitlines()[0][:160]})") from None
+
+
+def _to_pil(image: torch.Tensor) -> Any:
+    from PIL import Image
+
+    pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(pixels)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
+
+from ..errors import S2FError
 
 __all__ = ["S2FLightningCLI", "run_lightning_cli"]
 
@@ -13,15 +16,41 @@ __all__ = ["S2FLightningCLI", "run_lightning_cli"]
 class S2FLightningCLI(LightningCLI):
     """Lightning's CLI with any LightningModule / LightningDataModule chosen by the recipe."""
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as exc:
+            # jsonargparse reports a constructor's error as a failed match of every type in a Union;
+            # the s2f error underneath says what is actually wrong, in one line.
+            cause = _s2f_error_in_chain(exc)
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def _s2f_error_in_chain(exc: BaseException) -> S2FError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, S2FError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
 
 def run_lightning_cli(args: Sequence[str]) -> S2FLightningCLI:
     """Runs ``fit``/``validate``/``test``/``predict`` as LightningCLI does, on the given arguments."""
-    return S2FLightningCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=list(args),
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    program, sys.argv = sys.argv, sys.argv[:1]  # the arguments come from `args`; LightningCLI warns when both are set
+    try:
+        return S2FLightningCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=list(args),
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
+    finally:
+        sys.argv = program

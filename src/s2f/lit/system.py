@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning as L
@@ -20,6 +21,9 @@ from ..teachers.base import FaceTeacher
 
 __all__ = ["Speech2FaceSystem"]
 
+# The frozen teacher (and decoder) stay in eval mode on purpose; Lightning would warn about them every fit.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+
 _FROZEN_PREFIXES = ("teacher.", "decoder.")
 
 
@@ -35,7 +39,6 @@ class Speech2FaceSystem(L.LightningModule):
         teacher: The frozen face teacher whose embeddings the shards hold, or its registered name.
         teacher_weights: Weights file for a teacher given by name (VGG-Face needs one).
         decoder: A frozen face decoder whose first layer serves the L1 term, or its name; optional.
-        clip_seconds: Clip length the data is cut to; recorded in saved models.
         lambda_l2: Weight of the normalised L2 term (the paper: 0.025).
         lambda_distill: Weight of the distillation term through the teacher's classifier (200).
         temperature: Distillation temperature (2).
@@ -49,7 +52,7 @@ class Speech2FaceSystem(L.LightningModule):
 
     Example:
         >>> import torch
-        >>> system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", clip_seconds=1.0)
+        >>> system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
         >>> system(torch.randn(2, 16_000)).shape
         torch.Size([2, 64])
     """
@@ -60,7 +63,6 @@ class Speech2FaceSystem(L.LightningModule):
         teacher: FaceTeacher | str = "vggface",
         teacher_weights: str | None = None,
         decoder: FaceDecoder | str | None = None,
-        clip_seconds: float = 6.0,
         lambda_l2: float = 0.025,
         lambda_distill: float = 200.0,
         temperature: float = 2.0,
@@ -89,6 +91,8 @@ class Speech2FaceSystem(L.LightningModule):
                 f"{self.teacher.name!r} makes {self.teacher.embed_dim}-D ones; set the encoder's embed_dim"
             )
         self.frontend = SpectrogramFrontend(**self.encoder.frontend_config())  # type: ignore[arg-type]
+        # The data decides the clip length; saved models record it (the paper: 6 s).
+        self.clip_seconds = 6.0
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -158,6 +162,9 @@ class Speech2FaceSystem(L.LightningModule):
                 f"but this system's teacher {self.teacher.name!r} is {self.teacher.embed_dim}-D; "
                 "train with the teacher the shards were prepared with"
             )
+        data_seconds = getattr(datamodule, "clip_seconds", None)
+        if isinstance(data_seconds, (int, float)):
+            self.clip_seconds = float(data_seconds)
         data_teacher = getattr(datamodule, "teacher", None)
         if isinstance(data_teacher, str) and data_teacher != self.teacher.name:
             raise ConfigError(
@@ -182,5 +189,5 @@ class Speech2FaceSystem(L.LightningModule):
     def export(self) -> Speech2Face:
         """The trained encoder (with the frozen decoder, if any) as a :class:`~s2f.Speech2Face`."""
         teacher = {"name": self.teacher.name, "embed_dim": self.teacher.embed_dim}
-        return Speech2Face(self.encoder, self.decoder, clip_seconds=self.hparams["clip_seconds"], teacher=teacher)
+        return Speech2Face(self.encoder, self.decoder, clip_seconds=self.clip_seconds, teacher=teacher)
 

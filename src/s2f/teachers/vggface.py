@@ -71,25 +71,36 @@ class VGGFace(FaceTeacher):
         self.name = name
         self.embed_dim = fc_dim
         self.image_size = image_size
-        with torch.random.fork_rng(devices=[]):
-            if random_init_seed is not None:
-                torch.manual_seed(random_init_seed)
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
-            in_channels = 3
-            for stage, (width, count) in enumerate(zip(channels, convs_per_stage), start=1):
-                for index in range(1, count + 1):
-                    layers[f"conv{stage}_{index}"] = nn.Conv2d(in_channels, width, 3, padding=1)
-                    layers[f"relu{stage}_{index}"] = nn.ReLU(inplace=True)
-                    in_channels = width
-                layers[f"pool{stage}"] = nn.MaxPool2d(2, 2)
-            self.features = nn.Sequential(layers)
-            side = image_size // 2 ** len(channels)
-            self.fc6 = nn.Linear(in_channels * side * side, fc_dim)
-            self.fc7 = nn.Linear(fc_dim, fc_dim)
-            self.fc8 = nn.Linear(fc_dim, num_classes)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        in_channels = 3
+        for stage, (width, count) in enumerate(zip(channels, convs_per_stage), start=1):
+            for index in range(1, count + 1):
+                layers[f"conv{stage}_{index}"] = nn.Conv2d(in_channels, width, 3, padding=1)
+                layers[f"relu{stage}_{index}"] = nn.ReLU(inplace=True)
+                in_channels = width
+            layers[f"pool{stage}"] = nn.MaxPool2d(2, 2)
+        self.features = nn.Sequential(layers)
+        side = image_size // 2 ** len(channels)
+        self.fc6 = nn.Linear(in_channels * side * side, fc_dim)
+        self.fc7 = nn.Linear(fc_dim, fc_dim)
+        self.fc8 = nn.Linear(fc_dim, num_classes)
         if weights is not None:
             self.load_weights(weights)
+        else:
+            self._init_random(random_init_seed or 0)
         self.freeze()
+
+    def _init_random(self, seed: int) -> None:
+        # He initialisation keeps activations at unit scale through every layer, so that a random
+        # teacher's embeddings and class logits are spread out enough to learn from.
+        # The input is on a 0-255 scale (std about 64 after mean subtraction), hence the first layer's 1/64.
+        generator = torch.Generator().manual_seed(seed)
+        layers = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        for index, module in enumerate(layers):
+            std = (2.0 / module.weight[0].numel()) ** 0.5 / (64.0 if index == 0 else 1.0)
+            with torch.no_grad():
+                module.weight.normal_(0.0, std, generator=generator)
+                module.bias.zero_()
 
     def load_weights(self, path: str | Path) -> None:
         """Fills the network from a state-dict file; raises :class:`WeightsError` on any mismatch."""

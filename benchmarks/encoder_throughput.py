@@ -1,0 +1,274 @@
+"""Train-step throughput of the voice encoders, and how close it comes to this machine's matmul speed.
+
+Each requested encoder runs a training step on 6 s clips -- forward on the spectrogram, the
+normalised L2 loss against random targets, backward, an Adam step with the paper's settings --
+in fp32 and in bf16 autocast (channels-last). Samples/s alone says little across machines, so
+the step's FLOPs (counted once with ``FlopCounterMode``) turn it into achieved FLOP/s, which is
+divided by the dense matmul FLOP/s measured in the same run and dtype: an MFU-like ratio that
+shows how much headroom the convolutions leave. The STFT front end runs in the training step
+too, but outside the encoder and always in fp32, so its cost is timed apart, per sample.
+
+Usage:
+    python benchmarks/encoder_throughput.py [--quick] [--models s2f_cnn_tiny,s2f_cnn]
+        [--dtypes fp32,bf16] [--batch-size N] [--steps N] [--warmup N] [--matmul-size N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from s2f import ENCODERS
+from s2f.audio import SAMPLE_RATE, SpectrogramFrontend
+from s2f.losses import normalized_l2
+
+__all__ = ["Row", "count_flops", "main", "matmul_tflops", "time_frontend", "time_train_step"]
+
+CLIP_SECONDS = 6.0
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# Per-model defaults (batch, warm-up steps, timed steps): the full model takes seconds a step on a CPU.
+DEFAULTS = {"s2f_cnn_tiny": (8, 2, 5), "s2f_cnn": (2, 1, 3)}
+FALLBACK = (2, 1, 3)
+QUICK = (2, 1, 1)
+COLUMNS = (
+    ("model", "model", "{}"),
+    ("params M", "params_m", "{:.1f}"),
+    ("dtype", "dtype", "{}"),
+    ("batch", "batch", "{}"),
+    ("samples/s", "samples_per_s", "{:.3g}"),
+    ("GFLOP/sample fwd", "gflop_fwd", "{:.3g}"),
+    ("GFLOP/sample train", "gflop_train", "{:.3g}"),
+    ("achieved TFLOP/s", "achieved_tflops", "{:.3f}"),
+    ("matmul TFLOP/s", "matmul_tflops", "{:.3f}"),
+    ("ratio", "ratio", "{:.1%}"),
+    ("STFT ms/sample", "stft_ms_per_sample", "{:.2f}"),
+)
+
+
+@dataclass
+class Row:
+    """One encoder in one dtype; ``ratio`` = ``achieved_tflops`` / ``matmul_tflops`` of the same dtype."""
+
+    model: str
+    params_m: float
+    dtype: str
+    batch: int
+    samples_per_s: float
+    gflop_fwd: float
+    gflop_train: float
+    achieved_tflops: float
+    matmul_tflops: float
+    ratio: float
+    stft_ms_per_sample: float
+    step_times_s: list[float] = field(default_factory=list)
+
+
+def _autocast(dtype: str) -> contextlib.AbstractContextManager:
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=DTYPES[dtype])
+
+
+def matmul_tflops(dtype: str, size: int, repeats: int = 5) -> float:
+    """The best TFLOP/s of ``repeats`` square ``size`` matmuls: a ceiling that conv-heavy training can approach.
+
+    The best, not the median, because the ratio is read as a fraction of what the machine can do.
+    """
+    torch.manual_seed(0)
+    a = torch.randn(size, size, dtype=DTYPES[dtype])
+    b = torch.randn(size, size, dtype=DTYPES[dtype])
+    torch.mm(a, b)  # warm-up: first call picks kernels and allocates
+    best = min(_elapsed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e12
+
+
+def _elapsed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def count_flops(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+    """FLOPs of one forward, and of forward + backward, on ``inputs`` (the whole batch).
+
+    Counted outside the timed loops: the counter intercepts every op and slows it down. Only
+    matmuls and convolutions count (as in ``FlopCounterMode``); norms, pools and Adam are left out.
+    """
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            model(inputs)
+    forward = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        normalized_l2(model(inputs), target).backward()
+    model.zero_grad(set_to_none=True)
+    return forward, counter.get_total_flops()
+
+
+def time_train_step(
+    model: nn.Module, spec: torch.Tensor, target: torch.Tensor, dtype: str, *, warmup: int, steps: int
+) -> list[float]:
+    """Seconds per training step (forward, loss, backward, Adam step) after ``warmup`` untimed steps."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999), eps=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(dtype):
+            predicted = model(spec)
+        normalized_l2(predicted, target).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    return [_elapsed(step) for _ in range(steps)]
+
+
+def time_frontend(frontend: SpectrogramFrontend, waves: torch.Tensor, repeats: int = 3) -> float:
+    """Median milliseconds per sample of the STFT front end on ``waves`` [B, N]."""
+    with torch.no_grad():
+        frontend(waves)
+        times = [_elapsed(lambda: frontend(waves)) for _ in range(repeats)]
+    return statistics.median(times) / waves.shape[0] * 1e3
+
+
+def benchmark_model(
+    name: str, dtypes: Sequence[str], matmul: dict[str, float], *, batch: int, warmup: int, steps: int
+) -> list[Row]:
+    """Rows for one encoder: FLOPs and the front end measured once, the train step once per dtype."""
+    torch.manual_seed(0)
+    encoder = ENCODERS.create(name)
+    frontend = SpectrogramFrontend(**encoder.frontend_config())
+    waves = torch.randn(batch, round(CLIP_SECONDS * frontend.sample_rate)) * 0.1
+    with torch.no_grad():
+        spec = frontend(waves)
+    target = torch.randn(batch, encoder.embed_dim)
+    params_m = sum(p.numel() for p in encoder.parameters()) / 1e6
+    fwd, train = count_flops(encoder.train(), spec, target)
+    stft_ms = time_frontend(frontend, waves)
+    del encoder
+    rows = []
+    for dtype in dtypes:
+        torch.manual_seed(0)
+        model = ENCODERS.create(name).train()
+        inputs = spec
+        if dtype != "fp32":  # oneDNN's fast bf16 convolutions want NHWC
+            model = model.to(memory_format=torch.channels_last)
+            inputs = spec.contiguous(memory_format=torch.channels_last)
+        times = time_train_step(model, inputs, target, dtype, warmup=warmup, steps=steps)
+        del model
+        samples_per_s = batch / statistics.median(times)
+        achieved = train / batch * samples_per_s / 1e12
+        rows.append(
+            Row(
+                model=name,
+                params_m=params_m,
+                dtype=dtype,
+                batch=batch,
+                samples_per_s=samples_per_s,
+                gflop_fwd=fwd / batch / 1e9,
+                gflop_train=train / batch / 1e9,
+                achieved_tflops=achieved,
+                matmul_tflops=matmul[dtype],
+                ratio=achieved / matmul[dtype],
+                stft_ms_per_sample=stft_ms,
+                step_times_s=times,
+            )
+        )
+    return rows
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on, so that a table never travels without it."""
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):  # Linux only; elsewhere the platform module's name will do
+        first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+        cpuinfo = {
+            key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
+        }
+        model = cpuinfo.get("model name", model)
+        flags = set(cpuinfo.get("flags", "").split())
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_isa": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A plain-text table with aligned columns."""
+    header = [title for title, _, _ in COLUMNS]
+    body = [[fmt.format(getattr(row, key)) for _, key, fmt in COLUMNS] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body)]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(cells, widths)) for cells in [header, *body]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny encoder, one timed step, small matmuls")
+    parser.add_argument("--models", help="comma-separated encoder names (default: s2f_cnn_tiny,s2f_cnn)")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated, from: fp32, bf16")
+    parser.add_argument("--batch-size", type=int, help="clips per step for every model (default: per model)")
+    parser.add_argument("--steps", type=int, help="timed steps (default: per model)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default: per model)")
+    parser.add_argument("--matmul-size", type=int, help="side of the square matmuls (default: 4096, quick: 1024)")
+    parser.add_argument("--json", type=Path, help="also write the machine, matmul speeds and rows here")
+    args = parser.parse_args(argv)
+    args.models = (args.models or ("s2f_cnn_tiny" if args.quick else "s2f_cnn_tiny,s2f_cnn")).split(",")
+    args.dtypes = args.dtypes.split(",")
+    unknown = [dtype for dtype in args.dtypes if dtype not in DTYPES]
+    if unknown:
+        parser.error(f"unknown dtype(s) {unknown}; choose from {sorted(DTYPES)}")
+    args.matmul_size = args.matmul_size or (1024 if args.quick else 4096)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    """Runs the benchmark, prints the table and returns its rows."""
+    args = parse_args(argv)
+    info = machine()
+    print(
+        f"# {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {info['threads']} threads, "
+        f"{info['cpu_capability']} ({', '.join(info['bf16_isa']) or 'no bf16 ISA'}), clips {CLIP_SECONDS:g} s "
+        f"at {SAMPLE_RATE} Hz"
+    )
+    matmul = {dtype: matmul_tflops(dtype, args.matmul_size) for dtype in args.dtypes}
+    print(
+        "# dense matmul " + ", ".join(f"{d}: {v:.3f} TFLOP/s" for d, v in matmul.items()) + f" ({args.matmul_size}^2)"
+    )
+    rows: list[Row] = []
+    for name in args.models:
+        batch, warmup, steps = QUICK if args.quick else DEFAULTS.get(name, FALLBACK)
+        rows += benchmark_model(
+            name,
+            args.dtypes,
+            matmul,
+            batch=args.batch_size or batch,
+            warmup=args.warmup if args.warmup is not None else warmup,
+            steps=args.steps or steps,
+        )
+    print(format_table(rows))
+    if args.json:
+        report = {"machine": info, "matmul_size": args.matmul_size, "matmul_tflops": matmul}
+        args.json.write_text(json.dumps({**report, "rows": [asdict(row) for row in rows]}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""``S2FDataModule``: streams shard splits into fixed-length waveform batches for training.
+
+Batches carry raw waveforms, not spectrograms: the STFT runs on the training device inside the model,
+which is far cheaper than shipping 598x257x2 float32 arrays through DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from litdata import StreamingDataLoader
+
+from s2f.audio import fit_to_length
+from s2f.errors import ConfigError
+
+from .shards import ClipDataset, ShardManifest, read_manifest
+
+__all__ = ["ClipCollate", "S2FDataModule"]
+
+
+class ClipCollate:
+    """Stacks decoded clips into a batch, making every clip exactly ``num_samples`` long.
+
+    Longer clips keep their first ``num_samples``; shorter ones are loop-repeated, as in the paper.
+    A class rather than a closure so DataLoader workers started with ``spawn`` can receive it.
+
+    Args:
+        num_samples: Samples per clip in the batch.
+        with_faces: Also stack the decoded faces.
+    """
+
+    def __init__(self, num_samples: int, with_faces: bool = False) -> None:
+        self.num_samples = num_samples
+        self.with_faces = with_faces
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = {
+            "audio": torch.stack([fit_to_length(item["audio"], self.num_samples) for item in items]),
+            "embedding": torch.stack([item["embedding"] for item in items]),
+            "clip_id": [item["clip_id"] for item in items],
+            "speaker_id": [item["speaker_id"] for item in items],
+        }
+        if self.with_faces:
+            batch["face"] = torch.stack([item["face"] for item in items])
+        return batch
+
+
+class S2FDataModule(L.LightningDataModule):
+    """Train/val/test/predict loaders over a shard root written by ``s2f prepare``.
+
+    Each batch is a dict: ``audio`` float32 [B, N] with N = ``clip_seconds * sample_rate``,
+    ``embedding`` float32 [B, D] (the teacher's embedding of the speaker's face), ``clip_id`` and
+    ``speaker_id`` (lists of str), and ``face`` uint8 [B, 3, 224, 224] when ``decode_faces`` is set.
+    Loaders are litdata ``StreamingDataLoader``s: the train split is shuffled (a new order every
+    epoch), the others are read in stored order; predict reads the test split. litdata splits the
+    clips across ranks and workers itself, so no DistributedSampler is involved.
+
+    Args:
+        data_dir: Shard root (local path, or an object-store URL litdata can stream from).
+        batch_size: Clips per batch.
+        num_workers: DataLoader worker processes (0 decodes in the main process).
+        clip_seconds: Length every clip is cropped or loop-repeated to.
+        sample_rate: Expected audio rate; must match the shards.
+        decode_faces: Also decode and batch the face crops (not needed to train the voice encoder).
+        shuffle: Shuffle the train split.
+        seed: Seed of the train shuffle.
+        drop_last: Drop the train tail that does not fill a whole batch on every rank and worker.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        clip_seconds: float = 6.0,
+        sample_rate: int = 16000,
+        decode_faces: bool = False,
+        shuffle: bool = True,
+        seed: int = 42,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if num_workers < 0:
+            raise ConfigError(f"num_workers must be 0 or more, got {num_workers}")
+        if not clip_seconds > 0:
+            raise ConfigError(f"clip_seconds must be positive, got {clip_seconds}")
+        self.save_hyperparameters()
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.clip_seconds = clip_seconds
+        self.sample_rate = sample_rate
+        self.decode_faces = decode_faces
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self._manifest: ShardManifest | None = None
+        self._train_loader: StreamingDataLoader | None = None
+        self._pending_train_state: dict[str, Any] | None = None
+
+    @property
+    def manifest(self) -> ShardManifest:
+        """The shard manifest, read (and checked) on first use."""
+        if self._manifest is None:
+            manifest = read_manifest(self.data_dir)
+            if manifest.sample_rate != self.sample_rate:
+                raise ConfigError(
+                    f"{self.data_dir} holds {manifest.sample_rate} Hz audio but the datamodule expects "
+                    f"{self.sample_rate} Hz; set sample_rate={manifest.sample_rate} or re-run `s2f prepare`"
+                )
+            self._manifest = manifest
+        return self._manifest
+
+    @property
+    def embed_dim(self) -> int:
+        """Length of the teacher embeddings in the shards."""
+        return self.manifest.embed_dim
+
+    @property
+    def teacher(self) -> str:
+        """Name of the teacher whose embeddings the shards hold."""
+        return self.manifest.teacher
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per clip in every batch."""
+        return round(self.clip_seconds * self.sample_rate)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Reads the manifest, so a wrong ``data_dir`` fails before any model work starts."""
+        _ = self.manifest
+
+    def _loader(self, split: str, *, shuffle: bool, drop_last: bool | None) -> StreamingDataLoader:
+        dataset = ClipDataset(
+            self.data_dir,
+            split,
+            shuffle=shuffle,
+            decode_faces=self.decode_faces,
+            seed=self.seed,
+            drop_last=drop_last,
+        )
+        return StreamingDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=ClipCollate(self.num_samples, with_faces=self.decode_faces),
+        )
+
+    def train_dataloader(self) -> StreamingDataLoader:
+        """Shuffled (when ``shuffle``) loader over the train split."""
+        _ = self.manifest
+        loader = self._loader("train", shuffle=self.shuffle, drop_last=self.drop_last)
+        if self._pending_train_state is not None and self.trainer is None:
+            # Under a Trainer, the fit loop restores the loader from its own checkpoint entry; loading
+            # the same state twice would advance litdata's worker cycle twice.
+            loader.load_state_dict(self._pending_train_state)
+        self._pending_train_state = None
+        self._train_loader = loader
+        return loader
+
+    def val_dataloader(self) -> StreamingDataLoader:
+        """Loader over the val split, in stored order."""
+        _ = self.manifest
+        # None: litdata keeps every clip on one process and evens out ranks under DDP.
+        return self._loader("val", shuffle=False, drop_last=None)
+
+    def test_dataloader(self) -> StreamingDataLoader:
+        """Loader over the test split, in stored order."""
+        _ = self.manifest
+        return self._loader("test", shuffle=False, drop_last=None)
+
+    def predict_dataloader(self) -> StreamingDataLoader:
+        """Loader over the test split, in stored order."""
+        return self.test_dataloader()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The train loader's litdata position, so a resumed run continues mid-epoch."""
+        if self._train_loader is None:
+            return {}
+        return {"train_loader": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Remembers a train loader position; the next :meth:`train_dataloader` resumes from it."""
+        self._pending_train_state = state_dict.get("train_loader")

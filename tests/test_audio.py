@@ -116,7 +116,13 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path: Path) -> None
     silent = write_wav(tmp_path / "silent.wav", np.zeros(16_000, dtype=np.float32))
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
     video_only = write_mp4(tmp_path / "video_only.mp4", None, frames=5)
-    cases = {missing: "no such audio file", garbage: "unreadable", silent: "silent", empty: "empty", video_only: "no audio"}
+    cases = {
+        missing: "no such audio file",
+        garbage: "unreadable",
+        silent: "silent",
+        empty: "empty",
+        video_only: "no audio",
+    }
     for path, reason in cases.items():
         with pytest.raises(AudioError) as caught:
             load_audio(path)

@@ -16,7 +16,9 @@ from s2f.errors import ConfigError, WeightsError
 @pytest.fixture
 def model() -> Speech2Face:
     torch.manual_seed(0)
-    return Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=3.0, teacher={"name": "vggface_tiny", "embed_dim": 64})
+    return Speech2Face(
+        ENCODERS.create("s2f_cnn_tiny"), clip_seconds=3.0, teacher={"name": "vggface_tiny", "embed_dim": 64}
+    )
 
 
 def test_saved_model_describes_itself_and_reloads_identically(tmp_path: Path, model: Speech2Face) -> None:
@@ -28,7 +30,12 @@ def test_saved_model_describes_itself_and_reloads_identically(tmp_path: Path, mo
     assert config["encoder"]["class_path"] == "s2f.encoders.cnn.PaperCNNEncoder"
     assert config["encoder"]["init_args"]["embed_dim"] == 64
     assert config["preprocessing"] == {
-        "clip_seconds": 3.0, "sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "power": 0.3
+        "clip_seconds": 3.0,
+        "sample_rate": 16000,
+        "n_fft": 512,
+        "win_length": 400,
+        "hop_length": 160,
+        "power": 0.3,
     }
     assert config["teacher"]["name"] == "vggface_tiny"
     again = Speech2Face.from_pretrained(folder)
@@ -50,7 +57,7 @@ def test_bad_model_folders_are_clear_errors(tmp_path: Path, model: Speech2Face) 
         Speech2Face.from_pretrained(tmp_path / "nothing")
     folder = model.save_pretrained(tmp_path / "m")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(ConfigError, match="missing model.safetensors"):
+    with pytest.raises(ConfigError, match=r"missing model\.safetensors"):
         Speech2Face.from_pretrained(folder)
     other = Speech2Face(ENCODERS.create("s2f_cnn_tiny", hidden_dim=32))
     other.save_pretrained(tmp_path / "other")
@@ -62,5 +69,5 @@ def test_bad_model_folders_are_clear_errors(tmp_path: Path, model: Speech2Face) 
     (folder / "config.json").write_text(json.dumps(config))
     model.save_pretrained(tmp_path / "future")
     (tmp_path / "future" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="v99.*upgrade s2f"):
+    with pytest.raises(ConfigError, match=r"v99.*upgrade s2f"):
         Speech2Face.from_pretrained(tmp_path / "future")

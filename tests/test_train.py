@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from corpus import make_corpus
 from s2f import TEACHERS, Speech2Face
 from s2f.cli import main
 from s2f.data import build_shards_from_pairs
+from s2f.data.toy import make_toy_corpus
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -20,7 +20,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus")
-    manifest = make_corpus(root / "media", speakers=12, clips_per_speaker=4)
+    manifest = make_toy_corpus(root / "media", speakers=12, clips_per_speaker=4)
     build_shards_from_pairs(manifest, root / "shards", TEACHERS.create("vggface_tiny"))
     return root / "shards"
 
@@ -78,7 +78,9 @@ def test_print_config_stacks_recipes(shards: Path, capsys: pytest.CaptureFixture
     assert "WandbLogger" in paper and "s2f.encoders.PaperCNNEncoder" in paper and "bf16-mixed" in paper
     assert "lambda_distill: 200.0" in paper and "lr_decay_steps: 10000" in paper
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(RECIPES / "paper.yaml"), "--config", str(RECIPES / "debug.yaml"), "--print_config"])
+        main(
+            ["fit", "--config", str(RECIPES / "paper.yaml"), "--config", str(RECIPES / "debug.yaml"), "--print_config"]
+        )
     stacked = capsys.readouterr().out
     assert "encoder: s2f_cnn_tiny" in stacked and "CSVLogger" in stacked and "WandbLogger" not in stacked
     assert "lambda_distill: 200.0" in stacked  # what debug does not override comes from the paper
@@ -102,7 +104,8 @@ def test_bad_inputs_are_one_line_errors(shards: Path, tmp_path: Path, capsys: py
     missing_weights = ["fit", "--config", str(RECIPES / "paper.yaml"), "--data.init_args.data_dir", str(shards)]
     assert main(missing_weights) == 2
     assert capsys.readouterr().err.strip() == (
-        "s2f: error: weights/vgg_face_dag.pth: no such file for the VGG-Face weights; check the path (nothing is downloaded)"
+        "s2f: error: weights/vgg_face_dag.pth: no such file for the VGG-Face weights; "
+        "check the path (nothing is downloaded)"
     )
     future = tmp_path / "future"
     future.mkdir()
@@ -111,8 +114,17 @@ def test_bad_inputs_are_one_line_errors(shards: Path, tmp_path: Path, capsys: py
     (future / "s2f_shards.json").unlink()
     manifest = json.loads((shards / "s2f_shards.json").read_text())
     (future / "s2f_shards.json").write_text(json.dumps({**manifest, "version": 2}))
-    args = ["fit", "--config", str(RECIPES / "debug.yaml"), "--data.init_args.data_dir", str(future),
-            "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    args = [
+        "fit",
+        "--config",
+        str(RECIPES / "debug.yaml"),
+        "--data.init_args.data_dir",
+        str(future),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    ]
     assert main(args) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("s2f: error: ") and str(future) in error and "version" in error

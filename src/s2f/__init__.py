@@ -30,9 +30,9 @@ __all__ = [
     "Prediction",
     "Registry",
     "S2FError",
+    "SpectrogramFrontend",
     "Speech2Face",
     "Speech2FaceLoss",
-    "SpectrogramFrontend",
     "Waveform",
     "__version__",
     "decoders",
@@ -45,4 +45,6 @@ __all__ = [
 
 def list_models(pattern: str = "*", *, tiny: bool | None = None) -> list[str]:
     """Names of every registered encoder, teacher and decoder matching a shell-style ``pattern``."""
-    return sorted({*ENCODERS.list(pattern, tiny=tiny), *TEACHERS.list(pattern, tiny=tiny), *DECODERS.list(pattern, tiny=tiny)})
+    return sorted(
+        {*ENCODERS.list(pattern, tiny=tiny), *TEACHERS.list(pattern, tiny=tiny), *DECODERS.list(pattern, tiny=tiny)}
+    )

@@ -51,7 +51,7 @@ class RecordsConfig:
                 self.__dict__[_INIT_ARGS] = recorded
             init(self, *args, **kw)
 
-        cls.__init__ = recording_init  # type: ignore[misc]
+        cls.__init__ = recording_init  # type: ignore[method-assign]
 
 
 def _jsonable(value: Any) -> Any:
@@ -79,7 +79,9 @@ def component_spec(module: nn.Module) -> dict[str, Any]:
     try:
         json.dumps(spec)
     except TypeError as exc:
-        raise ConfigError(f"{cls.__qualname__} has a constructor argument that is not JSON ({exc}); use plain values") from None
+        raise ConfigError(
+            f"{cls.__qualname__} has a constructor argument that is not JSON ({exc}); use plain values"
+        ) from None
     return spec
 
 
@@ -91,7 +93,9 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
         module_name, _, class_name = class_path.rpartition(".")
         cls = getattr(importlib.import_module(module_name), class_name)
     except (KeyError, ValueError, ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: {exc}; is the package that defines it installed?") from None
+        raise ConfigError(
+            f"cannot rebuild {base.__name__} from {spec!r}: {exc}; is the package that defines it installed?"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")
     return cls(**init_args)

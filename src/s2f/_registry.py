@@ -17,15 +17,21 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import importlib.metadata
 import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch.nn as nn
+
+if TYPE_CHECKING:
+    from .decoders.base import FaceDecoder
+    from .encoders.base import VoiceEncoder
+    from .teachers.base import FaceTeacher
 
 __all__ = ["DECODERS", "ENCODERS", "TEACHERS", "Registry", "RegistryEntry"]
 
@@ -124,7 +130,7 @@ class Registry(Generic[ModelT]):
             names = [n for n in names if self._entries[n].tiny == tiny]
         return sorted(names)
 
-    def entries(self) -> list[RegistryEntry]:
+    def entries(self) -> builtins.list[RegistryEntry]:
         """Every registered entry, sorted by name."""
         return [self._entries[n] for n in self.list()]
 
@@ -166,6 +172,6 @@ def _source_of(builder: Callable[..., Any]) -> str:
     return module
 
 
-ENCODERS: Registry[nn.Module] = Registry("encoder", "s2f.encoders")
-TEACHERS: Registry[nn.Module] = Registry("teacher", "s2f.teachers")
-DECODERS: Registry[nn.Module] = Registry("decoder", "s2f.decoders")
+ENCODERS: Registry[VoiceEncoder] = Registry("encoder", "s2f.encoders")
+TEACHERS: Registry[FaceTeacher] = Registry("teacher", "s2f.teachers")
+DECODERS: Registry[FaceDecoder] = Registry("decoder", "s2f.decoders")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ class Waveform:
     sample_rate: int
 
 
-AudioInput = Union[str, os.PathLike, BinaryIO, Waveform, tuple]
+AudioInput = str | os.PathLike | BinaryIO | Waveform | tuple
 """A path, a binary file object, a :class:`Waveform`, or ``(samples, sample_rate)``."""
 
 
@@ -78,7 +78,7 @@ def load_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE) -> torch.Tens
     if not torch.isfinite(wave).all():
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     if rate != sample_rate:
-        import torchaudio.functional as AF  # noqa: N812 - torchaudio's own convention
+        import torchaudio.functional as AF
 
         wave = AF.resample(wave, orig_freq=int(rate), new_freq=sample_rate)
     if wave.abs().max().item() < SILENCE_PEAK:
@@ -146,6 +146,7 @@ class SpectrogramFrontend(nn.Module):
         self.hop_length = hop_length
         self.n_fft = n_fft
         self.power = power
+        self.window: torch.Tensor
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
 
     @property

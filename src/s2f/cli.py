@@ -9,6 +9,8 @@ Training subcommands are Lightning's own, read from YAML recipes with ``class_pa
 
 The rest are s2f's::
 
+    s2f demo [--out DIR] [--quick]                   the whole pipeline on a toy corpus, in about a minute
+    s2f prepare --pairs PAIRS.csv --out SHARDS       audio + face image pairs -> training shards
     s2f run RECIPE [RECIPE ...] [--key value ...]    fit with stacked recipes (what `lightning run` would be)
     s2f predict --model DIR_OR_CKPT voice.wav [...]  face embedding (and image) of audio files
     s2f export CKPT OUT_DIR                          a training checkpoint -> config.json + model.safetensors
@@ -41,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args[1:])
         if args and args[0] == "models":
             return _models(args[1:])
-        if args and args[0] in ("-h", "--help") or not args:
+        if args and args[0] == "demo":
+            return _demo(args[1:])
+        if args and args[0] == "prepare":
+            return _prepare(args[1:])
+        if (args and args[0] in ("-h", "--help")) or not args:
             print(__doc__)
             return 0 if args else 2
         return _run_lightning(args)
@@ -85,7 +91,7 @@ def _predict_audio(args: list[str]) -> int:
     model = Speech2Face.from_pretrained(options.model, device=options.device)
     predictions = model.predict(list(options.audio), seconds=options.seconds)
     embeddings = np.stack([p.embedding.numpy() for p in predictions])
-    for path, prediction in zip(options.audio, predictions):
+    for path, prediction in zip(options.audio, predictions, strict=True):
         e = prediction.embedding
         print(f"{path}: {e.numel()}-D embedding, norm {e.norm():.3f}, first {', '.join(f'{v:.3f}' for v in e[:4])} ...")
     if options.output:
@@ -94,13 +100,14 @@ def _predict_audio(args: list[str]) -> int:
         if out.suffix == ".npy":
             np.save(out, embeddings)
         elif out.suffix == ".json":
-            out.write_text(json.dumps({p: e.tolist() for p, e in zip(options.audio, embeddings)}))
+            out.write_text(json.dumps({p: e.tolist() for p, e in zip(options.audio, embeddings, strict=True)}))
         elif out.suffix.lower() in (".png", ".jpg", ".jpeg"):
             if predictions[0].image is None:
                 raise S2FError(f"{options.model} has no face decoder, so there is no image; write .npy or .json")
             for index, prediction in enumerate(predictions):
                 target = out if len(predictions) == 1 else out.with_stem(f"{out.stem}_{index}")
-                prediction.image.save(target)
+                if prediction.image is not None:
+                    prediction.image.save(target)
         else:
             raise S2FError(f"{out}: write .npy, .json, or (with a decoder) .png/.jpg")
         print(f"wrote {out}")
@@ -119,6 +126,47 @@ def _export(args: list[str]) -> int:
     return 0
 
 
+def _demo(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="s2f demo", description="Run the whole pipeline on a toy corpus.")
+    parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    parser.add_argument("--seed", type=int, default=0)
+    options = parser.parse_args(args)
+    from .demo import run_demo
+
+    run_demo(options.out, quick=options.quick, seed=options.seed)
+    return 0
+
+
+def _prepare(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="s2f prepare", description="Build training shards from media.")
+    parser.add_argument("--pairs", required=True, help="CSV with speaker_id,audio,face[,clip_id,split,...] columns")
+    parser.add_argument("--out", required=True, help="shard folder to create")
+    parser.add_argument("--teacher", default="vggface", help="registered teacher name (default: vggface)")
+    parser.add_argument("--teacher-weights", help="weights file of the teacher (VGG-Face needs one)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=6.0, help="audio kept per clip (the paper: 6 s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing shard folder")
+    options = parser.parse_args(args)
+    from ._registry import TEACHERS
+    from .data import build_shards_from_pairs
+
+    kwargs = {"weights": options.teacher_weights} if options.teacher_weights else {}
+    teacher = TEACHERS.create(options.teacher, **kwargs)
+    manifest = build_shards_from_pairs(
+        options.pairs,
+        options.out,
+        teacher,
+        batch_size=options.batch_size,
+        max_seconds=options.max_seconds,
+        overwrite=options.overwrite,
+    )
+    for split, info in manifest.splits.items():
+        print(f"{split:>5}: {info.clips} clips from {info.speakers} speakers")
+    print(f"wrote {options.out} (teacher {manifest.teacher}, {manifest.embed_dim}-D)")
+    return 0
+
+
 def _models(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="s2f models", description="List registered models.")
     parser.add_argument("pattern", nargs="?", default="*")
@@ -134,7 +182,7 @@ def _models(args: list[str]) -> int:
     header = ("name", "kind", "size", "source", "description")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return 0
 
 

@@ -1,6 +1,7 @@
 """The training loss of Speech2Face (Oh et al., 2019, eq. 1).
 
-``L = ||f_dec(v_f) - f_dec(v_s)||_1 + lambda1 ||v_f/|v_f| - v_s/|v_s| ||_2^2 + lambda2 L_distill(f_VGG(v_f), f_VGG(v_s))``
+``L = ||f_dec(v_f) - f_dec(v_s)||_1 + lambda1 ||v_f/|v_f| - v_s/|v_s| ||_2^2``
+``    + lambda2 L_distill(f_VGG(v_f), f_VGG(v_s))``
 
 where v_f is the teacher's face embedding, v_s the voice encoder's prediction, f_dec the face
 decoder's first layer and f_VGG the teacher's classifier, both frozen. The paper found plain L1

@@ -10,7 +10,7 @@ Example:
     >>> from s2f import ENCODERS, Speech2Face
     >>> model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=3.0)
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     model.save_pretrained(folder)
+    ...     _ = model.save_pretrained(folder)
     ...     again = Speech2Face.from_pretrained(folder)
     >>> wave = torch.sin(torch.arange(48_000) / 10.0)
     >>> bool(torch.equal(model.predict((wave, 16_000)).embedding, again.predict((wave, 16_000)).embedding))
@@ -78,7 +78,9 @@ class Speech2Face(nn.Module):
     ) -> None:
         super().__init__()
         if decoder is not None and decoder.embed_dim != encoder.embed_dim:
-            raise ConfigError(f"decoder takes {decoder.embed_dim}-D embeddings but the encoder makes {encoder.embed_dim}-D")
+            raise ConfigError(
+                f"decoder takes {decoder.embed_dim}-D embeddings but the encoder makes {encoder.embed_dim}-D"
+            )
         self.encoder = encoder
         self.decoder = decoder
         self.frontend = SpectrogramFrontend(**encoder.frontend_config())  # type: ignore[arg-type]
@@ -114,8 +116,7 @@ class Speech2Face(nn.Module):
             audio: A path, file object, :class:`~s2f.audio.Waveform` or ``(samples, rate)``; or a list of them.
             seconds: Clip length to use instead of the model's (the paper evaluates 3 s and 6 s).
         """
-        single = not isinstance(audio, list)
-        sources: list[AudioInput] = [audio] if single else list(audio)  # type: ignore[list-item]
+        sources: list[AudioInput] = list(audio) if isinstance(audio, list) else [audio]
         length = self.clip_seconds if seconds is None else seconds
         waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
         was_training = self.training
@@ -125,12 +126,12 @@ class Speech2Face(nn.Module):
             predictions = [Prediction(embedding=e) for e in embeddings]
             if self.decoder is not None:
                 faces = self.decoder(embeddings.to(self.device))
-                for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks):
+                for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks, strict=True):
                     prediction.image = _to_pil(image)
                     prediction.landmarks = landmarks.float().cpu()
         finally:
             self.train(was_training)
-        return predictions[0] if single else predictions
+        return predictions if isinstance(audio, list) else predictions[0]
 
     # -- saving and loading --------------------------------------------------------------------
 
@@ -182,10 +183,8 @@ class Speech2Face(nn.Module):
         Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads.
         """
         text = os.fspath(path)
-        if text.startswith(HUB_PREFIX):
-            folder = _download_from_hub(text[len(HUB_PREFIX) :])
-        else:
-            folder = Path(text).expanduser()
+        hub = text.startswith(HUB_PREFIX)
+        folder = _download_from_hub(text[len(HUB_PREFIX) :]) if hub else Path(text).expanduser()
         if folder.is_file() and folder.suffix == ".ckpt":
             model = cls.from_checkpoint(folder)
         elif folder.is_dir():

@@ -76,13 +76,13 @@ class Speech2FaceSystem(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
-        self.encoder: VoiceEncoder = ENCODERS.create(encoder) if isinstance(encoder, str) else encoder  # type: ignore[assignment]
+        self.encoder: VoiceEncoder = ENCODERS.create(encoder) if isinstance(encoder, str) else encoder
         if isinstance(teacher, str):
-            teacher = TEACHERS.create(teacher, **({"weights": teacher_weights} if teacher_weights else {}))  # type: ignore[assignment]
+            teacher = TEACHERS.create(teacher, **({"weights": teacher_weights} if teacher_weights else {}))
         elif teacher_weights:
             raise ConfigError("teacher_weights only applies to a teacher given by name; put weights in its init_args")
-        self.teacher: FaceTeacher = teacher.freeze()  # type: ignore[union-attr,assignment]
-        self.decoder: FaceDecoder | None = DECODERS.create(decoder) if isinstance(decoder, str) else decoder  # type: ignore[assignment]
+        self.teacher: FaceTeacher = teacher.freeze()
+        self.decoder: FaceDecoder | None = DECODERS.create(decoder) if isinstance(decoder, str) else decoder
         if self.decoder is not None:
             self.decoder.requires_grad_(False).eval()
         if self.encoder.embed_dim != self.teacher.embed_dim:
@@ -95,7 +95,7 @@ class Speech2FaceSystem(L.LightningModule):
         self.clip_seconds = 6.0
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
         if channels_last:
-            self.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.encoder.to(memory_format=torch.channels_last)
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -190,4 +190,3 @@ class Speech2FaceSystem(L.LightningModule):
         """The trained encoder (with the frozen decoder, if any) as a :class:`~s2f.Speech2Face`."""
         teacher = {"name": self.teacher.name, "embed_dim": self.teacher.embed_dim}
         return Speech2Face(self.encoder, self.decoder, clip_seconds=self.clip_seconds, teacher=teacher)
-

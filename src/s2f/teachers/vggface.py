@@ -73,7 +73,7 @@ class VGGFace(FaceTeacher):
         self.image_size = image_size
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels = 3
-        for stage, (width, count) in enumerate(zip(channels, convs_per_stage), start=1):
+        for stage, (width, count) in enumerate(zip(channels, convs_per_stage, strict=True), start=1):
             for index in range(1, count + 1):
                 layers[f"conv{stage}_{index}"] = nn.Conv2d(in_channels, width, 3, padding=1)
                 layers[f"relu{stage}_{index}"] = nn.ReLU(inplace=True)
@@ -100,7 +100,8 @@ class VGGFace(FaceTeacher):
             std = (2.0 / module.weight[0].numel()) ** 0.5 / (64.0 if index == 0 else 1.0)
             with torch.no_grad():
                 module.weight.normal_(0.0, std, generator=generator)
-                module.bias.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
 
     def load_weights(self, path: str | Path) -> None:
         """Fills the network from a state-dict file; raises :class:`WeightsError` on any mismatch."""

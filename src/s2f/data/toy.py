@@ -1,4 +1,7 @@
-"""A small audio-visual corpus with a real voice-face link, written as wav + jpg files.
+"""A toy audio-visual corpus with a known voice-face link, written as real wav + jpg files.
+
+It exists so that the whole system can be exercised on any machine in seconds (tests, the
+quick demo); it is not a stand-in for real speech or real faces.
 
 Each speaker has hidden traits in [0, 1]. Their face is drawn from them (face width, skin tone,
 eye spacing, mouth width) and their voice is synthesised from the same traits: a glottal pulse
@@ -21,6 +24,9 @@ SAMPLE_RATE = 16_000
 VOWEL_FORMANTS = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410)]
 
 
+__all__ = ["draw_face", "make_toy_corpus", "synthesize_voice"]
+
+
 def speaker_traits(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.0, 1.0, size=4)
 
@@ -40,8 +46,10 @@ def draw_face(traits: np.ndarray, rng: np.random.Generator, size: int = 224) -> 
         draw.ellipse([x - 9, y - 6, x + 9, y + 6], fill=(250, 250, 250))
         draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(40, 30, 20))
     mouth_half = size * (0.05 + 0.1 * mouth)
-    draw.rectangle([centre[0] - mouth_half, centre[1] + 0.17 * size, centre[0] + mouth_half, centre[1] + 0.2 * size],
-                   fill=(150, 40, 50))
+    draw.rectangle(
+        [centre[0] - mouth_half, centre[1] + 0.17 * size, centre[0] + mouth_half, centre[1] + 0.2 * size],
+        fill=(150, 40, 50),
+    )
     return image
 
 
@@ -69,8 +77,12 @@ def synthesize_voice(traits: np.ndarray, seconds: float, rng: np.random.Generato
     return (0.5 * output / np.abs(output).max()).astype(np.float32)
 
 
-def make_corpus(root: Path, speakers: int = 12, clips_per_speaker: int = 4, seed: int = 0, held_out: int = 2) -> Path:
+def make_toy_corpus(
+    root: Path, speakers: int = 12, clips_per_speaker: int = 4, seed: int = 0, held_out: int = 2
+) -> Path:
     """Writes ``root/{speaker}/clip{i}.wav`` + ``face{i}.jpg`` and ``root/pairs.csv``; returns the CSV.
+
+    The CSV has the columns ``build_shards_from_pairs`` reads: speaker_id, audio, face, split, gender.
 
     The last ``2 * held_out`` speakers are assigned to val and test explicitly, so that even a
     small corpus has every split.
@@ -88,8 +100,15 @@ def make_corpus(root: Path, speakers: int = 12, clips_per_speaker: int = 4, seed
             audio = folder / f"clip{clip}.wav"
             sf.write(audio, synthesize_voice(traits, seconds, rng), SAMPLE_RATE, subtype="PCM_16")
             split = "train" if speaker < speakers - 2 * held_out else "val" if speaker < speakers - held_out else "test"
-            rows.append({"speaker_id": folder.name, "audio": f"{folder.name}/{audio.name}", "split": split,
-                         "face": f"{folder.name}/{face.name}", "gender": "f" if traits[0] < 0.5 else "m"})
+            rows.append(
+                {
+                    "speaker_id": folder.name,
+                    "audio": f"{folder.name}/{audio.name}",
+                    "split": split,
+                    "face": f"{folder.name}/{face.name}",
+                    "gender": "f" if traits[0] < 0.5 else "m",
+                }
+            )
     manifest = root / "pairs.csv"
     with manifest.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -205,6 +205,8 @@ def machine() -> dict[str, object]:
         "bf16_isa": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        # Work outside this process (other jobs on a shared VM) shows here and nowhere else.
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -247,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(
         f"# {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {info['threads']} threads, "
         f"{info['cpu_capability']} ({', '.join(info['bf16_isa']) or 'no bf16 ISA'}), clips {CLIP_SECONDS:g} s "
-        f"at {SAMPLE_RATE} Hz"
+        f"at {SAMPLE_RATE} Hz, load average {info['load_average']}"
     )
     matmul = {dtype: matmul_tflops(dtype, args.matmul_size) for dtype in args.dtypes}
     print(

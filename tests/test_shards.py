@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +403,17 @@ def test_absent_split_has_a_clear_error(small: tuple[Path, list[ClipRecord]]) ->
         list(iter_records(root, "test"))
     with pytest.raises(ValueError, match="unknown split"):
         ClipDataset(root, "training")
+
+
+def test_rows_that_would_be_unpickled_are_refused(small: tuple[Path, list[ClipRecord]], tmp_path: Path) -> None:
+    root = tmp_path / "tampered"
+    shutil.copytree(small[0], root)
+    (index,) = [p / "index.json" for p in root.iterdir() if (p / "index.json").is_file()][:1]
+    config = json.loads(index.read_text())
+    config["config"]["data_format"][-1] = "pickle"
+    index.write_text(json.dumps(config))
+    split = index.parent.name
+    with pytest.raises(ShardFormatError, match="would be unpickled"):
+        next(iter_records(root, split))
+    with pytest.raises(ShardFormatError, match="would be unpickled"):
+        ClipDataset(root, split)

@@ -357,6 +357,8 @@ def _split_dir(manifest: ShardManifest, split: str) -> str:
             f"{os.path.join(path, INDEX_NAME)} is missing although the manifest lists split {split!r}; "
             "the shards are incomplete: re-run `s2f prepare`"
         )
+    if not _is_url(path):
+        _check_index(path)
     return path
 
 
@@ -746,12 +748,23 @@ class ShardWriter:
 
 
 def _check_index(split_dir: str) -> None:
-    """Refuses an index whose rows would need a serializer outside the fixed, pickle-free set."""
-    with open(os.path.join(split_dir, INDEX_NAME), encoding="utf-8") as handle:
-        formats = json.load(handle)["config"]["data_format"]
-    bad = [name for name in formats if name.split(":", 1)[0] not in _ALLOWED_FORMATS]
+    """Refuses an index whose rows would need a serializer outside the fixed, pickle-free set.
+
+    Reading such rows would unpickle whatever the file holds, so shards from elsewhere are checked too.
+    """
+    index = os.path.join(split_dir, INDEX_NAME)
+    try:
+        with open(index, encoding="utf-8") as handle:
+            formats = json.load(handle)["config"]["data_format"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ShardFormatError(
+            f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
+        ) from None
+    bad = [name for name in formats if str(name).split(":", 1)[0] not in _ALLOWED_FORMATS]
     if bad:
-        raise RuntimeError(f"{split_dir}: rows were serialized as {bad}; only {_ALLOWED_FORMATS} are allowed")
+        raise ShardFormatError(
+            f"{index}: rows are stored as {bad}, which would be unpickled; s2f reads only {list(_ALLOWED_FORMATS)}"
+        )
 
 
 # --------------------------------------------------------------------------------------------- readers

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,9 +66,17 @@ def test_debug_recipe_learns_and_the_saved_model_reloads(shards: Path, tmp_path:
     assert json.loads((exported / "config.json").read_text())["teacher"]["name"] == "vggface_tiny"
 
     assert main(["predict", "--model", str(exported), str(voice), "-o", str(tmp_path / "e.npy")]) == 0
-    import numpy as np
-
     assert np.allclose(np.load(tmp_path / "e.npy")[0], from_folder.numpy())
+
+    # Lightning's own predict and test subcommands on the same recipe and checkpoint.
+    common = ["--config", str(RECIPES / "debug.yaml"), "--data.init_args.data_dir", str(shards),
+              "--data.init_args.clip_seconds", "3", "--trainer.logger.init_args.save_dir", str(tmp_path / "eval"),
+              "--ckpt_path", str(checkpoint)]  # fmt: skip
+    assert main(["test", *common]) == 0
+    assert main(["predict", *common]) == 0
+    (predicted,) = (tmp_path / "eval").glob("debug/version_*/predictions/embeddings.npy")
+    clip_ids = json.loads((predicted.parent / "clip_ids.json").read_text())
+    assert np.load(predicted).shape == (8, 64) and len(set(clip_ids)) == 8  # 2 test speakers x 4 clips
 
 
 def test_print_config_stacks_recipes(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,7 +101,7 @@ class Registry(Generic[ModelT]):
             summary=doc.splitlines()[0] if doc else "",
         )
 
-    def create(self, name: str, **kwargs: Any) -> ModelT:
+    def create(self, name: str, /, **kwargs: Any) -> ModelT:
         """Builds the model registered as ``name``; keyword arguments override its defaults."""
         model = self.get(name).builder(**kwargs)
         if not isinstance(model, nn.Module):

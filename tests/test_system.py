@@ -1,0 +1,82 @@
+"""Speech2FaceSystem: what "frozen teacher" means in practice, and resuming from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from s2f import TEACHERS
+from s2f.data import ClipRecord, ShardWriter
+from s2f.data.datamodule import S2FDataModule
+from s2f.errors import ConfigError
+from s2f.lit import Speech2FaceSystem
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("system") / "shards"
+    teacher = TEACHERS.create("vggface_tiny")
+    rng = np.random.default_rng(0)
+    with ShardWriter(root, teacher=teacher.name, embed_dim=teacher.embed_dim) as writer:
+        for index in range(24):
+            speaker = index // 3
+            face = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+            embedding = teacher.embed_images(torch.from_numpy(face).permute(2, 0, 1)[None])[0].numpy()
+            audio = (0.3 * np.sin(np.arange(16_000) * (0.05 + 0.01 * speaker))).astype(np.float32)
+            split = "train" if speaker < 6 else "val" if speaker == 6 else "test"
+            writer.write(ClipRecord(f"c{index}", f"s{speaker}", audio, face, embedding, split=split))
+    return root
+
+
+def _trainer(root: Path, **kwargs: object) -> L.Trainer:
+    options: dict[str, object] = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(root),
+    }
+    return L.Trainer(**{**options, **kwargs})  # type: ignore[arg-type]
+
+
+def test_teacher_stays_frozen_while_the_encoder_trains(shards: Path, tmp_path: Path) -> None:
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    teacher_before = {k: v.clone() for k, v in system.teacher.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in system.encoder.state_dict().items()}
+    optimizer = system.configure_optimizers()["optimizer"]
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in system.encoder.parameters()}
+    data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
+    _trainer(tmp_path, max_steps=3, enable_checkpointing=False).fit(system, datamodule=data)
+    assert not system.teacher.training
+    assert all(p.grad is None and not p.requires_grad for p in system.teacher.parameters())
+    for key, value in system.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), key
+    assert any(not torch.equal(v, encoder_before[k]) for k, v in system.encoder.state_dict().items())
+    assert system.clip_seconds == 1.0  # taken from the data
+
+
+def test_training_resumes_from_a_checkpoint_without_the_teacher(shards: Path, tmp_path: Path) -> None:
+    data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
+    first = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    _trainer(tmp_path, max_epochs=1).fit(first, datamodule=data)
+    (checkpoint,) = tmp_path.glob("**/*.ckpt")
+    assert not any(k.startswith("teacher.") for k in torch.load(checkpoint, weights_only=True)["state_dict"])
+    resumed = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    trainer = _trainer(tmp_path / "again", max_epochs=2)
+    trainer.fit(resumed, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0), ckpt_path=checkpoint)
+    assert trainer.current_epoch == 2 and trainer.global_step == 2 * first.trainer.global_step
+    reference = TEACHERS.create("vggface_tiny").state_dict()
+    for key, value in resumed.teacher.state_dict().items():
+        assert torch.equal(value, reference[key])
+
+
+def test_mismatched_teacher_and_data_are_config_errors(shards: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="encoder predicts 4096-D.*64-D"):
+        Speech2FaceSystem("s2f_cnn", "vggface_tiny")
+    system = Speech2FaceSystem("s2f_cnn_tiny", TEACHERS.create("vggface_tiny", name="other"))
+    with pytest.raises(ConfigError, match="prepared with teacher 'vggface_tiny'"):
+        _trainer(tmp_path, max_steps=1).fit(system, datamodule=S2FDataModule(str(shards), batch_size=4))

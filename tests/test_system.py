@@ -75,7 +75,7 @@ def test_training_resumes_from_a_checkpoint_without_the_teacher(shards: Path, tm
 
 
 def test_mismatched_teacher_and_data_are_config_errors(shards: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="encoder predicts 4096-D.*64-D"):
+    with pytest.raises(ConfigError, match=r"encoder predicts 4096-D.*64-D"):
         Speech2FaceSystem("s2f_cnn", "vggface_tiny")
     system = Speech2FaceSystem("s2f_cnn_tiny", TEACHERS.create("vggface_tiny", name="other"))
     with pytest.raises(ConfigError, match="prepared with teacher 'vggface_tiny'"):

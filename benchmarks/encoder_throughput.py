@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -37,7 +38,18 @@ from s2f import ENCODERS
 from s2f.audio import SAMPLE_RATE, SpectrogramFrontend
 from s2f.losses import normalized_l2
 
-__all__ = ["Row", "count_flops", "main", "matmul_tflops", "time_frontend", "time_train_step"]
+__all__ = [
+    "Row",
+    "benchmark_model",
+    "count_flops",
+    "format_table",
+    "load_average",
+    "machine",
+    "main",
+    "matmul_tflops",
+    "time_frontend",
+    "time_train_step",
+]
 
 CLIP_SECONDS = 6.0
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -72,10 +84,11 @@ class Row:
     gflop_fwd: float
     gflop_train: float
     achieved_tflops: float
-    matmul_tflops: float
-    ratio: float
     stft_ms_per_sample: float
     step_times_s: list[float] = field(default_factory=list)
+    # Known only once the matmul ceiling has been measured after every model ran.
+    matmul_tflops: float = math.nan
+    ratio: float = math.nan
 
 
 def _autocast(dtype: str) -> contextlib.AbstractContextManager:
@@ -141,9 +154,7 @@ def time_frontend(frontend: SpectrogramFrontend, waves: torch.Tensor, repeats: i
     return min(times) / waves.shape[0] * 1e3
 
 
-def benchmark_model(
-    name: str, dtypes: Sequence[str], matmul: dict[str, float], *, batch: int, warmup: int, steps: int
-) -> list[Row]:
+def benchmark_model(name: str, dtypes: Sequence[str], *, batch: int, warmup: int, steps: int) -> list[Row]:
     """Rows for one encoder: FLOPs and the front end measured once, the train step once per dtype."""
     torch.manual_seed(0)
     encoder = ENCODERS.create(name)
@@ -178,8 +189,6 @@ def benchmark_model(
                 gflop_fwd=fwd / batch / 1e9,
                 gflop_train=train / batch / 1e9,
                 achieved_tflops=achieved,
-                matmul_tflops=matmul[dtype],
-                ratio=achieved / matmul[dtype],
                 stft_ms_per_sample=stft_ms,
                 step_times_s=times,
             )
@@ -205,9 +214,13 @@ def machine() -> dict[str, object]:
         "bf16_isa": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        # Work outside this process (other jobs on a shared VM) shows here and nowhere else.
-        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average": load_average(),
     }
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where unknown): work outside this process on shared cores shows only here."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -249,26 +262,37 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(
         f"# {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {info['threads']} threads, "
         f"{info['cpu_capability']} ({', '.join(info['bf16_isa']) or 'no bf16 ISA'}), clips {CLIP_SECONDS:g} s "
-        f"at {SAMPLE_RATE} Hz, load average {info['load_average']}"
+        f"at {SAMPLE_RATE} Hz, load average {info['load_average']:.2f}"
     )
-    matmul = {dtype: matmul_tflops(dtype, args.matmul_size) for dtype in args.dtypes}
-    print(
-        "# dense matmul " + ", ".join(f"{d}: {v:.3f} TFLOP/s" for d, v in matmul.items()) + f" ({args.matmul_size}^2)"
-    )
+    # The ceiling is measured before and after the models and the better kept, so that a busy
+    # spell on shared cores during one measurement does not lower it and inflate every ratio.
+    before = {dtype: matmul_tflops(dtype, args.matmul_size) for dtype in args.dtypes}
     rows: list[Row] = []
     for name in args.models:
         batch, warmup, steps = QUICK if args.quick else DEFAULTS.get(name, FALLBACK)
         rows += benchmark_model(
             name,
             args.dtypes,
-            matmul,
             batch=args.batch_size or batch,
             warmup=args.warmup if args.warmup is not None else warmup,
             steps=args.steps or steps,
         )
+    after = {dtype: matmul_tflops(dtype, args.matmul_size) for dtype in args.dtypes}
+    matmul = {dtype: max(before[dtype], after[dtype]) for dtype in args.dtypes}
+    rows = [
+        replace(row, matmul_tflops=matmul[row.dtype], ratio=row.achieved_tflops / matmul[row.dtype]) for row in rows
+    ]
+    measured = ", ".join(f"{d}: {matmul[d]:.3f} (before {before[d]:.3f}, after {after[d]:.3f})" for d in args.dtypes)
+    print(f"# dense {args.matmul_size}^2 matmul TFLOP/s {measured}")
     print(format_table(rows))
     if args.json:
-        report = {"machine": info, "matmul_size": args.matmul_size, "matmul_tflops": matmul}
+        report = {"machine": {**info, "load_average_after": load_average()}}
+        report |= {
+            "matmul_size": args.matmul_size,
+            "matmul_tflops": matmul,
+            "matmul_before": before,
+            "matmul_after": after,
+        }
         args.json.write_text(json.dumps({**report, "rows": [asdict(row) for row in rows]}, indent=2) + "\n")
     return rows
 

@@ -43,7 +43,9 @@ def test_flop_count_matches_hand_count(bench) -> None:
 
 def test_quick_run_reports_sane_rows(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    rows = bench.main(["--quick", "--models", "s2f_cnn_tiny", "--matmul-size", "256", "--json", str(out)])
+    rows = bench.main(
+        ["--quick", "--models", "s2f_cnn_tiny", "--warmup", "0", "--matmul-size", "256", "--json", str(out)]
+    )
 
     assert [(row.model, row.dtype) for row in rows] == [("s2f_cnn_tiny", "fp32"), ("s2f_cnn_tiny", "bf16")]
     fp32, bf16 = rows

@@ -34,10 +34,20 @@ from .decoders.base import FaceDecoder
 from .encoders.base import VoiceEncoder
 from .errors import ConfigError, WeightsError
 
-__all__ = ["MODEL_FORMAT_VERSION", "Prediction", "Speech2Face"]
+__all__ = [
+    "DECODER_FORMAT_VERSION",
+    "MODEL_FORMAT_VERSION",
+    "Prediction",
+    "Speech2Face",
+    "decoder_config",
+    "load_decoder",
+    "save_decoder",
+]
 
 MODEL_FORMAT = "s2f-model"
 MODEL_FORMAT_VERSION = 1
+DECODER_FORMAT = "s2f-decoder"
+DECODER_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 HUB_PREFIX = "hf-hub:"
@@ -156,6 +166,8 @@ class Speech2Face(nn.Module):
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.config()
+        if config["decoder"] is not None:
+            config["decoder"] = _without_weights_file(config["decoder"])
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -213,10 +225,16 @@ class Speech2Face(nn.Module):
         return model
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike) -> Speech2Face:
+    def from_checkpoint(cls, path: str | os.PathLike, *, decoder: FaceDecoder | None = None) -> Speech2Face:
         """Rebuilds the model from a Lightning checkpoint written by :class:`s2f.lit.Speech2FaceSystem`.
 
         The checkpoint is read with ``weights_only=True``: it may hold tensors and plain values only.
+
+        Args:
+            path: The ``.ckpt`` file.
+            decoder: A trained face decoder to attach (see :func:`load_decoder`), replacing the one the
+                run was configured with, if any. Without it, a decoder the run had is rebuilt from its
+                own weights file, since training leaves the frozen decoder out of checkpoints.
         """
         path = Path(path)
         try:
@@ -228,13 +246,124 @@ class Speech2Face(nn.Module):
         record = checkpoint.get("s2f") if isinstance(checkpoint, dict) else None
         if not isinstance(record, dict):
             raise ConfigError(f"{path}: not a checkpoint of an s2f training run (no 's2f' record)")
-        model = cls.from_config(record, str(path))
-        weights = checkpoint.get("state_dict", {})
-        state = {k: v for k, v in weights.items() if k.startswith(("encoder.", "decoder."))}
         from ._weights import load_into
 
-        load_into(model, state, path, "s2f model recorded in the checkpoint")
-        return model
+        record = dict(record)
+        if decoder is not None:
+            record["decoder"] = None
+        weights = checkpoint.get("state_dict", {})
+        has_decoder = any(k.startswith("decoder.") for k in weights)
+        spec = record.get("decoder")
+        if spec and not has_decoder and not spec.get("init_args", {}).get("weights"):
+            raise ConfigError(
+                f"{path}: the run's face decoder was frozen and left out of the checkpoint, and its config names "
+                "no weights file; attach the trained decoder: `s2f export CKPT OUT --decoder DECODER`"
+            )
+        model = cls.from_config(record, str(path))
+        load_into(model.encoder, _strip(weights, "encoder."), path, "voice encoder recorded in the checkpoint")
+        # Without decoder weights in the checkpoint, the decoder was just rebuilt from its own weights file.
+        if model.decoder is not None and has_decoder:
+            load_into(model.decoder, _strip(weights, "decoder."), path, "face decoder recorded in the checkpoint")
+        return model if decoder is None else model.with_decoder(decoder)
+
+    def with_decoder(self, decoder: FaceDecoder) -> Speech2Face:
+        """This model's encoder with ``decoder`` attached (or replacing its own): predictions gain an image.
+
+        The decoder must read the encoder's embedding space: same size, and trained on the same
+        teacher's embeddings (see :func:`load_decoder`'s ``teacher`` check).
+        """
+        return type(self)(self.encoder, decoder, clip_seconds=self.clip_seconds, teacher=self.teacher)
+
+
+def save_decoder(decoder: FaceDecoder, directory: str | os.PathLike, *, teacher: dict[str, Any] | None = None) -> Path:
+    """Writes a trained face decoder on its own: ``config.json`` (class, arguments, teacher) + ``model.safetensors``.
+
+    Args:
+        decoder: The trained decoder.
+        directory: Folder to write into (created if needed).
+        teacher: The face network whose embeddings it decodes (``{"name": ..., "embed_dim": ...}``).
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = decoder_config(decoder, teacher)
+    state = {f"decoder.{k}": v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": DECODER_FORMAT})
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def decoder_config(decoder: FaceDecoder, teacher: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a saved decoder says about itself: format, class and arguments, the embeddings it reads."""
+    from . import __version__
+
+    return {
+        "format": DECODER_FORMAT,
+        "version": DECODER_FORMAT_VERSION,
+        "s2f_version": __version__,
+        "decoder": _without_weights_file(component_spec(decoder)),
+        "teacher": dict(teacher or {}),
+    }
+
+
+def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> FaceDecoder:
+    """Loads a trained face decoder: a ``.ckpt`` of :class:`s2f.lit.FaceDecoderSystem`, a folder written by
+    :func:`save_decoder`, or a saved :class:`Speech2Face` folder that has one. Never touches the network.
+
+    Args:
+        path: Where the decoder is.
+        teacher: The name of the teacher whose embedding space it must decode; a decoder recorded
+            as trained on another teacher's embeddings is refused.
+    """
+    source = Path(path).expanduser()
+    if source.is_file() and source.suffix == ".ckpt":
+        try:
+            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(
+                f"{source}: cannot read this checkpoint without unpickling code ({str(exc).splitlines()[0][:160]})"
+            ) from None
+        record = checkpoint.get("s2f") if isinstance(checkpoint, dict) else None
+        weights = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
+    elif source.is_dir() and (source / CONFIG_FILE).is_file():
+        try:
+            record = json.loads((source / CONFIG_FILE).read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source / CONFIG_FILE}: not valid JSON ({exc})") from None
+        from ._weights import read_state_dict
+
+        weights = read_state_dict(source / WEIGHTS_FILE, "face decoder")
+    else:
+        raise ConfigError(f"{source}: give a decoder .ckpt (s2f fit -c recipes/decoder.yaml) or a saved folder")
+    if not isinstance(record, dict) or not record.get("decoder"):
+        raise ConfigError(f"{source}: holds no face decoder (no decoder in its s2f record)")
+    if record.get("format") == DECODER_FORMAT and int(record.get("version", 0)) > DECODER_FORMAT_VERSION:
+        raise ConfigError(
+            f"{source}: saved with decoder format v{record['version']} by s2f {record.get('s2f_version', '?')}; "
+            f"this s2f reads up to v{DECODER_FORMAT_VERSION}: upgrade s2f"
+        )
+    recorded = (record.get("teacher") or {}).get("name")
+    if teacher and recorded and recorded != teacher:
+        raise ConfigError(
+            f"{source}: this decoder was trained on {recorded!r} embeddings, but the model predicts {teacher!r} ones"
+        )
+    decoder = build_component(_without_weights_file(record["decoder"]), FaceDecoder)
+    from ._weights import load_into
+
+    load_into(decoder, _strip(weights, "decoder."), source, f"face decoder described in {source.name}")
+    return decoder.eval()
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _without_weights_file(spec: dict[str, Any]) -> dict[str, Any]:
+    # The weights travel beside the config; a path to the file they first came from would only
+    # make loading fail on a machine that does not have it.
+    init_args = {k: v for k, v in spec.get("init_args", {}).items() if k != "weights"}
+    return {**spec, "init_args": init_args}
 
 
 def _download_from_hub(repo_id: str) -> Path:

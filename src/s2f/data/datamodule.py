@@ -28,7 +28,7 @@ class ClipCollate:
 
     Args:
         num_samples: Samples per clip in the batch.
-        with_faces: Also stack the decoded faces.
+        with_faces: Also stack the decoded faces and their landmarks.
     """
 
     def __init__(self, num_samples: int, with_faces: bool = False) -> None:
@@ -44,6 +44,10 @@ class ClipCollate:
         }
         if self.with_faces:
             batch["face"] = torch.stack([item["face"] for item in items])
+            # The face decoder learns shapes from the crops' landmarks, so they travel with the faces.
+            landmarks = [item["landmarks"] for item in items]
+            uniform = len({tuple(points.shape) for points in landmarks}) == 1
+            batch["landmarks"] = torch.stack(landmarks) if uniform else landmarks
         return batch
 
 
@@ -52,7 +56,8 @@ class S2FDataModule(L.LightningDataModule):
 
     Each batch is a dict: ``audio`` float32 [B, N] with N = ``clip_seconds * sample_rate``,
     ``embedding`` float32 [B, D] (the teacher's embedding of the speaker's face), ``clip_id`` and
-    ``speaker_id`` (lists of str), and ``face`` uint8 [B, 3, 224, 224] when ``decode_faces`` is set.
+    ``speaker_id`` (lists of str), and ``face`` uint8 [B, 3, 224, 224] with ``landmarks`` float32 [B, K, 2]
+    when ``decode_faces`` is set (a list of [K, 2] tensors if the clips hold different numbers of landmarks).
     Loaders are litdata ``StreamingDataLoader``s: the train split is shuffled (a new order every
     epoch), the others are read in stored order; predict reads the test split. litdata splits the
     clips across ranks and workers itself, so no DistributedSampler is involved.

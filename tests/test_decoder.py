@@ -1,0 +1,352 @@
+"""The face decoder: architecture, saving, losses, and training on real faces until it beats the mean face.
+
+The training faces are made here from the two real portraits that ship in installed packages
+(scikit-image's astronaut, matplotlib's Grace Hopper): aligned with dlib's 68 landmarks, then
+morphed (a random mix of the two shapes and textures), reshaped along jaw, face-length, eye,
+nose and mouth modes, and jittered in colour and brightness. Each face is its own "speaker".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFilter
+
+from media import tone, write_wav
+from s2f import DECODERS, TEACHERS, Speech2Face
+from s2f.cli import main
+from s2f.data import ClipRecord, ShardWriter, iter_records
+from s2f.data.datamodule import S2FDataModule
+from s2f.decoders.tps import tps_warp
+from s2f.errors import ConfigError, WeightsError
+from s2f.faces import FaceLandmarker, align_face, mean_shape
+from s2f.lit import FaceDecoderSystem, Speech2FaceSystem
+from s2f.pipeline import load_decoder, save_decoder
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+TRAIN_FACES, HELD_OUT_FACES = 512, 64
+STEPS = 150
+
+
+# --------------------------------------------------------------------------------------------- fast
+
+
+def test_an_untrained_decoder_renders_the_mean_face() -> None:
+    decoder = DECODERS.create("warp_decoder_tiny")
+    texture = torch.rand(3, 64, 64)
+    shape = torch.tensor(mean_shape(64), dtype=torch.float32) + torch.randn(68, 2)
+    decoder.set_mean_face(shape, texture)
+    face = decoder(torch.randn(3, 64))
+    torch.testing.assert_close(face.landmarks, shape.expand(3, -1, -1))
+    torch.testing.assert_close(face.image, texture.clamp(1e-3, 1 - 1e-3).expand(3, -1, -1, -1), atol=1e-5, rtol=0)
+
+
+def test_the_paper_sized_decoder_has_cole_et_al_layers() -> None:
+    decoder = DECODERS.create("warp_decoder")
+    assert isinstance(decoder.first_layer, nn.Linear)
+    assert (decoder.first_layer.in_features, decoder.first_layer.out_features) == (4096, 1000)
+    assert decoder.texture_fc.out_features == 14 * 14 * 256
+    convs = [m for m in decoder.upsample if isinstance(m, nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(256, 128), (128, 64), (64, 32), (32, 32)]
+    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
+    assert decoder.to_rgb.kernel_size == (1, 1) and decoder.to_rgb.in_channels == 32
+    assert decoder.image_size == 224 and decoder.mean_landmarks.shape == (68, 2)
+    assert "warp_decoder_tiny" in DECODERS and DECODERS.create("warp_decoder_tiny").embed_dim == 64
+
+
+def test_a_saved_decoder_reloads_identically_and_mismatches_are_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    decoder = DECODERS.create("warp_decoder_tiny")
+    for parameter in decoder.parameters():
+        nn.init.normal_(parameter, std=0.02)
+    decoder.set_mean_face(torch.tensor(mean_shape(64), dtype=torch.float32) + 1.0, torch.rand(3, 64, 64))
+    folder = save_decoder(decoder, tmp_path / "decoder", teacher={"name": "vggface_tiny", "embed_dim": 64})
+    embedding = torch.randn(2, 64)
+    expected = decoder(embedding)
+    for again in (
+        load_decoder(folder, teacher="vggface_tiny"),
+        DECODERS.create("warp_decoder_tiny", weights=str(folder)),
+    ):
+        face = again(embedding)
+        assert torch.equal(face.image, expected.image) and torch.equal(face.landmarks, expected.landmarks)
+    assert "weights" not in json.loads((folder / "config.json").read_text())["decoder"]["init_args"]
+    with pytest.raises(ConfigError, match="trained on 'vggface_tiny' embeddings"):
+        load_decoder(folder, teacher="vggface")
+    with pytest.raises(WeightsError, match="does not match"):
+        DECODERS.create("warp_decoder_tiny", hidden_dim=32, weights=str(folder))
+    with pytest.raises(ConfigError, match=r"give a decoder \.ckpt"):
+        load_decoder(tmp_path / "nothing")
+
+
+def _photo_batch(count: int = 2) -> dict[str, torch.Tensor]:
+    face = np.array(Image.fromarray(skimage.data.astronaut()[0:360, 40:400]).resize((224, 224)))
+    faces = torch.from_numpy(face).permute(2, 0, 1)[None].repeat(count, 1, 1, 1)
+    landmarks = torch.tensor(mean_shape(224), dtype=torch.float32).repeat(count, 1, 1)
+    teacher = TEACHERS.create("vggface_tiny")
+    return {"face": faces, "landmarks": landmarks, "embedding": teacher.embed_images(faces)}
+
+
+def test_the_identity_loss_trains_the_decoder_through_the_frozen_teacher() -> None:
+    torch.manual_seed(0)
+    batch = _photo_batch()
+    system = FaceDecoderSystem("warp_decoder_tiny", "vggface_tiny", lambda_landmarks=0.0, lambda_texture=0.0)
+    assert system.teacher is not None
+    teacher_before = {k: v.clone() for k, v in system.teacher.state_dict().items()}
+    optimizer = system.configure_optimizers()
+    losses = []
+    for _ in range(5):
+        total, terms = system.losses(batch)
+        assert set(terms) == {"landmarks", "texture", "identity", "image_l1", "landmark_px"}
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        losses.append(terms["identity"].item())
+    assert losses[-1] < losses[0], losses
+    assert all(p.grad is None for p in system.teacher.parameters())
+    assert all(torch.equal(v, teacher_before[k]) for k, v in system.teacher.state_dict().items())
+    without = FaceDecoderSystem("warp_decoder_tiny")
+    assert "identity" not in without.losses(batch)[1]
+
+
+def test_landmark_and_size_mismatches_are_config_errors() -> None:
+    batch = _photo_batch()
+    system = FaceDecoderSystem("warp_decoder_tiny")
+    with pytest.raises(ConfigError, match="5 landmarks per face but the decoder predicts 68"):
+        system.losses({**batch, "landmarks": batch["landmarks"][:, :5]})
+    with pytest.raises(ConfigError, match="no landmarks"):
+        system.losses({**batch, "landmarks": torch.zeros(2, 0, 2)})
+    with pytest.raises(ConfigError, match="different numbers of landmarks"):
+        system.losses({**batch, "landmarks": [batch["landmarks"][0], batch["landmarks"][1, :5]]})
+    with pytest.raises(ConfigError, match="decoder takes 4096-D"):
+        FaceDecoderSystem("warp_decoder", "vggface_tiny")
+
+
+# --------------------------------------------------------------------------------------------- a face world
+
+JAW, BROWS, NOSE, EYES, MOUTH = range(0, 17), range(17, 27), range(31, 36), range(36, 48), range(48, 68)
+
+
+def _source_faces() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The two real portraits, aligned to the canonical 224 crop: ([3, 224, 224] in [0, 1], landmarks [68, 2])."""
+    landmarker = FaceLandmarker()
+    sources = []
+    for photo in (skimage.data.astronaut(), HOPPER):
+        (face,) = landmarker.detect(photo)
+        aligned = align_face(photo, face.landmarks, 224)
+        image = torch.from_numpy(aligned.image).permute(2, 0, 1).float() / 255
+        sources.append((image, torch.from_numpy(aligned.landmarks).double()))
+    return sources
+
+
+def _shape_modes(shape: torch.Tensor) -> torch.Tensor:
+    """Five unit deformations [5, 68, 2]: jaw width, face length, eye spacing, nose width, mouth width."""
+    centre = shape[27:48].mean(0)
+    modes = torch.zeros(5, 68, 2, dtype=shape.dtype)
+    jaw, mouth, eyes = list(JAW), list(MOUTH), [*EYES, *BROWS]
+    modes[0, jaw, 0] = shape[jaw, 0] - centre[0]
+    modes[1, jaw, 1] = (shape[jaw, 1] - centre[1]).clamp_min(0)
+    modes[1, mouth, 1] = shape[mouth, 1] - centre[1]
+    modes[2, eyes, 0] = torch.sign(shape[eyes, 0] - centre[0])
+    modes[3, list(NOSE), 0] = shape[list(NOSE), 0] - shape[list(NOSE), 0].mean()
+    modes[4, mouth, 0] = shape[mouth, 0] - shape[mouth, 0].mean()
+    return modes / modes.abs().amax(dim=(1, 2), keepdim=True)
+
+
+def _face_mask(shape: np.ndarray, size: int = 224) -> torch.Tensor:
+    """Soft mask of the face (jaw line up to a little above the brows), feathered so blends have no seam."""
+    brows = shape[list(BROWS)][::-1] - np.array([0.0, 12.0])
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in np.concatenate([shape[list(JAW)], brows])], fill=255)
+    return torch.from_numpy(np.asarray(mask.filter(ImageFilter.GaussianBlur(6)), np.float32) / 255)
+
+
+def make_faces(
+    count: int, seed: int, sources: list[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct faces: uint8 crops [N, 224, 224, 3] and their landmarks [N, 68, 2]."""
+    generator = torch.Generator().manual_seed(seed)
+    (image_a, shape_a), (image_b, shape_b) = sources
+    faces, shapes = [], []
+    for start in range(0, count, 64):
+        n = min(64, count - start)
+        weight = torch.rand(n, generator=generator, dtype=torch.float64)
+        mixed = (1 - weight.view(n, 1, 1)) * shape_a + weight.view(n, 1, 1) * shape_b
+        modes = torch.stack([_shape_modes(s) for s in mixed])
+        shape = mixed + 5.0 * torch.einsum("nm,nmkc->nkc", torch.randn(n, 5, generator=generator).double(), modes)
+        shape = shape.float()
+        # Both sources warped into the new shape; the face blends them, hair and background come from one.
+        warped_a = tps_warp(image_a.expand(n, -1, -1, -1), shape_a.float().expand(n, -1, -1), shape, flow_size=28)
+        warped_b = tps_warp(image_b.expand(n, -1, -1, -1), shape_b.float().expand(n, -1, -1), shape, flow_size=28)
+        mask = torch.stack([_face_mask(s) for s in shape.numpy()])[:, None]
+        w = weight.float().view(n, 1, 1, 1)
+        face = (1 - w) * warped_a + w * warped_b
+        outside = torch.where(w < 0.5, warped_a, warped_b)
+        image = mask * face + (1 - mask) * outside
+        gain = 1 + 0.06 * torch.randn(n, 3, 1, 1, generator=generator)
+        image = (image * gain + 0.04 * torch.randn(n, 1, 1, 1, generator=generator)).clamp(0, 1)
+        faces.append((image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        shapes.append(shape.numpy())
+    return np.concatenate(faces), np.concatenate(shapes)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of 512 training and 64 held-out faces, embedded by vggface_tiny, with a short voice each."""
+    root = tmp_path_factory.mktemp("faces") / "shards"
+    sources = _source_faces()
+    faces, shapes = make_faces(TRAIN_FACES + HELD_OUT_FACES, 0, sources)
+    teacher = TEACHERS.create("vggface_tiny")
+    pixels = torch.from_numpy(faces).permute(0, 3, 1, 2)
+    embeddings = torch.cat([teacher.embed_images(pixels[i : i + 64]) for i in range(0, len(pixels), 64)]).numpy()
+    with ShardWriter(root, teacher=teacher.name, embed_dim=teacher.embed_dim) as writer:
+        for index, (face, shape, embedding) in enumerate(zip(faces, shapes, embeddings, strict=True)):
+            split = "train" if index < TRAIN_FACES else "val"
+            voice = tone(0.5, 100.0 + index)
+            writer.write(ClipRecord(f"face{index}", f"person{index}", voice, face, embedding, shape, split=split))
+    return root
+
+
+# --------------------------------------------------------------------------------------------- slow
+
+
+@pytest.fixture(scope="module")
+def trained(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The decoder recipe, tiny, on the CPU, with PNG grids; returns the run's folder."""
+    out = tmp_path_factory.mktemp("decoder-run")
+    args = [
+        "fit", "--config", str(RECIPES / "decoder.yaml"),
+        "--data.init_args.data_dir", str(world), "--data.init_args.num_workers", "0",
+        "--model.init_args.decoder", "warp_decoder_tiny", "--model.init_args.lr", "0.002",
+        # The identity loss runs a 224-px teacher on every face; too slow for CI (tested on its own above).
+        "--model.init_args.teacher", "null", "--model.init_args.teacher_weights", "null",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.max_steps", str(STEPS),
+        "--trainer.val_check_interval", "50", "--trainer.log_every_n_steps", "10",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(out),
+        "--trainer.default_root_dir", str(out), "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def _held_out(world: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    records = list(iter_records(world, "val"))
+    faces = torch.from_numpy(np.stack([r.face for r in records])).permute(0, 3, 1, 2)
+    landmarks = torch.from_numpy(np.stack([r.landmarks for r in records]))
+    embeddings = torch.from_numpy(np.stack([r.embedding for r in records])).float()
+    return faces, landmarks, embeddings
+
+
+@pytest.mark.slow
+def test_the_trained_decoder_beats_the_mean_face_on_held_out_faces(world: Path, trained: Path) -> None:
+    (checkpoint,) = trained.glob("*/version_*/checkpoints/last.ckpt")
+    decoder = load_decoder(checkpoint, teacher="vggface_tiny")
+    faces, landmarks, embeddings = _held_out(world)
+    size = decoder.image_size
+    images = F.interpolate(faces.float() / 255, size=(size, size), mode="bilinear", antialias=True)
+    truth = (landmarks + 0.5) * size / 224 - 0.5
+    with torch.no_grad():
+        output = decoder(embeddings)
+
+    def errors(image: torch.Tensor, points: torch.Tensor) -> tuple[float, float]:
+        landmark_px = ((points - truth).norm(dim=-1).mean() * 224 / size).item()  # pixels of the 224 crop
+        return landmark_px, (image - images).abs().mean().item() * 255  # grey levels of 255
+
+    mean_face = errors(decoder.mean_texture.expand_as(images), decoder.mean_landmarks.expand_as(truth))
+    decoded = errors(output.image, output.landmarks)
+    print(f"\nheld-out faces ({len(faces)}), tiny decoder after {STEPS} steps on {TRAIN_FACES} faces:")
+    print(f"  {'':12}{'landmark error (px of 224)':>28}{'pixel L1 (of 255)':>20}")
+    print(f"  {'mean face':12}{mean_face[0]:28.2f}{mean_face[1]:20.2f}")
+    print(f"  {'decoder':12}{decoded[0]:28.2f}{decoded[1]:20.2f}")
+    assert decoded[0] < 0.9 * mean_face[0] and decoded[1] < 0.8 * mean_face[1], (decoded, mean_face)
+
+    # The run logged the same comparison on the validation faces while it trained.
+    (metrics,) = trained.glob("*/version_*/metrics.csv")
+    with metrics.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("val/image_l1")]
+    assert len(rows) == STEPS // 50
+    assert float(rows[-1]["val/image_l1"]) < float(rows[-1]["val/mean_face_image_l1"])
+    assert float(rows[-1]["val/landmark_px"]) < float(rows[-1]["val/mean_face_landmark_px"])
+    assert float(rows[-1]["val/texture"]) < float(rows[0]["val/texture"])
+
+
+@pytest.mark.slow
+def test_the_recipe_writes_face_grids_that_match_their_inputs(trained: Path) -> None:
+    grids = sorted(trained.glob("*/version_*/faces/*.png"))
+    assert [g.name for g in grids] == [f"epoch{e:03d}-step{s:06d}.png" for e, s in ((3, 50), (6, 100), (9, 150))]
+    picture = np.asarray(Image.open(grids[-1]).convert("RGB")).astype(np.float32)
+    cell, pad = 128, 2
+    assert picture.shape == (3 * (cell + pad) + pad, 8 * (cell + pad) + pad, 3)
+
+    def tile(row: int, column: int) -> np.ndarray:
+        top, left = pad + row * (cell + pad), pad + column * (cell + pad)
+        return picture[top : top + cell, left : left + cell]
+
+    # Row 0 holds the input faces, row 1 their reconstructions: each reconstruction is closer to its own
+    # input than to the other inputs, i.e. the grid shows these faces, not one average face eight times.
+    distance = np.array([[np.abs(tile(1, j) - tile(0, i)).mean() for j in range(8)] for i in range(8)])
+    assert np.diag(distance).mean() < distance[~np.eye(8, dtype=bool)].mean()
+    assert (np.argmin(distance, axis=0) == np.arange(8)).mean() >= 0.5
+
+
+@pytest.mark.slow
+def test_a_voice_model_with_the_decoder_predicts_a_face_image(world: Path, trained: Path, tmp_path: Path) -> None:
+    (decoder_checkpoint,) = trained.glob("*/version_*/checkpoints/last.ckpt")
+    decoder = DECODERS.create("warp_decoder_tiny", weights=str(decoder_checkpoint))
+    decoder_before = {k: v.clone() for k, v in decoder.state_dict().items()}
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", decoder=decoder)
+    import lightning as L
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(system, datamodule=S2FDataModule(str(world), batch_size=8, clip_seconds=1.0))
+    assert "train/l1" in trainer.callback_metrics  # the paper's L1 term through the decoder's first layer
+    assert all(torch.equal(v, decoder_before[k]) for k, v in system.decoder.state_dict().items())  # stays frozen
+    (checkpoint,) = tmp_path.glob("**/*.ckpt")
+
+    # The checkpoint leaves the frozen decoder out; export rebuilds it from its weights file, or attaches another.
+    voice = write_wav(tmp_path / "voice.wav", tone(2.0, 140.0))
+    for extra in ([], ["--decoder", str(decoder_checkpoint)]):
+        exported = tmp_path / f"model{len(extra)}"
+        assert main(["export", str(checkpoint), str(exported), *extra]) == 0
+        assert main(["predict", "--model", str(exported), str(voice), "-o", str(tmp_path / "face.png")]) == 0
+        image = Image.open(tmp_path / "face.png")
+        assert image.size == (64, 64) and image.mode == "RGB"
+        model = Speech2Face.from_pretrained(exported)
+        prediction = model.predict(voice)
+        assert prediction.landmarks is not None and prediction.landmarks.shape == (68, 2)
+        assert np.array_equal(np.asarray(prediction.image), np.asarray(image))
+
+
+@pytest.mark.slow
+def test_with_wandb_the_grid_goes_to_wandb_images(world: Path, tmp_path: Path) -> None:
+    args = [
+        "fit", "--config", str(RECIPES / "decoder.yaml"),
+        "--data.init_args.data_dir", str(world), "--data.init_args.num_workers", "0",
+        "--data.init_args.batch_size", "8", "--model.init_args.decoder", "warp_decoder_tiny",
+        "--model.init_args.teacher", "null", "--model.init_args.teacher_weights", "null",
+        "--model.init_args.mean_face_clips", "32", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+        "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+    assert main(args) == 0
+    (image,) = tmp_path.glob("wandb/offline-run-*/files/media/images/val/faces_*.png")
+    assert Image.open(image).size == (8 * 130 + 2, 3 * 130 + 2)
+    assert not list(tmp_path.glob("**/faces/*.png"))  # W&B instead of PNG files, not both

@@ -121,3 +121,18 @@ def test_every_tiny_decoder_runs_forward_and_backward(name: str) -> None:
     assert output.image.shape == (2, 3, decoder.image_size, decoder.image_size)
     output.image.mean().backward()
     assert embedding.grad is not None
+
+
+def test_model_info_counts_what_building_the_model_gives() -> None:
+    infos = {info.name: info for info in s2f.model_info()}
+    assert sorted(infos) == s2f.list_models()
+    registries = {"encoder": ENCODERS, "teacher": TEACHERS, "decoder": DECODERS}
+    for info in infos.values():
+        if info.tiny:  # cheap to build for real; the meta-device count must agree with it
+            model = registries[info.kind].create(info.name)
+            assert info.params == sum(p.numel() for p in model.parameters()), info.name
+            assert info.embed_dim == model.embed_dim and info.error == "", info.name
+            assert info.package == "s2f" and info.module.startswith("s2f."), info.name
+    assert infos["s2f_cnn"].params == 162_743_040 and infos["s2f_cnn"].embed_dim == 4096
+    assert infos["vggface"].params is None and "weights file" in infos["vggface"].error  # needs its file to build
+    assert [i.name for i in s2f.model_info("s2f_conformer*", tiny=False)] == ["s2f_conformer"]

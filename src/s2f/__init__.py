@@ -4,6 +4,8 @@ Example:
     >>> import s2f
     >>> "s2f_cnn" in s2f.list_models("s2f_cnn*")
     True
+    >>> [(m.name, m.kind, m.embed_dim) for m in s2f.model_info("s2f_conformer*")]
+    [('s2f_conformer', 'encoder', 4096), ('s2f_conformer_tiny', 'encoder', 64)]
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import decoders, encoders, teachers
+from ._model_info import ModelInfo, model_info
 from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
 from .errors import S2FError
@@ -27,6 +30,7 @@ __all__ = [
     "ENCODERS",
     "TEACHERS",
     "AudioInput",
+    "ModelInfo",
     "Prediction",
     "Registry",
     "S2FError",
@@ -39,12 +43,17 @@ __all__ = [
     "encoders",
     "list_models",
     "load_audio",
+    "model_info",
     "teachers",
 ]
 
 
 def list_models(pattern: str = "*", *, tiny: bool | None = None) -> list[str]:
-    """Names of every registered encoder, teacher and decoder matching a shell-style ``pattern``."""
+    """Names of every registered encoder, teacher and decoder matching a shell-style ``pattern``.
+
+    Plug-ins are included. :func:`model_info` gives each one's kind, parameters, embedding size
+    and source package (what ``s2f models`` prints).
+    """
     return sorted(
         {*ENCODERS.list(pattern, tiny=tiny), *TEACHERS.list(pattern, tiny=tiny), *DECODERS.list(pattern, tiny=tiny)}
     )

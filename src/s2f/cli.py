@@ -13,7 +13,7 @@ The rest are s2f's::
     s2f prepare --pairs PAIRS.csv --out SHARDS       audio + face image pairs -> training shards
     s2f run RECIPE [RECIPE ...] [--key value ...]    fit with stacked recipes (what `lightning run` would be)
     s2f predict --model DIR_OR_CKPT voice.wav [...]  face embedding (and image) of audio files
-    s2f export CKPT OUT_DIR                          a training checkpoint -> config.json + model.safetensors
+    s2f export CKPT OUT_DIR [--decoder DECODER]      a training checkpoint -> config.json + model.safetensors
     s2f models [PATTERN]                             what is registered
 """
 
@@ -116,13 +116,20 @@ def _predict_audio(args: list[str]) -> int:
 
 def _export(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="s2f export", description="Export a training checkpoint as a saved model.")
-    parser.add_argument("checkpoint", help="a .ckpt written by `s2f fit`")
+    parser.add_argument("checkpoint", help="a .ckpt written by `s2f fit` (or a saved model folder, with --decoder)")
     parser.add_argument("output", help="folder to write config.json + model.safetensors into")
+    parser.add_argument(
+        "--decoder", help="attach a trained face decoder (its .ckpt or saved folder): predictions then include a face"
+    )
     options = parser.parse_args(args)
-    from .pipeline import Speech2Face
+    from .pipeline import Speech2Face, load_decoder
 
-    folder = Speech2Face.from_checkpoint(options.checkpoint).save_pretrained(options.output)
-    print(f"wrote {folder}/config.json and model.safetensors")
+    source = Path(options.checkpoint)
+    model = Speech2Face.from_pretrained(source) if source.is_dir() else Speech2Face.from_checkpoint(source)
+    if options.decoder:
+        model = model.with_decoder(load_decoder(options.decoder, teacher=model.teacher.get("name")))
+    folder = model.save_pretrained(options.output)
+    print(f"wrote {folder}/config.json and model.safetensors" + (" (with the face decoder)" if model.decoder else ""))
     return 0
 
 
@@ -138,51 +145,150 @@ def _demo(args: list[str]) -> int:
     return 0
 
 
-def _prepare(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="s2f prepare", description="Build training shards from media.")
-    parser.add_argument("--pairs", required=True, help="CSV with speaker_id,audio,face[,clip_id,split,...] columns")
-    parser.add_argument("--out", required=True, help="shard folder to create")
-    parser.add_argument("--teacher", default="vggface", help="registered teacher name (default: vggface)")
-    parser.add_argument("--teacher-weights", help="weights file of the teacher (VGG-Face needs one)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-seconds", type=float, default=6.0, help="audio kept per clip (the paper: 6 s)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing shard folder")
-    options = parser.parse_args(args)
-    from ._registry import TEACHERS
-    from .data import build_shards_from_pairs
+_PREPARE_EPILOG = """
+inputs (give one):
+  --avspeech CSV --videos DIR   AVSpeech rows (youtube_id,start,end,face_x,face_y) + downloaded videos
+  --voxceleb DIR                VoxCeleb tree id*/VIDEO/CLIP.{mp4,wav,m4a} (wav/m4a need a same-stem .jpg)
+  --folder DIR                  every video, and every audio file with a same-stem face image
+  --manifest CSV                speaker_id,video (or audio,face)[,clip_id,split,start,end,face_x,face_y,...]
+  --pairs CSV                   speaker_id,audio,face pairs whose images are already face crops
+                                (no detection; any bad row stops the build; not resumable)
 
-    kwargs = {"weights": options.teacher_weights} if options.teacher_weights else {}
-    teacher = TEACHERS.create(options.teacher, **kwargs)
-    manifest = build_shards_from_pairs(
-        options.pairs,
-        options.out,
-        teacher,
-        batch_size=options.batch_size,
-        max_seconds=options.max_seconds,
-        overwrite=options.overwrite,
+Every listed clip ends up in the shards or in OUT/rejects.jsonl with a reason. Stopped or killed,
+the same command resumes; run again on the same input, it does nothing.
+"""
+
+
+def _prepare(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="s2f prepare",
+        description="Build training shards from media: detect, align and embed faces, keep 6 s of speech.",
+        epilog=_PREPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for split, info in manifest.splits.items():
-        print(f"{split:>5}: {info.clips} clips from {info.speakers} speakers")
-    print(f"wrote {options.out} (teacher {manifest.teacher}, {manifest.embed_dim}-D)")
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--avspeech", metavar="CSV", help="AVSpeech CSV (needs --videos)")
+    inputs.add_argument("--voxceleb", metavar="DIR", help="VoxCeleb-style tree")
+    inputs.add_argument("--folder", metavar="DIR", help="folder of videos or audio + image pairs")
+    inputs.add_argument("--manifest", metavar="CSV", help="CSV listing videos or audio + face images")
+    inputs.add_argument("--pairs", metavar="CSV", help="CSV of speaker_id,audio,face[,clip_id,split,...] crops")
+    parser.add_argument("--videos", metavar="DIR", help="folder of downloaded AVSpeech videos")
+    parser.add_argument("--voxceleb-meta", metavar="CSV", help="vox1_meta.csv / vox2_meta.csv (gender, set, ...)")
+    parser.add_argument("--split", choices=("train", "val", "test"), help="put every clip in this split")
+    parser.add_argument("--out", required=True, help="shard folder to create or resume")
+    parser.add_argument("--teacher", default="vggface", help="registered teacher (default: vggface, the paper's)")
+    parser.add_argument("--teacher-weights", help="weights file of the teacher (VGG-Face needs one)")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per detection/embedding batch")
+    parser.add_argument("--workers", type=int, help="decoding processes per device (default: spare cores, <= 8)")
+    parser.add_argument("--part-size", type=int, default=256, help="clips per committed part (default: 256)")
+    parser.add_argument("--max-seconds", type=float, default=6.0, help="audio kept per clip (the paper: 6 s)")
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="shorter clips are rejected (default: 3)")
+    parser.add_argument("--frames", type=int, default=1, help="frames searched for the face (default: 1)")
+    parser.add_argument("--min-face", type=float, default=64.0, help="smallest usable face, pixels (default: 64)")
+    parser.add_argument("--silence-dbfs", type=float, default=-60.0, help="quieter clips are rejected")
+    parser.add_argument(
+        "--landmarks", choices=("auto", "dlib68", "mtcnn5"), default="auto", help="auto: dlib68 when dlib is installed"
+    )
+    parser.add_argument(
+        "--audio-codec", choices=("flac", "pcm16"), default="flac", help="audio storage (default: flac)"
+    )
+    parser.add_argument("--accelerator", default="auto", help="Lightning accelerator: cpu, gpu, auto")
+    parser.add_argument("--devices", default="auto", help="devices per node: a number, a list like 0,1, or auto")
+    parser.add_argument("--num-nodes", type=int, default=1)
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy (ddp for several devices)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="delete the output folder's shards first")
+    options = parser.parse_args(args)
+    if options.avspeech and not options.videos:
+        parser.error("--avspeech needs --videos DIR, the folder of downloaded videos")
+    if options.videos and not options.avspeech:
+        parser.error("--videos goes with --avspeech")
+    if options.voxceleb_meta and not options.voxceleb:
+        parser.error("--voxceleb-meta goes with --voxceleb")
+    from ._registry import TEACHERS
+
+    if options.pairs:
+        from .data import build_shards_from_pairs
+
+        kwargs = {"weights": options.teacher_weights} if options.teacher_weights else {}
+        manifest = build_shards_from_pairs(
+            options.pairs,
+            options.out,
+            TEACHERS.create(options.teacher, **kwargs),
+            batch_size=options.batch_size,
+            max_seconds=options.max_seconds,
+            overwrite=options.overwrite,
+        )
+        for split, info in manifest.splits.items():
+            print(f"{split:>5}: {info.clips} clips from {info.speakers} speakers")
+        print(f"wrote {options.out} (teacher {manifest.teacher}, {manifest.embed_dim}-D)")
+        return 0
+
+    from .data import sources
+    from .data.engine import PrepareInterrupted
+    from .data.prepare import prepare
+
+    if options.avspeech:
+        tasks = sources.read_avspeech(options.avspeech, options.videos, split=options.split)
+    elif options.voxceleb:
+        tasks = sources.scan_voxceleb(options.voxceleb, options.voxceleb_meta)
+    elif options.folder:
+        tasks = sources.scan_folder(options.folder)
+    else:
+        tasks = sources.read_manifest_csv(options.manifest)
+    if options.split and not options.avspeech:
+        for task in tasks:
+            task.split = options.split
+    devices = int(options.devices) if options.devices.isdigit() else options.devices
+    try:
+        summary = prepare(
+            tasks,
+            options.out,
+            options.teacher,
+            teacher_weights=options.teacher_weights,
+            max_seconds=options.max_seconds,
+            min_seconds=options.min_seconds,
+            num_frames=options.frames,
+            min_face_size=options.min_face,
+            silence_dbfs=options.silence_dbfs,
+            landmarks=options.landmarks,
+            audio_codec=options.audio_codec,
+            batch_size=options.batch_size,
+            num_workers=options.workers,
+            part_size=options.part_size,
+            accelerator=options.accelerator,
+            devices=devices,
+            num_nodes=options.num_nodes,
+            strategy=options.strategy,
+            progress=not options.no_progress,
+            overwrite=options.overwrite,
+        )
+    except PrepareInterrupted as stop:
+        print(f"s2f prepare: {stop}", file=sys.stderr)
+        return stop.exit_code
+    if summary.manifest.splits or summary.rejected or summary.nothing_to_do:
+        print(summary.table())
     return 0
 
 
 def _models(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="s2f models", description="List registered models.")
-    parser.add_argument("pattern", nargs="?", default="*")
+    parser = argparse.ArgumentParser(
+        prog="s2f models", description="List registered models (plug-ins included), with their sizes."
+    )
+    parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern on names (default: all)")
+    parser.add_argument("--kind", choices=("encoder", "teacher", "decoder"), help="only this kind of model")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--tiny", dest="tiny", action="store_const", const=True, help="only tiny variants")
+    size.add_argument("--full", dest="tiny", action="store_const", const=False, help="only full-size models")
     options = parser.parse_args(args)
-    from ._registry import DECODERS, ENCODERS, TEACHERS
+    from ._model_info import format_model_table, model_info
 
-    rows = [
-        (entry.name, registry.kind, "tiny" if entry.tiny else "", entry.source, entry.summary)
-        for registry in (ENCODERS, TEACHERS, DECODERS)
-        for entry in registry.entries()
-        if entry.name in registry.list(options.pattern)
-    ]
-    header = ("name", "kind", "size", "source", "description")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    kinds = (options.kind,) if options.kind else ("encoder", "teacher", "decoder")
+    infos = model_info(options.pattern, tiny=options.tiny, kinds=kinds)
+    if not infos:
+        print(f"no registered model matches {options.pattern!r}; `s2f models` lists them all", file=sys.stderr)
+        return 1
+    print(format_model_table(infos))
     return 0
 
 

@@ -2,5 +2,7 @@
 
 from .base import VoiceEncoder
 from .cnn import PaperCNNEncoder
+from .conformer import ConformerEncoder
+from .timm_backbone import TimmVoiceEncoder
 
-__all__ = ["PaperCNNEncoder", "VoiceEncoder"]
+__all__ = ["ConformerEncoder", "PaperCNNEncoder", "TimmVoiceEncoder", "VoiceEncoder"]

@@ -1,0 +1,196 @@
+"""A conformer voice encoder (Gulati et al., Interspeech 2020) over the paper's complex spectrogram.
+
+Two stride-2 convolutions subsample the 2-channel spectrogram 4x in time and frequency (10 ms
+frames become 40 ms; 257 bins become 63), a linear layer projects each frame's channels x bins to
+``d_model``, and torchaudio's conformer blocks (feed-forward, self-attention, depthwise
+convolution, feed-forward) model the sequence. Pooling over time gives one vector per clip,
+which a head maps to the teacher's embedding, as the paper's CNN does with its FC layers.
+
+torchaudio's blocks add no positional encoding: the depthwise convolution in every block gives
+them relative position, and an utterance-level embedding needs little more. Every clip in an
+s2f batch has the same length (clips are cropped or loop-repeated to one duration, as in the
+paper), so all frames are valid and the lengths passed to the blocks are the full sequence.
+
+Example:
+    >>> import torch
+    >>> encoder = ConformerEncoder(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, subsampling_channels=4,
+    ...                            hidden_dim=None, embed_dim=8)
+    >>> encoder(torch.randn(2, 2, 298, 257)).shape
+    torch.Size([2, 8])
+    >>> encoder.output_frames(598), encoder.min_frames
+    (148, 7)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from torchaudio.models import Conformer
+
+from .._registry import ENCODERS
+from .base import VoiceEncoder
+
+__all__ = ["ConformerEncoder", "s2f_conformer", "s2f_conformer_tiny"]
+
+_KERNEL, _STRIDE = 3, 2
+
+
+def _subsampled(size: int) -> int:
+    """Length of one axis after the two unpadded 3x3, stride-2 convolutions."""
+    for _ in range(2):
+        size = (size - _KERNEL) // _STRIDE + 1
+    return size
+
+
+class ConvSubsampling(nn.Module):
+    """Two 3x3 stride-2 convolutions with ReLU, then each frame's channels x bins projected to ``d_model``.
+
+    Args:
+        num_bins: Frequency bins of the input spectrogram.
+        channels: Output channels of both convolutions.
+        d_model: Width of the frame vectors it produces.
+        dropout: Dropout on the projected frames.
+    """
+
+    def __init__(self, num_bins: int, channels: int, d_model: int, dropout: float) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(2, channels, _KERNEL, stride=_STRIDE),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, _KERNEL, stride=_STRIDE),
+            nn.ReLU(inplace=True),
+        )
+        self.proj = nn.Linear(channels * _subsampled(num_bins), d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """[B, 2, T, F] -> [B, T', d_model]."""
+        features = self.convs(spec)  # [B, C, T', F']
+        batch, channels, frames, bins = features.shape
+        # reshape, not view: under channels-last the permuted tensor is not contiguous.
+        frames_first = features.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)
+        return self.dropout(self.proj(frames_first))
+
+
+class AttentivePooling(nn.Module):
+    """A learned softmax weighting of frames: the clip vector is their weighted mean.
+
+    Args:
+        d_model: Width of the frame vectors.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, 1))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] -> [B, D]."""
+        weights = torch.softmax(self.score(frames).float(), dim=1).to(frames.dtype)
+        return (weights * frames).sum(dim=1)
+
+
+class ConformerEncoder(VoiceEncoder):
+    """Conformer voice encoder: convolutional subsampling, conformer blocks, time pooling, head.
+
+    Args:
+        d_model: Width of the conformer blocks.
+        num_layers: Conformer blocks.
+        num_heads: Attention heads per block; must divide ``d_model``.
+        ffn_dim: Hidden width of the blocks' feed-forward modules.
+        conv_kernel_size: Kernel of the blocks' depthwise convolution over time (odd).
+        subsampling_channels: Channels of the two subsampling convolutions.
+        dropout: Dropout inside the blocks and on the subsampled frames.
+        pooling: ``"mean"`` over time, or ``"attentive"`` (a learned weighting of frames).
+        hidden_dim: Width of a ReLU hidden layer in the head, as in the paper's FC 4096 -> FC 4096;
+            ``None`` projects the pooled vector straight to ``embed_dim``.
+        embed_dim: Size of the output embedding; must match the teacher's.
+        num_bins: Frequency bins of the input spectrogram (n_fft // 2 + 1).
+    """
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        num_layers: int = 12,
+        num_heads: int = 4,
+        ffn_dim: int = 1024,
+        conv_kernel_size: int = 31,
+        subsampling_channels: int = 128,
+        dropout: float = 0.1,
+        pooling: Literal["mean", "attentive"] = "mean",
+        hidden_dim: int | None = 4096,
+        embed_dim: int = 4096,
+        num_bins: int = 257,
+    ) -> None:
+        super().__init__()
+        if num_bins != self.n_fft // 2 + 1:
+            raise ValueError(f"num_bins={num_bins} does not match the {self.n_fft}-point STFT ({self.n_fft // 2 + 1})")
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide d_model={d_model}")
+        if conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size must be odd, got {conv_kernel_size}")
+        if pooling not in ("mean", "attentive"):
+            raise ValueError(f"pooling must be 'mean' or 'attentive', got {pooling!r}")
+        if _subsampled(num_bins) < 1:
+            raise ValueError(f"{num_bins} frequency bins are too few for 4x subsampling")
+        self.embed_dim = embed_dim
+        self.num_bins = num_bins
+        self.subsampling = ConvSubsampling(num_bins, subsampling_channels, d_model, dropout)
+        self.conformer = Conformer(
+            input_dim=d_model,
+            num_heads=num_heads,
+            ffn_dim=ffn_dim,
+            num_layers=num_layers,
+            depthwise_conv_kernel_size=conv_kernel_size,
+            dropout=dropout,
+        )
+        self.pool = AttentivePooling(d_model) if pooling == "attentive" else None
+        head: list[nn.Module] = (
+            [nn.Linear(d_model, embed_dim)]
+            if hidden_dim is None
+            else [nn.Linear(d_model, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, embed_dim)]
+        )
+        self.head = nn.Sequential(*head)
+        self.min_frames = next(t for t in range(1, 64) if self.output_frames(t) >= 1)
+
+    def output_frames(self, frames: int) -> int:
+        """Conformer time steps for an input of ``frames`` spectrogram frames."""
+        return _subsampled(frames)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if spec.ndim != 4 or spec.shape[1] != 2 or spec.shape[-1] != self.num_bins:
+            raise ValueError(f"expected a spectrogram [B, 2, T, {self.num_bins}], got {tuple(spec.shape)}")
+        if spec.shape[2] < self.min_frames:
+            raise ValueError(
+                f"{spec.shape[2]} frames is too short for this encoder: it needs at least {self.min_frames} "
+                f"({(self.min_frames - 1) * self.hop_length + self.win_length} samples)"
+            )
+        frames = self.subsampling(spec)
+        lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)
+        frames, _ = self.conformer(frames, lengths)
+        pooled = frames.mean(dim=1) if self.pool is None else self.pool(frames)
+        return self.head(pooled)
+
+
+@ENCODERS.register("s2f_conformer")
+def s2f_conformer(**overrides: object) -> ConformerEncoder:
+    """Conformer, 12 blocks of width 256 over 40 ms frames, FC 4096 -> 4096 head (38.3 M parameters)."""
+    return ConformerEncoder(**overrides)  # type: ignore[arg-type]
+
+
+@ENCODERS.register("s2f_conformer_tiny")
+def s2f_conformer_tiny(**overrides: object) -> ConformerEncoder:
+    """Two conformer blocks of width 32 and a 64-D embedding, for tests and CPU demos."""
+    config: dict[str, object] = {
+        "d_model": 32,
+        "num_layers": 2,
+        "num_heads": 2,
+        "ffn_dim": 64,
+        "conv_kernel_size": 15,
+        "subsampling_channels": 8,
+        "dropout": 0.0,
+        "hidden_dim": 64,
+        "embed_dim": 64,
+    }
+    return ConformerEncoder(**{**config, **overrides})  # type: ignore[arg-type]

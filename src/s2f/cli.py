@@ -10,11 +10,12 @@ Training subcommands are Lightning's own, read from YAML recipes with ``class_pa
 The rest are s2f's::
 
     s2f demo [--out DIR] [--quick]                   the whole pipeline on a toy corpus, in about a minute
-    s2f prepare --pairs PAIRS.csv --out SHARDS       audio + face image pairs -> training shards
+    s2f prepare --avspeech|--voxceleb|--folder|--manifest|--pairs ... --out SHARDS
+                                                     media -> training shards (resumable; rejects listed)
     s2f run RECIPE [RECIPE ...] [--key value ...]    fit with stacked recipes (what `lightning run` would be)
     s2f predict --model DIR_OR_CKPT voice.wav [...]  face embedding (and image) of audio files
     s2f export CKPT OUT_DIR [--decoder DECODER]      a training checkpoint -> config.json + model.safetensors
-    s2f models [PATTERN]                             what is registered
+    s2f models [PATTERN] [--kind K] [--tiny|--full]  what is registered: kind, parameters, embedding, package
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,10 @@ JPEG_QUALITY = 95
 AUDIO_CODECS = ("flac", "pcm16")
 INDEX_NAME = "index.json"
 
+_MANIFEST_KEYS = frozenset(
+    {"format", "version", "s2f_version", "teacher", "embed_dim", "sample_rate", "max_seconds", "audio_codec"}
+    | {"face_size", "splits"}
+)
 # The only litdata serializers a row may use; anything else (notably "pickle") means a bug.
 _ALLOWED_FORMATS = ("str", "int", "float", "bytes", "numpy", "no_header_numpy")
 # Largest finite float16; embeddings beyond it would silently become inf on disk.
@@ -185,6 +190,9 @@ class ShardManifest:
         s2f_version: Version of s2f that wrote the shards.
         format: Always ``"s2f-shards"``.
         version: Format version, :data:`FORMAT_VERSION` for shards this s2f can read.
+        extra: Optional top-level keys beyond the required ones, kept as read and written back
+            (``s2f prepare`` adds ``landmarks``, the landmark scheme of the rows, and ``prepare``,
+            its counts and settings). Readers that do not know a key ignore it.
     """
 
     root: str
@@ -198,6 +206,7 @@ class ShardManifest:
     s2f_version: str = "0+unknown"
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_clips(self) -> int:
@@ -207,6 +216,7 @@ class ShardManifest:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in ``s2f_shards.json``."""
         return {
+            **self.extra,
             "format": self.format,
             "version": self.version,
             "s2f_version": self.s2f_version,
@@ -295,6 +305,7 @@ def read_manifest(root: str | os.PathLike[str]) -> ShardManifest:
             audio_codec=str(data["audio_codec"]),
             face_size=int(data["face_size"]),
             s2f_version=str(data.get("s2f_version", "0+unknown")),
+            extra={key: value for key, value in data.items() if key not in _MANIFEST_KEYS},
         )
     except KeyError as err:
         raise _manifest_error(path, f"missing field {err.args[0]!r}") from err
@@ -498,9 +509,11 @@ class _SplitState:
 class ShardWriter:
     """Writes :class:`ClipRecord` rows into a shard root, one litdata dataset per split.
 
-    Rows stream straight to chunk files from the calling process (no worker pool). Split assignment
-    is per speaker: a record's explicit ``split`` wins, otherwise :func:`assign_split` hashes the
-    speaker id; a speaker never ends up in two splits. The manifest is written last, by
+    Rows stream straight to chunk files from the calling process (no worker pool); a writer owns its
+    folder, so under torch.distributed each rank can write its own root (``s2f prepare`` does, then
+    merges them, see :mod:`s2f.data.parts`). Split assignment is per speaker: a record's explicit
+    ``split`` wins, otherwise :func:`assign_split` hashes the speaker id; a speaker never ends up in
+    two splits. The manifest is written last, by
     :meth:`close`, so an interrupted run leaves a folder that readers reject instead of a silently
     truncated dataset.
 
@@ -549,14 +562,8 @@ class ShardWriter:
             raise ValueError(f"audio_codec must be one of {AUDIO_CODECS}, got {audio_codec!r}")
         if not (math.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
-        # litdata's writer derives its file names and index merge from the torch.distributed rank;
-        # under several ranks each would wait forever for the others' indexes.
-        if (
-            torch.distributed.is_available()
-            and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1
-        ):
-            raise RuntimeError("ShardWriter writes from a single process; run it outside torch.distributed")
+        # Under torch.distributed, litdata names chunk files after the global rank; the index is merged
+        # here from this writer's own file (see close), so each rank can write its own root.
         self.teacher = teacher
         self.embed_dim = int(embed_dim)
         self.split_fractions = _check_fractions(split_fractions)
@@ -723,7 +730,7 @@ class ShardWriter:
             if state is None:
                 continue
             state.writer.done()
-            state.writer.merge(num_workers=1)
+            _merge_own_index(_join(self.root, name))
             _check_index(_join(self.root, name))
             splits[name] = SplitInfo(clips=state.next_index, speakers=len(state.speakers))
         manifest = ShardManifest(
@@ -745,6 +752,25 @@ class ShardWriter:
         os.replace(tmp, path)
         self._manifest = manifest
         return manifest
+
+
+def _merge_own_index(split_dir: str) -> None:
+    """Turns the writer's ``{rank}.index.json`` into ``index.json``.
+
+    litdata's own merge waits for one index per rank of the process group, which would hang when
+    ranks write separate roots; a ShardWriter is the only writer of its folder, so there is one file.
+    """
+    own = [name for name in os.listdir(split_dir) if name.endswith("." + INDEX_NAME) and name.split(".")[0].isdigit()]
+    if len(own) != 1:
+        raise RuntimeError(f"{split_dir}: expected one writer index, found {sorted(own)}")
+    with open(os.path.join(split_dir, own[0]), encoding="utf-8") as handle:
+        index = json.load(handle)
+    index["updated_at"] = str(time.time())
+    target = os.path.join(split_dir, INDEX_NAME)
+    with open(target + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(index, handle, sort_keys=True)
+    os.replace(target + ".tmp", target)
+    os.remove(os.path.join(split_dir, own[0]))
 
 
 def _check_index(split_dir: str) -> None:

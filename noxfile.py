@@ -42,11 +42,21 @@ def doctest(session: nox.Session) -> None:
     session.run("pytest", "--doctest-modules", "src/s2f", "-p", "no:cacheprovider", env=OFFLINE)
 
 
+BENCHMARKS = ("encoder_throughput.py", "compare_encoders.py", "prepare_throughput.py")
+
+
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Throughput benchmarks (prints ratios; never fails on timing)."""
-    args = session.posargs or ["--quick"]
-    session.run("python", os.path.join("benchmarks", "encoder_throughput.py"), *args, env=OFFLINE)
+    """Every benchmark in its quick mode (prints ratios; never fails on timing).
+
+    `nox -s bench -- encoder_throughput.py --models s2f_cnn` runs one benchmark with its own options.
+    """
+    if session.posargs:
+        script, *args = session.posargs
+        session.run("python", os.path.join("benchmarks", script), *args, env=OFFLINE)
+        return
+    for script in BENCHMARKS:
+        session.run("python", os.path.join("benchmarks", script), "--quick", env=OFFLINE)
 
 
 @nox.session(venv_backend="none")

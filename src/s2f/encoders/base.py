@@ -20,6 +20,8 @@ class VoiceEncoder(RecordsConfig, nn.Module):
     """
 
     embed_dim: int
+    num_bins: int = 257
+    min_frames: int = 1
     sample_rate: int = 16_000
     n_fft: int = 512
     win_length: int = 400
@@ -28,6 +30,16 @@ class VoiceEncoder(RecordsConfig, nn.Module):
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check_spectrogram(self, spec: torch.Tensor) -> None:
+        """Raises a one-line ``ValueError`` unless ``spec`` is [B, 2, T >= min_frames, num_bins]."""
+        if spec.ndim != 4 or spec.shape[1] != 2 or spec.shape[-1] != self.num_bins:
+            raise ValueError(f"expected a spectrogram [B, 2, T, {self.num_bins}], got {tuple(spec.shape)}")
+        if spec.shape[2] < self.min_frames:
+            raise ValueError(
+                f"{spec.shape[2]} frames is too short for this encoder: it needs at least {self.min_frames} "
+                f"({(self.min_frames - 1) * self.hop_length + self.win_length} samples)"
+            )
 
     def frontend_config(self) -> dict[str, float]:
         """The spectrogram settings this encoder was built for."""

@@ -159,13 +159,7 @@ class ConformerEncoder(VoiceEncoder):
         return _subsampled(frames)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        if spec.ndim != 4 or spec.shape[1] != 2 or spec.shape[-1] != self.num_bins:
-            raise ValueError(f"expected a spectrogram [B, 2, T, {self.num_bins}], got {tuple(spec.shape)}")
-        if spec.shape[2] < self.min_frames:
-            raise ValueError(
-                f"{spec.shape[2]} frames is too short for this encoder: it needs at least {self.min_frames} "
-                f"({(self.min_frames - 1) * self.hop_length + self.win_length} samples)"
-            )
+        self.check_spectrogram(spec)
         frames = self.subsampling(spec)
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)
         frames, _ = self.conformer(frames, lengths)

@@ -135,8 +135,7 @@ class TimmVoiceEncoder(VoiceEncoder):
         return features.permute(0, 3, 1, 2) if self._channels_last_output else features
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        if spec.ndim != 4 or spec.shape[1] != 2 or spec.shape[-1] != self.num_bins:
-            raise ValueError(f"expected a spectrogram [B, 2, T, {self.num_bins}], got {tuple(spec.shape)}")
+        self.check_spectrogram(spec)
         features = self.features(spec)
         pooled = features.mean(dim=2) if self.pool == "time" else features.mean(dim=(2, 3)).unsqueeze(-1)
         return self.head(pooled)

@@ -23,6 +23,7 @@ from ..decoders.tps import tps_warp
 from ..errors import ConfigError
 from ..pipeline import decoder_config
 from ..teachers.base import FaceTeacher
+from ._logging import log_terms
 
 __all__ = ["FaceDecoderSystem", "face_grid"]
 
@@ -178,21 +179,15 @@ class FaceDecoderSystem(L.LightningModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
 
-    def _log_terms(self, stage: str, total: torch.Tensor, terms: dict[str, torch.Tensor], batch_size: int) -> None:
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        for name, value in terms.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, batch_size=batch_size)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         total, terms = self.losses(batch)
-        self._log_terms("train", total, terms, batch["embedding"].shape[0])
+        log_terms(self, "train", total, terms, batch["embedding"].shape[0])
         return total
 
     def _evaluate(self, stage: str, batch: dict[str, Any], keep_for_grid: bool = False) -> None:
         total, terms = self.losses(batch, keep_for_grid=keep_for_grid)
         terms.update(self.mean_face_errors(batch))
-        self._log_terms(stage, total, terms, batch["embedding"].shape[0])
+        log_terms(self, stage, total, terms, batch["embedding"].shape[0])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate("val", batch, keep_for_grid=batch_idx == 0 and self.hparams["grid_faces"] > 0)

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
 from ..teachers.base import FaceTeacher
+from ._logging import log_terms
 
 __all__ = ["Speech2FaceSystem"]
 
@@ -123,24 +124,18 @@ class Speech2FaceSystem(L.LightningModule):
             terms = {**terms, "angle_deg": torch.rad2deg(torch.acos(cosine)).mean()}
         return total, terms
 
-    def _log_terms(self, stage: str, total: torch.Tensor, terms: dict[str, torch.Tensor], batch_size: int) -> None:
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", total, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        for name, value in terms.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=True, batch_size=batch_size)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         total, terms = self._losses(batch)
-        self._log_terms("train", total, terms, batch["audio"].shape[0])
+        log_terms(self, "train", total, terms, batch["audio"].shape[0])
         return total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         total, terms = self._losses(batch)
-        self._log_terms("val", total, terms, batch["audio"].shape[0])
+        log_terms(self, "val", total, terms, batch["audio"].shape[0])
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         total, terms = self._losses(batch)
-        self._log_terms("test", total, terms, batch["audio"].shape[0])
+        log_terms(self, "test", total, terms, batch["audio"].shape[0])
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {"clip_id": batch.get("clip_id"), "embedding": self(batch["audio"]).float()}

@@ -54,3 +54,12 @@ def run_lightning_cli(args: Sequence[str]) -> S2FLightningCLI:
         )
     finally:
         sys.argv = program
+        _finish_wandb_run()
+
+
+def _finish_wandb_run() -> None:
+    # WandbLogger leaves its run open (a later logger in the same process would silently join it);
+    # one CLI command is one run, so close it here, which also flushes offline runs to disk.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 
 from encoder_throughput import count_flops, machine, time_train_step
+from encoder_throughput import format_table as throughput_table
 from s2f import ENCODERS, TEACHERS
 from s2f.audio import SpectrogramFrontend
 from s2f.data import build_shards_from_pairs, iter_records
@@ -177,21 +178,8 @@ def _mean_angle(predicted: np.ndarray, true: np.ndarray) -> float:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """A plain-text table with aligned columns; "-" where a figure was not measured."""
-    header = [title for title, _, _ in COLUMNS]
-    body = [
-        [fmt.format(value) if (value := getattr(row, key)) is not None else "-" for _, key, fmt in COLUMNS]
-        for row in rows
-    ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        )
-        for cells in [header, *body]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    """The comparison as a plain-text table; "-" where a figure was not measured."""
+    return throughput_table(rows, COLUMNS)
 
 
 def select_models(patterns: str | None, *, tiny_only: bool) -> list[str]:

@@ -223,10 +223,13 @@ def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """A plain-text table with aligned columns."""
-    header = [title for title, _, _ in COLUMNS]
-    body = [[fmt.format(getattr(row, key)) for _, key, fmt in COLUMNS] for row in rows]
+def format_table(rows: Sequence[object], columns: Sequence[tuple[str, str, str]] = COLUMNS) -> str:
+    """A plain-text table with aligned columns of ``(title, attribute, format)``; "-" where a value is None."""
+    header = [title for title, _, _ in columns]
+    body = [
+        [fmt.format(value) if (value := getattr(row, key)) is not None else "-" for _, key, fmt in columns]
+        for row in rows
+    ]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
     lines = [
         "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True)) for cells in [header, *body]

@@ -12,6 +12,8 @@ The rest are s2f's::
     s2f demo [--out DIR] [--quick]                   the whole pipeline on a toy corpus, in about a minute
     s2f prepare --avspeech|--voxceleb|--folder|--manifest|--pairs ... --out SHARDS
                                                      media -> training shards (resumable; rejects listed)
+    s2f synth --out DIR [--identities N] [--quick]   a synthetic audio-visual world (mp4 + manifest) to prepare
+    s2f eval --model DIR --data SHARDS [--out DIR]   the paper's evaluation: metrics.json + report.html
     s2f run RECIPE [RECIPE ...] [--key value ...]    fit with stacked recipes (what `lightning run` would be)
     s2f predict --model DIR_OR_CKPT voice.wav [...]  face embedding (and image) of audio files
     s2f export CKPT OUT_DIR [--decoder DECODER]      a training checkpoint -> config.json + model.safetensors
@@ -48,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args[1:])
         if args and args[0] == "prepare":
             return _prepare(args[1:])
+        if args and args[0] == "eval":
+            from .eval.command import main as eval_main
+
+            return eval_main(args[1:])
+        if args and args[0] == "synth":
+            from .data.synth.command import main as synth_main
+
+            return synth_main(args[1:])
         if (args and args[0] in ("-h", "--help")) or not args:
             print(__doc__)
             return 0 if args else 2

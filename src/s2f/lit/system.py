@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from .._config import component_spec
 from .._registry import DECODERS, ENCODERS, TEACHERS
@@ -34,6 +35,14 @@ class Speech2FaceSystem(L.LightningModule):
     Models can be given as instances (``class_path`` / ``init_args`` in a recipe) or as
     registered names. The teacher and the decoder are frozen: eval mode throughout, no
     gradients, and never written into checkpoints (they are rebuilt from their configuration).
+
+    Batches carry raw waveforms [B, N]; the STFT and its power-law compression run here, in
+    :attr:`frontend`, on whatever device the batch was moved to (the GPU under a GPU recipe).
+
+    Under DDP only the encoder is synchronised: the frozen parts' parameters and buffers are
+    listed in ``_ddp_params_and_buffers_to_ignore``, so DDP neither broadcasts them at start-up
+    nor reduces them, and as they never need gradients ``find_unused_parameters`` stays off
+    (see ``docs/scaling.md``).
 
     Args:
         encoder: The voice encoder, or its registered name.
@@ -97,6 +106,18 @@ class Speech2FaceSystem(L.LightningModule):
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)
+        self._exclude_frozen_parts_from_ddp()
+
+    def _exclude_frozen_parts_from_ddp(self) -> None:
+        # Every rank builds the same frozen teacher from its name and weights file, so broadcasting
+        # it (hundreds of MB for VGG-Face) at DDP start-up and its buffers before every forward buys
+        # nothing. DDP reads this list when it wraps the module.
+        frozen = [
+            name
+            for name, _ in (*self.named_parameters(), *self.named_buffers())
+            if name.startswith(_FROZEN_PREFIXES) or name.startswith("frontend.")
+        ]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, frozen)
 
     # -- model ---------------------------------------------------------------------------------
 

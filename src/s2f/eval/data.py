@@ -1,0 +1,120 @@
+"""What the evaluation reads: one split of a shard root, and the model's embeddings of its voices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, ShardFormatError
+
+__all__ = ["HeldOut", "decode_faces", "load_held_out", "mean_training_embedding", "predict_embeddings"]
+
+
+@dataclass
+class HeldOut:
+    """The clips of the evaluated split, sorted by clip id.
+
+    Attributes:
+        clip_ids: Id of each clip.
+        speaker_ids: Speaker of each clip.
+        audio: Samples of each clip (int16, 16 kHz).
+        faces: The face crops, uint8 [N, H, W, 3].
+        embeddings: The teacher's embeddings of the faces [N, D].
+        metadata: Each clip's labels.
+        teacher: Name of the teacher that embedded the faces.
+    """
+
+    clip_ids: list[str]
+    speaker_ids: list[str]
+    audio: list[np.ndarray]
+    faces: np.ndarray
+    embeddings: torch.Tensor
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    teacher: str = ""
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+
+def load_held_out(
+    data_dir: str | os.PathLike[str], split: str, *, max_clips: int | None = None, seed: int = 0
+) -> HeldOut:
+    """Reads one split; with ``max_clips``, a seeded random subset of that many clips.
+
+    Raises:
+        ShardFormatError: When the split is missing or empty (the message names the root).
+    """
+    from ..data import iter_records, read_manifest
+
+    manifest = read_manifest(data_dir)
+    if split not in manifest.splits:
+        present = ", ".join(manifest.splits) or "none"
+        raise ShardFormatError(f"{data_dir} has no {split!r} split (splits on disk: {present}); pass --split with one")
+    records = sorted(iter_records(data_dir, split), key=lambda r: r.clip_id)
+    if not records:
+        raise ShardFormatError(f"{data_dir}: split {split!r} holds no clips; pass --split with one that does")
+    if max_clips is not None and max_clips < len(records):
+        if max_clips < 2:
+            raise ConfigError(f"max_clips must be at least 2, got {max_clips}")
+        keep = np.sort(np.random.default_rng(seed).choice(len(records), size=max_clips, replace=False))
+        records = [records[i] for i in keep]
+    return HeldOut(
+        clip_ids=[r.clip_id for r in records],
+        speaker_ids=[r.speaker_id for r in records],
+        audio=[r.audio for r in records],
+        faces=np.stack([r.face for r in records]),
+        embeddings=torch.from_numpy(np.stack([r.embedding for r in records]).astype(np.float32)),
+        metadata=[dict(r.metadata) for r in records],
+        teacher=manifest.teacher,
+    )
+
+
+def mean_training_embedding(data_dir: str | os.PathLike[str], split: str, *, max_clips: int = 5000) -> torch.Tensor:
+    """The mean teacher embedding of the first ``max_clips`` clips of the training split.
+
+    Raises:
+        ShardFormatError: When the split is missing or empty.
+    """
+    from ..data import iter_records
+
+    embeddings = [r.embedding.astype(np.float64) for r in islice(iter_records(data_dir, split), max_clips)]
+    if not embeddings:
+        raise ShardFormatError(f"{data_dir}: split {split!r} holds no clips")
+    return torch.from_numpy(np.mean(embeddings, axis=0)).float()
+
+
+@torch.inference_mode()
+def predict_embeddings(
+    model: Any, audio: Sequence[np.ndarray], seconds: float, *, batch_size: int = 32, progress: bool = False
+) -> torch.Tensor:
+    """The model's embedding [N, D] of each clip, cropped or loop-repeated to ``seconds``, in batches."""
+    from tqdm.auto import tqdm
+
+    from ..audio import Waveform, load_clip
+
+    model.eval()
+    batches = []
+    starts = range(0, len(audio), batch_size)
+    for start in tqdm(starts, desc=f"voices at {seconds:g} s", disable=not progress, unit="batch"):
+        chunk = audio[start : start + batch_size]
+        waves = torch.stack([load_clip(Waveform(samples, 16_000), seconds, model.sample_rate) for samples in chunk])
+        batches.append(model(waves.to(model.device)).float().cpu())
+    return torch.cat(batches)
+
+
+@torch.inference_mode()
+def decode_faces(decoder: Any, embeddings: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
+    """The decoder's face of each embedding, as RGB uint8 [N, S, S, 3]."""
+    device = next(decoder.parameters()).device
+    decoder.eval()
+    images = []
+    for start in range(0, len(embeddings), batch_size):
+        image = decoder(embeddings[start : start + batch_size].to(device)).image.float().clamp(0, 1)
+        images.append((image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(images)

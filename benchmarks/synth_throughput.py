@@ -1,0 +1,87 @@
+"""What one clip of `s2f synth` costs, stage by stage, in CPU time of one process.
+
+CPU time (``time.process_time``) rather than wall time, so that the figures hold on a machine that
+other jobs share; the projection divides by the cores a run would use. Prints, per stage, the
+milliseconds per call, its share of a clip, and the projected core-seconds and wall-seconds of the
+default (300 x 3 x 6 s) and quick (60 x 2 x 3 s) worlds, with mp4 against wav + jpg.
+
+    HF_HUB_OFFLINE=1 python benchmarks/synth_throughput.py [--identities 12] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2f.data.synth.media import write_mp4, write_wav_jpg
+from s2f.data.synth.morph import Morpher
+from s2f.data.synth.sources import load_bank
+from s2f.data.synth.voice import synthesize_speech
+from s2f.data.synth.world import draw_identities, render_backdrop, render_view
+
+WORLDS = {"default": (300, 3, 6.0), "quick": (60, 2, 3.0)}
+
+
+def timed(spent: dict[str, float], name: str, action: Callable[[], Any]) -> Any:
+    began = time.process_time()
+    result = action()
+    spent[name] = spent.get(name, 0.0) + time.process_time() - began
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--identities", type=int, default=12)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    spent: dict[str, float] = {}
+    bank = timed(spent, "load bank (cached)", lambda: load_bank(args.cache_dir))
+    morpher = timed(spent, "morpher setup", lambda: Morpher(bank))
+    specs = draw_identities(morpher, args.identities, 0, 0.2)
+    calls = {"morph": 0, "clip": 0}
+    with tempfile.TemporaryDirectory() as folder:
+        for spec in specs:
+            face = timed(spent, "morph", lambda spec=spec: morpher.render(spec.morph))
+            backdrop = timed(spent, "backdrop", lambda spec=spec: render_backdrop(spec))
+            calls["morph"] += 1
+            for clip in range(3):
+                rng = np.random.default_rng([spec.index, clip])
+                frame = timed(spent, "view", lambda: render_view(face, backdrop, spec, rng))  # noqa: B023
+                audio = timed(spent, "speech 6 s", lambda: synthesize_speech(spec.voice, 6.0, rng))  # noqa: B023
+                target = Path(folder) / f"{spec.index}_{clip}"
+                timed(spent, "mp4 6 s", lambda: write_mp4(target.with_suffix(".mp4"), frame, audio))  # noqa: B023
+                timed(spent, "wav + jpg 6 s", lambda: write_wav_jpg(target.with_suffix(".wav"), frame, audio))  # noqa: B023
+                calls["clip"] += 1
+    per = {
+        name: seconds / (calls["morph"] if name in ("morph", "backdrop") else calls["clip"])
+        for name, seconds in spent.items()
+        if name not in ("load bank (cached)", "morpher setup")
+    }
+    clip_mp4 = per["view"] + per["speech 6 s"] + per["mp4 6 s"]
+    clip_wav = per["view"] + per["speech 6 s"] + per["wav + jpg 6 s"]
+    print(f"{'stage':<22}{'ms/call':>10}")
+    for name in ("load bank (cached)", "morpher setup"):
+        print(f"{name:<22}{1000 * spent[name]:>10.1f}")
+    for name, seconds in per.items():
+        print(f"{name:<22}{1000 * seconds:>10.1f}")
+    print(f"\nmp4 / wav+jpg clip cost: {clip_mp4 / clip_wav:.2f}x")
+    for label, (people, clips, seconds) in WORLDS.items():
+        speech_share = seconds / 6.0  # speech and encoding scale with the clip length
+        for media, encode in (("mp4", per["mp4 6 s"]), ("wav", per["wav + jpg 6 s"])):
+            clip = per["view"] + speech_share * (per["speech 6 s"] + encode)
+            total = people * (per["morph"] + per["backdrop"]) + people * clips * clip
+            print(
+                f"{label} world ({people} x {clips} x {seconds:g} s, {media}): {total:.0f} core-s, "
+                f"about {total / args.cores:.0f} s on {args.cores} cores"
+            )
+
+
+if __name__ == "__main__":
+    main()

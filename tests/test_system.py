@@ -80,3 +80,37 @@ def test_mismatched_teacher_and_data_are_config_errors(shards: Path, tmp_path: P
     system = Speech2FaceSystem("s2f_cnn_tiny", TEACHERS.create("vggface_tiny", name="other"))
     with pytest.raises(ConfigError, match="prepared with teacher 'vggface_tiny'"):
         _trainer(tmp_path, max_steps=1).fit(system, datamodule=S2FDataModule(str(shards), batch_size=4))
+
+
+def _spectrogram_devices(system: Speech2FaceSystem) -> list[tuple[tuple[int, ...], str, tuple[int, ...], str]]:
+    """(input shape, input device, output shape, output device) of every front-end call."""
+    seen: list[tuple[tuple[int, ...], str, tuple[int, ...], str]] = []
+
+    def record(module: torch.nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        seen.append((tuple(inputs[0].shape), inputs[0].device.type, tuple(output.shape), output.device.type))
+
+    system.frontend.register_forward_hook(record)
+    return seen
+
+
+def test_the_stft_runs_in_the_module_not_in_the_loader(shards: Path, tmp_path: Path) -> None:
+    data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["audio"].shape == (4, 16_000) and batch["audio"].dtype == torch.float32  # waveforms, no spectrogram
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    seen = _spectrogram_devices(system)
+    _trainer(tmp_path, max_steps=1, limit_val_batches=0, enable_checkpointing=False).fit(system, datamodule=data)
+    assert seen == [((4, 16_000), "cpu", (4, 2, 98, 257), "cpu")]
+    # The front end is a submodule without parameters: it moves with the system and DDP ignores it.
+    assert "frontend.window" in system._ddp_params_and_buffers_to_ignore
+    assert not list(system.frontend.parameters())
+
+
+@pytest.mark.gpu
+def test_the_stft_runs_on_the_gpu_in_bf16_training(shards: Path, tmp_path: Path) -> None:
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True)
+    seen = _spectrogram_devices(system)
+    trainer = _trainer(tmp_path, accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=2)
+    trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0, pin_memory=True))
+    assert seen and all(entry[1] == entry[3] == "cuda" for entry in seen)

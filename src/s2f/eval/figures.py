@@ -34,7 +34,9 @@ def angle_histogram(angles: dict[str, torch.Tensor], same_speaker: torch.Tensor)
     """Histograms of matched (a voice and its own speaker's faces) and mismatched angles, one panel per length."""
     figure, axes = _figure(len(angles))
     for axis, (key, matrix) in zip(axes[0], angles.items(), strict=True):
-        bins = np.linspace(0, 180, 61)
+        # Bins over the observed range: teacher features often sit within a few degrees of each other.
+        low, high = float(matrix.min()), float(matrix.max())
+        bins = np.linspace(low - 0.5, high + 0.5, 41)
         axis.hist(matrix[~same_speaker].numpy(), bins=bins, density=True, alpha=0.6, label="other speakers' faces")
         axis.hist(matrix[same_speaker].numpy(), bins=bins, density=True, alpha=0.6, label="own speaker's faces")
         axis.set(title=f"{key} of voice", xlabel="angle to true face embedding (deg)", ylabel="density")

@@ -220,6 +220,45 @@ def test_two_ranks_match_one_process_on_the_same_global_batches(
     assert update_gap < 1e-2, update_gap
 
 
+SCALE_RECIPES = [["gpu"], ["gpu", "ddp"], ["gpu", "fsdp"], ["gpu", "ddp", "multinode"]]
+
+
+@pytest.mark.parametrize("stack", SCALE_RECIPES, ids=lambda stack: "+".join(["paper", *stack]))
+def test_scale_recipes_stack_on_the_paper_recipe(stack: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from s2f.cli import main
+
+    configs = [arg for name in ["paper", *stack] for arg in ("--config", str(ROOT / "recipes" / f"{name}.yaml"))]
+    with pytest.raises(SystemExit) as exited:
+        main(["fit", *configs, "--print_config"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert "precision: bf16-mixed" in printed and "accelerator: gpu" in printed
+    assert "s2f.encoders.PaperCNNEncoder" in printed  # the model comes from the paper recipe, untouched
+    if "ddp" in stack:
+        assert "DDPStrategy" in printed and "find_unused_parameters: false" in printed
+        assert "sync_batchnorm: true" in printed
+    if "multinode" in stack:
+        assert "num_nodes: 2" in printed and "dirpath: checkpoints/paper" in printed
+
+
+def test_gpu_precision_falls_back_to_fp32_without_a_gpu(shards: Path, tmp_path: Path) -> None:
+    from s2f.lit.cli import run_lightning_cli
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so bf16-mixed stays")
+    args = [
+        "fit", "--config", str(ROOT / "recipes" / "debug.yaml"), "--trainer.accelerator", "auto",
+        "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
+        "--trainer.logger", "false", "--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false",
+        "--trainer.default_root_dir", str(tmp_path), "--data.init_args.data_dir", str(shards),
+        "--data.init_args.clip_seconds", "1",
+    ]  # fmt: skip
+    cli = run_lightning_cli(args)
+    assert cli.trainer.precision == "32-true" and cli.trainer.global_step == 1
+    explicit = [*args, "--trainer.accelerator", "cpu"]
+    assert run_lightning_cli(explicit).trainer.precision == "bf16-mixed"  # asked for on the CPU: kept
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
     torch.set_num_threads(1)
     _worker(sys.argv[2], sys.argv[3])

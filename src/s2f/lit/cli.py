@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import S2FError
 
@@ -14,7 +15,22 @@ __all__ = ["S2FLightningCLI", "run_lightning_cli"]
 
 
 class S2FLightningCLI(LightningCLI):
-    """Lightning's CLI with any LightningModule / LightningDataModule chosen by the recipe."""
+    """Lightning's CLI with any LightningModule / LightningDataModule chosen by the recipe.
+
+    GPU recipes ask for ``bf16-mixed``; when such a recipe runs with ``accelerator: auto`` on a
+    machine without a GPU, training falls back to fp32 (``32-true``), which is what a CPU without
+    AMX runs fastest and most accurately. An explicit ``accelerator: cpu`` keeps the precision asked for.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.get("trainer")
+        if trainer is None:
+            return
+        precision = str(trainer.get("precision"))
+        if precision in _GPU_PRECISIONS and trainer.get("accelerator") == "auto" and not _has_accelerator():
+            rank_zero_info(f"s2f: no GPU found, so training runs in 32-true instead of {precision}")
+            trainer["precision"] = "32-true"
 
     def instantiate_classes(self) -> None:
         try:
@@ -26,6 +42,16 @@ class S2FLightningCLI(LightningCLI):
             if cause is None:
                 raise
             raise cause from None
+
+
+_GPU_PRECISIONS = ("bf16-mixed", "16-mixed", "bf16", "16")
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
 
 
 def _s2f_error_in_chain(exc: BaseException) -> S2FError | None:

@@ -108,8 +108,9 @@ def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> Non
     assert {t.image is not None for t in made[0].tasks()} == {True}
 
 
+@pytest.mark.slow
 def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
-    detector, landmarker = FaceDetector(), FaceLandmarker()
+    detector, landmarker = FaceDetector(), FaceLandmarker(upsample=0)  # faces are over 100 px: no upsampling
     frames = [read_frames(str(path), [0.0])[0][1] for path in clip_files(world)]
     found = detector.detect(frames)
     assert [len(faces) for faces in found] == [1] * len(frames)
@@ -132,6 +133,7 @@ def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:
     assert sum(row["split"] == "test" for row in rows.values()) == 3
 
 
+@pytest.mark.slow
 def test_prepare_keeps_every_clip(shards: tuple[Path, object]) -> None:
     _, summary = shards
     assert summary.rejected == {}  # type: ignore[attr-defined]
@@ -139,6 +141,7 @@ def test_prepare_keeps_every_clip(shards: tuple[Path, object]) -> None:
     assert summary.written["test"] == 3 * CLIPS  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_teacher_tells_identities_apart(shards: tuple[Path, object]) -> None:
     root, _ = shards
     records = [r for split in ("train", "val", "test") for r in _records(root, split)]
@@ -184,6 +187,19 @@ def test_pitch_and_formants_follow_the_voice_parameters(world: SynthWorld) -> No
     assert centroid(14.0) / centroid(18.0) == pytest.approx(18.0 / 14.0, rel=0.15)
 
 
+def test_speech_has_syllables_and_pauses() -> None:
+    onsets = {}
+    for rate in (3.5, 5.5):
+        audio = synthesize_speech(VoiceParameters(150.0, 16.0, rate, 0.1, 0.55, 0.3), 6.0, np.random.default_rng(1))
+        energy = (audio.astype(np.float64).reshape(-1, 320) ** 2).mean(axis=1)  # 20 ms frames
+        level = 10 * np.log10(energy / energy.max() + 1e-12)
+        assert 0.05 < (level < -35).mean() < 0.45  # pauses between phrases and closures, not a buzz
+        loud = level > -20
+        onsets[rate] = int((loud[1:] & ~loud[:-1]).sum())
+        assert 0.4 * rate * 6 < onsets[rate] < 1.3 * rate * 6
+    assert onsets[5.5] > 1.3 * onsets[3.5]
+
+
 def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> None:
     rows = list(identities(world).values())
     gender = np.array([float(r["gender_score"]) for r in rows])
@@ -195,6 +211,7 @@ def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> Non
     assert all(r["dominant_source"] == r["sources"].split(":")[0] for r in rows)
 
 
+@pytest.mark.slow
 def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object]) -> None:
     report = voice_face_ceiling(shards[0], world.identities_csv)
     assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)

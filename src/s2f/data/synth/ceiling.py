@@ -1,12 +1,12 @@
 """How much of the teacher's face embedding the true voice parameters predict: the world's stated ceiling.
 
 A voice encoder can at best recover what the voice carries. In this world the voice is a function
-of six parameters (:class:`~s2f.data.synth.voice.VoiceParameters`), so a regressor that is *given*
+of eight parameters (:class:`~s2f.data.synth.voice.VoiceParameters`), so a regressor that is *given*
 those parameters, rather than having to hear them, bounds what any encoder can do here. The
 protocol, on shards prepared from the world:
 
 1. the target of each identity is the mean of its clips' teacher embeddings, L2-normalised;
-2. features are the six parameters (``log f0``), standardised on the dev identities;
+2. features are the eight parameters (``log f0``), standardised on the dev identities;
 3. kernel ridge regression (RBF kernel, median-distance bandwidth, ``lambda = 0.1``) and linear
    ridge (``lambda = 1``) are fitted on the dev identities (the train and val splits);
 4. on the test identities, each predicted embedding queries a gallery holding one embedding per
@@ -30,7 +30,7 @@ from s2f.errors import S2FError
 
 __all__ = ["FEATURES", "CeilingReport", "voice_face_ceiling"]
 
-FEATURES = ("f0_hz", "vtl_cm", "rate_hz", "breathiness", "open_quotient", "nasality")
+FEATURES = ("f0_hz", "vtl_cm", "rate_hz", "breathiness", "open_quotient", "nasality", "pitch_range_st", "brightness_db")
 
 
 @dataclass(frozen=True)

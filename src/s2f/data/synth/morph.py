@@ -108,7 +108,8 @@ def face_properties(landmarks: np.ndarray) -> dict[str, float]:
     """Face measurements from 68 landmarks, in inter-ocular distances (scale-free).
 
     ``face_height`` (brows to chin), ``face_width`` (jaw ends), ``jaw_width`` (points 4-12, the
-    lower jaw), ``nose_width`` (alae, 31-35), ``mouth_width`` (corners, 48-54).
+    lower jaw), ``nose_width`` (alae, 31-35), ``mouth_width`` (corners, 48-54), ``intercanthal``
+    (inner eye corners, 39-42), ``brow_height`` (brow middles 19 and 24 above the eye centres).
 
     Example:
         >>> props = face_properties(canonical_shape(256))
@@ -129,6 +130,8 @@ def face_properties(landmarks: np.ndarray) -> dict[str, float]:
         "jaw_width": span(4, 12),
         "nose_width": span(31, 35),
         "mouth_width": span(48, 54),
+        "intercanthal": span(39, 42),
+        "brow_height": float((left_eye[1] + right_eye[1]) / 2.0 - brows) / unit,
     }
 
 

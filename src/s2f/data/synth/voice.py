@@ -2,7 +2,7 @@
 
 The mapping (:func:`voice_parameters`, the table in ``docs/synth.md``) turns a morph's gender score
 ``g`` (the blend-weighted mean of its sources' genders, 1 male, 0 female) and its landmark
-measurements, as z-scores ``z_*`` against the source photos (:data:`PROPERTY_STATS`), into six
+measurements, as z-scores ``z_*`` against 300 morphs (:data:`PROPERTY_STATS`), into eight
 physical parameters, each with its own per-identity noise ``e ~ N(0, 1)``:
 
 ============== ================================================================ ===================
@@ -14,11 +14,15 @@ rate_hz        ``clip(4.5 + 0.4 z_mouth_width + 0.3 e, 3, 6.5)`` syllables/s    
 breathiness    ``clip(0.12 + 0.12 (1 - g) - 0.03 z_face_width + 0.03 e, 0, .5)`` 0.05-0.3
 open_quotient  ``clip(0.5 + 0.12 (1 - g) + 0.04 e, 0.35, 0.8)``                 0.45-0.7
 nasality       ``clip(0.3 + 0.15 z_nose_width + 0.05 e, 0, 0.8)``               0.1-0.6
+pitch_range_st ``clip(3.5 + 0.8 z_intercanthal + 0.4 e, 1.5, 6)`` semitones     2.5-4.5
+brightness_db  ``clip(3 z_brow_height + 1.5 e, -8, 8)`` above 2.5 kHz            -4-4
 ============== ================================================================ ===================
 
 Formant frequencies scale as ``17 cm / vtl_cm`` (a uniform tube's resonances are inversely
 proportional to its length; 17 cm is the adult male the vowel table was measured on). A larger open
-quotient makes the glottal pulse smoother, so its spectrum falls faster (spectral tilt).
+quotient makes the glottal pulse smoother, so its spectrum falls faster (spectral tilt). The pitch
+range scales intonation (declination and accents); brightness is a shelf gain on the upper
+formants.
 
 Each clip then varies within the identity (:func:`synthesize_speech`): its own syllable sequence
 (consonant-vowel syllables over eight vowels and six consonant classes), phrases with pauses,
@@ -80,6 +84,8 @@ PROPERTY_STATS = {
     "jaw_width": (1.87, 0.09),
     "nose_width": (0.475, 0.046),
     "mouth_width": (0.96, 0.06),
+    "intercanthal": (0.612, 0.022),
+    "brow_height": (0.362, 0.07),
 }
 
 
@@ -94,6 +100,8 @@ class VoiceParameters:
         breathiness: Share of aspiration noise in the glottal source, 0-1.
         open_quotient: Open fraction of the glottal cycle (larger: steeper spectral tilt).
         nasality: Strength of the nasal resonance and anti-resonance, 0-1.
+        pitch_range_st: Size of the intonation movements, in semitones.
+        brightness_db: Gain of the spectrum above 2.5 kHz.
     """
 
     f0_hz: float
@@ -102,6 +110,8 @@ class VoiceParameters:
     breathiness: float
     open_quotient: float
     nasality: float
+    pitch_range_st: float = 3.5
+    brightness_db: float = 0.0
 
     @property
     def formant_scale(self) -> float:
@@ -122,7 +132,7 @@ def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.
     Args:
         gender_score: 1 male ... 0 female (the blend-weighted mean of the sources' genders).
         properties: :func:`s2f.data.synth.morph.face_properties` of the morph's landmarks.
-        rng: Draws the six noise terms, in the table's order.
+        rng: Draws the eight noise terms, in the table's order.
 
     Example:
         >>> from s2f.data.synth.voice import PROPERTY_STATS
@@ -133,7 +143,7 @@ def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.
         True
     """
     g = float(np.clip(gender_score, 0.0, 1.0))
-    e = rng.standard_normal(6)
+    e = rng.standard_normal(8)
     return VoiceParameters(
         f0_hz=float(210.0 * 2.0 ** ((-11.0 * g - 1.0 * _z(properties, "jaw_width") + 1.5 * e[0]) / 12.0)),
         vtl_cm=float(14.5 + 2.5 * g + 0.7 * _z(properties, "face_height") + 0.5 * e[1]),
@@ -141,6 +151,8 @@ def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.
         breathiness=float(np.clip(0.12 + 0.12 * (1 - g) - 0.03 * _z(properties, "face_width") + 0.03 * e[3], 0, 0.5)),
         open_quotient=float(np.clip(0.5 + 0.12 * (1 - g) + 0.04 * e[4], 0.35, 0.8)),
         nasality=float(np.clip(0.3 + 0.15 * _z(properties, "nose_width") + 0.05 * e[5], 0.0, 0.8)),
+        pitch_range_st=float(np.clip(3.5 + 0.8 * _z(properties, "intercanthal") + 0.4 * e[6], 1.5, 6.0)),
+        brightness_db=float(np.clip(3.0 * _z(properties, "brow_height") + 1.5 * e[7], -8.0, 8.0)),
     )
 
 
@@ -197,9 +209,10 @@ def _pitch_contour(
     for first, last in zip([0, *gaps], [*gaps, len(syllables)], strict=True):
         begin, end = starts[first], syllables[last - 1][0] + syllables[last - 1][1]
         span = (time >= begin) & (time < end)
-        semitones[span] += 1.5 - 3.5 * (time[span] - begin) / max(end - begin, 1e-3)  # falling declination
+        range_st = params.pitch_range_st
+        semitones[span] += range_st * (0.43 - (time[span] - begin) / max(end - begin, 1e-3))  # declination
         accent = syllables[int(rng.integers(first, last))]
-        semitones += 2.0 * np.exp(-0.5 * ((time - accent[0] - accent[1] / 2) / (accent[1] / 2.5)) ** 2)
+        semitones += 0.57 * range_st * np.exp(-0.5 * ((time - accent[0] - accent[1] / 2) / (accent[1] / 2.5)) ** 2)
     semitones += 0.08 * rng.standard_normal(samples).cumsum() / np.sqrt(np.arange(1, samples + 1))
     return params.f0_hz * 2.0 ** (semitones / 12.0)
 
@@ -256,6 +269,10 @@ def synthesize_speech(params: VoiceParameters, seconds: float, rng: np.random.Ge
         envelope[:ramp] = np.linspace(0.0, 1.0, ramp)
         envelope[-ramp:] = np.linspace(1.0, 0.0, ramp)
         output[onset:hi] += segment * envelope * float(rng.uniform(0.7, 1.0))
+    if params.brightness_db:
+        # A first-order high shelf at 2.5 kHz: split off the highs and scale them.
+        low = scipy.signal.sosfilt(scipy.signal.butter(1, 2500.0, fs=SAMPLE_RATE, output="sos"), output)
+        output = low + (output - low) * 10.0 ** (params.brightness_db / 20.0)
     output += 1e-3 * noise[::-1]  # a faint room floor, so pauses are not digital silence
     peak = float(np.abs(output).max()) or 1.0
     return (output / peak * float(rng.uniform(0.35, 0.6))).astype(np.float32)

@@ -41,7 +41,7 @@ from .voice import SAMPLE_RATE, VoiceParameters, synthesize_speech, voice_parame
 __all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "synthesize_world"]
 
 FRAME_SIZE = (640, 360)
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 MEDIA = ("mp4", "wav")
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1
@@ -185,7 +185,9 @@ def render_backdrop(spec: IdentitySpec) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     mix = (0.6 * xx / width + 0.4 * yy / height)[..., None]
     first, second = (np.array(c, np.float32) for c in spec.backdrop)
-    grain = np.random.default_rng([spec.index, 7]).normal(0.0, 3.0, (height, width, 1)).astype(np.float32)
+    grain = (
+        np.random.default_rng([spec.index, *spec.backdrop[0]]).normal(0.0, 3.0, (height, width, 1)).astype(np.float32)
+    )
     return first * (1 - mix) + second * mix + grain
 
 

@@ -259,7 +259,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
     datamodule.setup("fit")
     loader_rate = loader_samples_per_s(datamodule, args.loader_epochs)
 
-    batch = _on_device(next(iter(datamodule.train_dataloader())), device)
+    # One batch, read in this process: a loader iterator left open would keep its workers decoding
+    # in the background while the step and the latency are timed.
+    reader = S2FDataModule(str(shards), batch_size=args.batch_size, num_workers=0)
+    batch = _on_device(next(iter(reader.train_dataloader())), device)
     system.to(device).train()
     optimizer = system.configure_optimizers()["optimizer"]
     step = _train_step(system, optimizer, args.precision)

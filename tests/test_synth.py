@@ -112,7 +112,7 @@ def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> Non
 def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
     detector, landmarker = FaceDetector(), FaceLandmarker(upsample=0)  # faces are over 100 px: no upsampling
     frames = [read_frames(str(path), [0.0])[0][1] for path in clip_files(world)]
-    found = detector.detect(frames)
+    found = detector.detect(frames, min_face_size=80)
     assert [len(faces) for faces in found] == [1] * len(frames)
     assert all(faces[0].score > 0.99 and faces[0].height > 100 for faces in found)
     assert all(len(landmarker.detect(frame)) == 1 for frame in frames)
@@ -212,7 +212,7 @@ def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> Non
 
 
 @pytest.mark.slow
-def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object]) -> None:
+def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object], cache: Path) -> None:
     report = voice_face_ceiling(shards[0], world.identities_csv)
     assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)
     assert report.chance == {1: pytest.approx(1 / 3), 10: 1.0}
@@ -220,6 +220,12 @@ def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object]) -> None:
     assert "R@1" in report.table()
     with pytest.raises(S2FError, match=r"identities\.csv"):
         voice_face_ceiling(shards[0], world.meta_csv)
+    printed = io.StringIO()
+    args = ["--out", str(world.out_dir), "--identities", str(IDENTITIES), "--clips", str(CLIPS), "--seconds", "3"]
+    args += ["--seed", "3", "--test-fraction", "0.25", "--no-progress", "--ceiling", str(shards[0])]
+    with contextlib.redirect_stdout(printed):
+        assert synth_main([*args, "--cache-dir", str(cache)]) == 0
+    assert "true voice params, kernel" in printed.getvalue()
 
 
 def test_piecewise_affine_moves_a_landmark() -> None:

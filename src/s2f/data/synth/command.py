@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", metavar="DIR", help="source photo cache (default ~/.cache/s2f/face-sources)")
     parser.add_argument("--photos", metavar="DIR", help="a folder of extra frontal face photos to morph")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--ceiling",
+        metavar="SHARDS",
+        help="after writing (or finding) the world, print how well its true voice parameters retrieve held-out "
+        "faces in these prepared shards: the ceiling for any voice encoder",
+    )
     return parser
 
 
@@ -43,6 +49,7 @@ def main(args: list[str]) -> int:
     identities = options.identities if options.identities is not None else sizes[0]
     clips = options.clips if options.clips is not None else sizes[1]
     seconds = options.seconds if options.seconds is not None else sizes[2]
+    from .ceiling import voice_face_ceiling
     from .world import synthesize_world
 
     try:
@@ -59,6 +66,7 @@ def main(args: list[str]) -> int:
             cache_dir=options.cache_dir,
             photos=options.photos,
         )
+        report = voice_face_ceiling(options.ceiling, world.identities_csv) if options.ceiling else None
     except S2FError as err:
         print(f"s2f synth: error: {err}", file=sys.stderr)
         return 2
@@ -73,4 +81,6 @@ def main(args: list[str]) -> int:
         f"next:\n  s2f prepare --voxceleb {shlex.quote(str(world.root))} "
         f"--voxceleb-meta {shlex.quote(str(world.meta_csv))} --teacher dlib_resnet --out {shlex.quote(shards)}"
     )
+    if report is not None:
+        print(report.table())
     return 0

@@ -241,6 +241,7 @@ def test_scale_recipes_stack_on_the_paper_recipe(stack: list[str], capsys: pytes
         assert "num_nodes: 2" in printed and "dirpath: checkpoints/paper" in printed
 
 
+@pytest.mark.slow
 def test_gpu_precision_falls_back_to_fp32_without_a_gpu(shards: Path, tmp_path: Path) -> None:
     from s2f.lit.cli import run_lightning_cli
 

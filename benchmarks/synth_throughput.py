@@ -5,7 +5,7 @@ other jobs share; the projection divides by the cores a run would use. Prints, p
 milliseconds per call, its share of a clip, and the projected core-seconds and wall-seconds of the
 default (300 x 3 x 6 s) and quick (60 x 2 x 3 s) worlds, with mp4 against wav + jpg.
 
-    HF_HUB_OFFLINE=1 python benchmarks/synth_throughput.py [--identities 12] [--cores 2]
+    HF_HUB_OFFLINE=1 python benchmarks/synth_throughput.py [--identities 12] [--cores 2] [--quick]
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ def timed(spent: dict[str, float], name: str, action: Callable[[], Any]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--identities", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="2 identities: a smoke test")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
+    if args.quick:
+        args.identities = 2
     spent: dict[str, float] = {}
     bank = timed(spent, "load bank (cached)", lambda: load_bank(args.cache_dir))
     morpher = timed(spent, "morpher setup", lambda: Morpher(bank))

@@ -85,6 +85,14 @@ def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache
     pairs = [(path, world.root / path.relative_to(again.root)) for path in clip_files(again)]
     assert len(pairs) == 2 * CLIPS
     assert all(b.is_file() and a.read_bytes() == b.read_bytes() for a, b in pairs)
+    # An interrupted run resumes: a missing clip is written again, identically; the others are kept.
+    lost, kept = pairs[0][0], pairs[1][0]
+    lost.unlink()
+    kept_time = kept.stat().st_mtime_ns
+    synthesize_world(
+        tmp_path / "again", 2, CLIPS, SECONDS, seed=3, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+    )
+    assert lost.read_bytes() == pairs[0][1].read_bytes() and kept.stat().st_mtime_ns == kept_time
     other = synthesize_world(
         tmp_path / "other", 2, 1, SECONDS, seed=4, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
     )

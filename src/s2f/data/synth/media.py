@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["FRAME_RATE", "write_mp4", "write_wav_jpg"]
 
-FRAME_RATE = 2
+FRAME_RATE = 1
 AUDIO_CHUNK = 1024
 
 

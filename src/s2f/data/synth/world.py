@@ -41,7 +41,7 @@ from .voice import SAMPLE_RATE, VoiceParameters, synthesize_speech, voice_parame
 __all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "synthesize_world"]
 
 FRAME_SIZE = (640, 360)
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 MEDIA = ("mp4", "wav")
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1

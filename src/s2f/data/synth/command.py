@@ -22,14 +22,22 @@ def _parser() -> argparse.ArgumentParser:
         "written as VoxCeleb-style mp4 (or wav + jpg) files and meta CSV for s2f prepare.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the world into")
-    parser.add_argument("--identities", type=int, help=f"people (default {DEFAULT[0]}, quick {QUICK[0]})")
-    parser.add_argument("--clips", type=int, help=f"clips per person (default {DEFAULT[1]}, quick {QUICK[1]})")
-    parser.add_argument("--seconds", type=float, help=f"clip length in s (default {DEFAULT[2]:g}, quick {QUICK[2]:g})")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same files (default 0)")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out identities (default 0.2)")
+    parser.add_argument("--identities", type=int, metavar="N", help=f"people (default {DEFAULT[0]}, quick {QUICK[0]})")
+    parser.add_argument(
+        "--clips", type=int, metavar="N", help=f"clips per person (default {DEFAULT[1]}, quick {QUICK[1]})"
+    )
+    parser.add_argument(
+        "--seconds", type=float, metavar="S", help=f"clip length in s (default {DEFAULT[2]:g}, quick {QUICK[2]:g})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="the same seed gives the same files (default 0)"
+    )
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, metavar="F", help="held-out identities (default 0.2)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small world for a first look (60 x 2 clips of 3 s)")
     parser.add_argument("--media", choices=("mp4", "wav"), default="mp4", help="mp4, or wav + same-stem jpg")
-    parser.add_argument("--workers", type=int, help="processes (default: the CPU cores)")
+    parser.add_argument("--workers", type=int, metavar="N", help="processes (default: the CPU cores)")
     parser.add_argument("--cache-dir", metavar="DIR", help="source photo cache (default ~/.cache/s2f/face-sources)")
     parser.add_argument("--photos", metavar="DIR", help="a folder of extra frontal face photos to morph")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

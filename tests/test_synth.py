@@ -17,7 +17,7 @@ import soundfile as sf
 from PIL import Image
 
 from s2f.data.media import read_audio, read_frames
-from s2f.data.prepare import prepare
+from s2f.data.prepare import PrepareSummary, prepare
 from s2f.data.shards import iter_records
 from s2f.data.synth import SynthWorld, sources, synthesize_world, voice_face_ceiling
 from s2f.data.synth.command import main as synth_main
@@ -49,7 +49,7 @@ def world(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthWorld:
 
 
 @pytest.fixture(scope="module")
-def shards(world: SynthWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def shards(world: SynthWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PrepareSummary]:
     out = tmp_path_factory.mktemp("shards") / "root"
     summary = prepare(world.tasks(), out, "dlib_resnet", max_seconds=SECONDS, progress=False, num_workers=0)
     return out, summary
@@ -142,15 +142,15 @@ def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:
 
 
 @pytest.mark.slow
-def test_prepare_keeps_every_clip(shards: tuple[Path, object]) -> None:
+def test_prepare_keeps_every_clip(shards: tuple[Path, PrepareSummary]) -> None:
     _, summary = shards
-    assert summary.rejected == {}  # type: ignore[attr-defined]
-    assert sum(summary.written.values()) == IDENTITIES * CLIPS  # type: ignore[attr-defined]
-    assert summary.written["test"] == 3 * CLIPS  # type: ignore[attr-defined]
+    assert summary.rejected == {}
+    assert sum(summary.written.values()) == IDENTITIES * CLIPS
+    assert summary.written["test"] == 3 * CLIPS
 
 
 @pytest.mark.slow
-def test_teacher_tells_identities_apart(shards: tuple[Path, object]) -> None:
+def test_teacher_tells_identities_apart(shards: tuple[Path, PrepareSummary]) -> None:
     root, _ = shards
     records = [r for split in ("train", "val", "test") for r in _records(root, split)]
     embeddings = np.stack([r.embedding.astype(np.float64) for r in records])
@@ -220,7 +220,7 @@ def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> Non
 
 
 @pytest.mark.slow
-def test_ceiling_report(world: SynthWorld, shards: tuple[Path, object], cache: Path) -> None:
+def test_ceiling_report(world: SynthWorld, shards: tuple[Path, PrepareSummary], cache: Path) -> None:
     report = voice_face_ceiling(shards[0], world.identities_csv)
     assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)
     assert report.chance == {1: pytest.approx(1 / 3), 10: 1.0}

@@ -1,24 +1,48 @@
-"""`s2f demo --quick`, end to end, as a new user runs it."""
+"""`s2f demo --quick`, end to end, as a new user runs it: world -> shards -> two fits -> eval -> report."""
 
 from __future__ import annotations
 
-import math
+import base64
+import io
+import json
+import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from s2f import Speech2Face
 from s2f.cli import main
 
 
 @pytest.mark.slow
-def test_quick_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
-    assert "train loss (paper's total)" in out and "average training face" in out
-    model = Speech2Face.from_pretrained(tmp_path / "demo" / "model")
-    assert model.teacher["name"] == "vggface_tiny" and model.clip_seconds == 3.0
-    shards = sorted(p.name for p in (tmp_path / "demo" / "shards").iterdir())
-    assert shards == ["s2f_shards.json", "test", "train", "val"]
-    angles = [float(line.split()[-1]) for line in out.splitlines() if "(deg)" in line and "test voices" in line]
-    assert len(angles) == 2 and all(0 <= a <= 180 and not math.isnan(a) for a in angles)
+def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+
+    # Every stage left its product where the summary says.
+    assert sorted(p.name for p in (out / "shards").iterdir() if p.is_dir()) == ["test", "train", "val"]
+    assert (out / "world" / "vox1_meta.csv").is_file() or any((out / "world").glob("*.csv"))
+    model = Speech2Face.from_pretrained(out / "model")
+    assert model.teacher["name"] == "dlib_resnet" and model.decoder is not None
+    assert f"report: {out / 'eval' / 'report.html'}" in printed
+
+    # The headline numbers are printed beside their chance level, and they are numbers.
+    recall_lines = [line for line in printed.splitlines() if line.strip().startswith("R@")]
+    assert recall_lines and all("chance" in line for line in recall_lines)
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["data"]["teacher"] == "dlib_resnet" and metrics["data"]["speakers"] >= 10
+
+    # The report is self-contained: every image is inline and decodes.
+    html = (out / "eval" / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 4
+    for encoded in images:
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+            image.load()
+    assert "chance" in html and "gallery" in html
+
+    # The run records how long each stage took.
+    record = json.loads((out / "demo.json").read_text())
+    assert set(record["stage_seconds"]) == {"synth", "prepare", "decoder", "encoder", "eval"}

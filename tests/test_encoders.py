@@ -217,3 +217,17 @@ def test_encoder_comparison_measures_every_selected_encoder(
     # A full-size encoder has no quality figures (the tiny teacher is 64-D): the table says so.
     full = compare.Row("s2f_conformer", 38.3, 4096, 9.22, 2, 1.0, 2.0)
     assert compare.format_table([full]).splitlines()[-1].split()[-2:] == ["-", "-"]
+
+
+@pytest.mark.parametrize(
+    "name", ["s2f_cnn_tiny", "s2f_conformer_tiny", "s2f_resnet18_tiny", "s2f_efficientnet_b0_tiny"]
+)
+def test_an_encoder_can_start_at_the_average_face(name: str) -> None:
+    encoder = ENCODERS.create(name).eval()
+    mean = torch.randn(encoder.embed_dim) * 10  # far larger than anything the fresh layers produce
+    encoder.start_from(mean)
+    spectrogram = torch.randn(3, 2, 200, 257)
+    with torch.no_grad():
+        predicted = encoder(spectrogram)
+    cosine = torch.nn.functional.cosine_similarity(predicted, mean[None], dim=-1)
+    assert bool((cosine > 0.99).all()), cosine

@@ -114,3 +114,30 @@ def test_the_stft_runs_on_the_gpu_in_bf16_training(shards: Path, tmp_path: Path)
     trainer = _trainer(tmp_path, accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=2)
     trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0, pin_memory=True))
     assert seen and all(entry[1] == entry[3] == "cuda" for entry in seen)
+
+
+def test_centred_training_measures_the_mean_face_and_keeps_it_in_checkpoints(shards: Path, tmp_path: Path) -> None:
+    from s2f.data import iter_records
+
+    train = np.stack([r.embedding.astype(np.float32) for r in iter_records(shards, "train")])
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", center_embeddings=True)
+    trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0))
+    assert torch.allclose(system.embedding_centre, torch.from_numpy(train.mean(0)), atol=1e-3)
+    trainer.save_checkpoint(tmp_path / "centred.ckpt")
+    saved = torch.load(tmp_path / "centred.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(saved["embedding_centre"], system.embedding_centre)
+
+    # The term compares embeddings seen from the centre: moving both by the centre leaves it unchanged.
+    batch = {"audio": torch.randn(4, 16_000), "embedding": torch.from_numpy(train[:4])}
+    _, centred = system._losses(batch)
+    system.hparams["center_embeddings"] = False
+    _, plain = system._losses(batch)
+    assert not torch.isclose(centred["l2"], plain["l2"])
+    assert centred["angle_deg"] == plain["angle_deg"]  # the logged angle is always the paper's
+
+
+def test_a_checkpoint_from_before_centring_still_loads(shards: Path, tmp_path: Path) -> None:
+    system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
+    state = {k: v for k, v in system.state_dict().items() if k != "embedding_centre"}
+    Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny").load_state_dict(state)

@@ -9,7 +9,7 @@ Training subcommands are Lightning's own, read from YAML recipes with ``class_pa
 
 The rest are s2f's::
 
-    s2f demo [--out DIR] [--quick]                   the whole pipeline on a toy corpus, in about a minute
+    s2f demo [--out DIR] [--quick]                   world -> shards -> fit -> eval -> report.html, in minutes
     s2f prepare --avspeech|--voxceleb|--folder|--manifest|--pairs ... --out SHARDS
                                                      media -> training shards (resumable; rejects listed)
     s2f synth --out DIR [--identities N] [--quick]   a synthetic audio-visual world (mp4 + manifest) to prepare
@@ -145,14 +145,19 @@ def _export(args: list[str]) -> int:
 
 
 def _demo(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="s2f demo", description="Run the whole pipeline on a toy corpus.")
+    parser = argparse.ArgumentParser(
+        prog="s2f demo",
+        description="The whole pipeline on a synthetic audio-visual world: synth, prepare, fit the decoder and "
+        "the encoder, evaluate, and write report.html.",
+    )
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a small world and short training (about 3 min)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     options = parser.parse_args(args)
     from .demo import run_demo
 
-    run_demo(options.out, quick=options.quick, seed=options.seed)
+    run_demo(options.out, quick=options.quick, seed=options.seed, progress=not options.no_progress)
     return 0
 
 

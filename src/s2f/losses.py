@@ -80,16 +80,22 @@ class Speech2FaceLoss(nn.Module):
         target: torch.Tensor,
         classifier: Layer | None = None,
         decoder_first_layer: Layer | None = None,
+        centre: torch.Tensor | None = None,
     ) -> LossTerms:
         """Args:
         predicted: The voice encoder's embeddings v_s [B, D].
         target: The teacher's face embeddings v_f [B, D].
         classifier: The teacher's frozen classifier (fc8), for the distillation term.
         decoder_first_layer: The decoder's frozen first layer, for the L1 term.
+        centre: A fixed point [D] the normalised L2 term measures both embeddings from (the
+            training mean; see ``Speech2FaceSystem(center_embeddings=True)``); the paper: none.
         """
         predicted = predicted.float()
         target = target.float()
-        terms = {"l2": normalized_l2(predicted, target)}
+        if centre is None:
+            terms = {"l2": normalized_l2(predicted, target)}
+        else:
+            terms = {"l2": normalized_l2(predicted - centre.float(), target - centre.float())}
         total = self.lambda_l2 * terms["l2"]
         if decoder_first_layer is not None and self.lambda_l1:
             with torch.no_grad():

@@ -41,6 +41,30 @@ class VoiceEncoder(RecordsConfig, nn.Module):
                 f"({(self.min_frames - 1) * self.hop_length + self.win_length} samples)"
             )
 
+    def output_layer(self) -> nn.Linear:
+        """The linear layer that produces the embedding: the last ``nn.Linear`` with ``embed_dim`` outputs.
+
+        Raises:
+            ValueError: The encoder ends in something else; override this method.
+        """
+        for module in reversed(list(self.modules())):
+            if isinstance(module, nn.Linear) and module.out_features == self.embed_dim:
+                return module
+        raise ValueError(f"{type(self).__name__} has no nn.Linear with {self.embed_dim} outputs; override output_layer")
+
+    @torch.no_grad()
+    def start_from(self, mean_embedding: torch.Tensor) -> None:
+        """Sets the output layer's bias to ``mean_embedding``, so training starts at the average face.
+
+        Face embeddings of a teacher usually fill a narrow cone (dlib's: about 20 degrees around
+        their mean), while a fresh encoder points anywhere; starting at the mean spends no steps on
+        finding the cone and leaves the training to the differences between faces.
+        """
+        layer = self.output_layer()
+        if layer.bias is None:
+            raise ValueError(f"{type(self).__name__}'s output layer has no bias to start from")
+        layer.bias.copy_(mean_embedding.to(layer.bias))
+
     def frontend_config(self) -> dict[str, float]:
         """The spectrogram settings this encoder was built for."""
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -59,6 +60,13 @@ class Speech2FaceSystem(L.LightningModule):
         lr_decay: Factor the learning rate is multiplied by every ``lr_decay_steps`` steps (0.95).
         lr_decay_steps: Optimizer steps between decays (10,000).
         channels_last: Run the encoder in channels-last memory format (faster convolutions in bf16).
+        center_embeddings: Measure the mean teacher embedding of (up to ``center_clips``) training
+            clips before the first step, start the encoder's output bias there, and compute the
+            normalised L2 term on embeddings *relative to that mean*. Off in the paper. Teachers
+            whose embeddings fill a narrow cone (dlib's: about 20 degrees around the mean) otherwise
+            give an encoder little reason to move off the average face; the mean is stored in
+            checkpoints, and the encoder still predicts ordinary teacher embeddings.
+        center_clips: How many training clips (the first ones of the split) the mean is measured on.
 
     Example:
         >>> import torch
@@ -66,6 +74,8 @@ class Speech2FaceSystem(L.LightningModule):
         >>> system(torch.randn(2, 16_000)).shape
         torch.Size([2, 64])
     """
+
+    embedding_centre: torch.Tensor
 
     def __init__(
         self,
@@ -83,6 +93,8 @@ class Speech2FaceSystem(L.LightningModule):
         lr_decay: float = 0.95,
         lr_decay_steps: int = 10_000,
         channels_last: bool = False,
+        center_embeddings: bool = False,
+        center_clips: int = 10_000,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
@@ -104,6 +116,8 @@ class Speech2FaceSystem(L.LightningModule):
         # The data decides the clip length; saved models record it (the paper: 6 s).
         self.clip_seconds = 6.0
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
+        # Filled before the first step when center_embeddings is set; saved with the encoder.
+        self.register_buffer("embedding_centre", torch.zeros(self.teacher.embed_dim))
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)
         self._exclude_frozen_parts_from_ddp()
@@ -139,7 +153,8 @@ class Speech2FaceSystem(L.LightningModule):
         target = batch["embedding"].to(predicted.device)
         classifier = self.teacher.classify if self.teacher.has_classifier else None
         first_layer = self.decoder.first_layer if self.decoder is not None else None
-        total, terms = self.loss(predicted, target, classifier, first_layer)
+        centre = self.embedding_centre if self.hparams["center_embeddings"] else None
+        total, terms = self.loss(predicted, target, classifier, first_layer, centre)
         with torch.no_grad():
             cosine = F.cosine_similarity(predicted.float(), target.float(), dim=-1).clamp(-1, 1)
             terms = {**terms, "angle_deg": torch.rad2deg(torch.acos(cosine)).mean()}
@@ -186,6 +201,27 @@ class Speech2FaceSystem(L.LightningModule):
             raise ConfigError(
                 f"the shards were prepared with teacher {data_teacher!r} but this system uses {self.teacher.name!r}"
             )
+        if stage == "fit" and self.hparams["center_embeddings"] and not self.embedding_centre.any():
+            self._measure_centre(datamodule)
+
+    def _measure_centre(self, datamodule: Any) -> None:
+        from ..data import iter_records
+
+        data_dir = getattr(datamodule, "data_dir", None)
+        if data_dir is None:
+            raise ConfigError("center_embeddings needs an S2FDataModule (it reads the training split's embeddings)")
+        options = getattr(datamodule, "storage_options", None)
+        records = iter_records(data_dir, "train", **({"storage_options": options} if options else {}))
+        embeddings = [
+            torch.from_numpy(record.embedding.astype("float32"))
+            for record in itertools.islice(records, self.hparams["center_clips"])
+        ]
+        if not embeddings:
+            raise ConfigError(f"{data_dir}: the train split is empty, so there is no mean embedding to centre on")
+        centre = torch.stack(embeddings).mean(dim=0)
+        self.embedding_centre.copy_(centre)
+        # A checkpoint being resumed overwrites both right after this.
+        self.encoder.start_from(centre)
 
     # -- checkpoints: frozen parts stay out, the model's description goes in --------------------
 
@@ -200,6 +236,7 @@ class Speech2FaceSystem(L.LightningModule):
         own = super().state_dict()
         merged = dict(state_dict)
         merged.update({k: v for k, v in own.items() if k.startswith(_FROZEN_PREFIXES) and k not in merged})
+        merged.setdefault("embedding_centre", own["embedding_centre"])  # checkpoints from before it existed
         return super().load_state_dict(merged, strict=strict, assign=assign)
 
     def export(self) -> Speech2Face:

@@ -340,7 +340,7 @@ def load_bank(
         SourcePhotoError: Fewer than two usable faces.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"v{BANK_VERSION}-{size}-{int(packages)}-{os.path.abspath(photos) if photos else ''}"
+    key = f"v{BANK_VERSION}-{size}-{PHOTO_SOURCES if packages else ''}-{os.path.abspath(photos) if photos else ''}"
     if photos:
         listing = sorted((p.name, p.stat().st_size) for p in Path(photos).iterdir() if p.is_file())
         key += repr(listing)

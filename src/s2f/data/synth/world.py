@@ -87,6 +87,11 @@ class SynthWorld:
         out_dir: The folder holding everything.
         settings: What it was made with (identities, clips, seconds, seed, ...).
         seconds_taken: Wall time of the run that returned this object (0 when opened).
+
+    Example:
+        >>> world = SynthWorld(Path("worlds/demo"))
+        >>> world.root.as_posix(), world.meta_csv.name, world.identities_csv.name
+        ('worlds/demo/voxceleb', 'vox_meta.csv', 'identities.csv')
     """
 
     out_dir: Path

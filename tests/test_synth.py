@@ -263,12 +263,20 @@ def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_
         synthesize_world(tmp_path / "bad", 2, 1, 0.1, cache_dir=cache)
 
 
-def test_a_folder_without_faces_is_refused(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_photo_folder_gives_its_faces_and_one_without_faces_is_refused(tmp_path: Path) -> None:
+    from s2f.data.sample_videos import photo
+
     photos = tmp_path / "photos"
     photos.mkdir()
-    for index in range(2):
-        noise = np.random.default_rng(index).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-        Image.fromarray(noise).save(photos / f"noise_{index}.jpg")
+    Image.fromarray(photo("astronaut")).save(photos / "eileen_f.jpg")
+    Image.fromarray(photo("grace_hopper")).save(photos / "grace_female.png")
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(photos / "noise_m.jpg")
+    bank = load_bank(tmp_path / "cache", photos=photos, packages=False)
+    assert bank.names == ["eileen_f", "grace_female"] and list(bank.genders) == [0.0, 0.0]
+    assert any(note.startswith("noise_m") and "clear face" in note for note in bank.warnings)
+    (photos / "grace_female.png").unlink()
     with pytest.raises(SourcePhotoError, match=f"{re.escape(str(photos))}.*frontal face photos"):
         load_bank(tmp_path / "cache", photos=photos, packages=False)
 

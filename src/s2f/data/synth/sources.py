@@ -26,10 +26,15 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from s2f.errors import S2FError
+
+if TYPE_CHECKING:
+    from s2f.detection import FaceDetector
+    from s2f.faces import FaceLandmarker
 
 __all__ = [
     "BANK_SIZE",
@@ -265,7 +270,7 @@ def _folder_photos(folder: Path) -> list[tuple[PhotoSource, np.ndarray]]:
 
 
 def _align(
-    detector: object, landmarker: object, source: PhotoSource, image: np.ndarray, size: int
+    detector: FaceDetector, landmarker: FaceLandmarker, source: PhotoSource, image: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray] | str:
     """The aligned photo and its landmarks, or why the photo's face cannot be used."""
     from PIL import Image
@@ -279,7 +284,7 @@ def _align(
         if factor == 1.0
         else np.asarray(Image.fromarray(image).resize((round(image.shape[1] * factor), round(image.shape[0] * factor))))
     )
-    faces = [f.scaled(1.0 / factor) for f in detector.detect([view])[0] if f.score >= 0.98]  # type: ignore[attr-defined]
+    faces = [f.scaled(1.0 / factor) for f in detector.detect([view])[0] if f.score >= 0.98]
     faces = [f for f in faces if min(f.width, f.height) >= 60]
     if len(faces) <= source.face:
         return f"found {len(faces)} clear face(s), wanted face {source.face} from the left"
@@ -290,7 +295,7 @@ def _align(
     offset = abs(float(nose[0] - (left_eye[0] + right_eye[0]) / 2.0)) / max(eye_span, 1e-6)
     if offset > 0.25:
         return f"the face is turned (nose {offset:.2f} eye-spans off centre); only frontal faces morph cleanly"
-    points = landmarker.landmarks(image, hog_box(face.points))  # type: ignore[attr-defined]
+    points = landmarker.landmarks(image, hog_box(face.points))
     index = list(ALIGNMENT_POINTS)
     matrix = similarity_transform(points[index], canonical_shape(size)[index])
     aligned = warp_similarity(image, matrix, size, padding="border")

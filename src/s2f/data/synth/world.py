@@ -71,7 +71,7 @@ class IdentitySpec:
     gender_score: float
     properties: dict[str, float]
     voice: VoiceParameters
-    backdrop: tuple[tuple[int, int, int], tuple[int, int, int]]
+    backdrop: tuple[tuple[int, ...], tuple[int, ...]]
     position: tuple[float, float]
 
     @property
@@ -156,7 +156,7 @@ def draw_identities(morpher: Morpher, count: int, seed: int, test_fraction: floa
         gender_score = float(morph.weights @ genders)
         properties = face_properties(morph.shape)
         voice = voice_parameters(gender_score, properties, rng)
-        colours = rng.integers(30, 220, size=(2, 3))
+        first, second = (tuple(int(v) for v in colour) for colour in rng.integers(30, 220, size=(2, 3)))
         specs.append(
             IdentitySpec(
                 index=index,
@@ -166,7 +166,7 @@ def draw_identities(morpher: Morpher, count: int, seed: int, test_fraction: floa
                 gender_score=gender_score,
                 properties=properties,
                 voice=voice,
-                backdrop=(tuple(int(v) for v in colours[0]), tuple(int(v) for v in colours[1])),  # type: ignore[arg-type]
+                backdrop=(first, second),
                 position=(float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.47, 0.53))),
             )
         )

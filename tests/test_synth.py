@@ -124,6 +124,12 @@ def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
     assert [len(faces) for faces in found] == [1] * len(frames)
     assert all(faces[0].score > 0.99 and faces[0].height > 100 for faces in found)
     assert all(len(landmarker.detect(frame)) == 1 for frame in frames)
+    # Each clip is its own view: the face moves, turns or changes size between an identity's clips.
+    speakers = [path.relative_to(world.root).parts[0] for path in clip_files(world)]
+    boxes: dict[str, list[np.ndarray]] = {}
+    for speaker, faces in zip(speakers, found, strict=True):
+        boxes.setdefault(speaker, []).append(np.array(faces[0].box))
+    assert all(np.abs(views[0] - views[1]).max() > 2.0 for views in boxes.values())
 
 
 def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:

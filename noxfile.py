@@ -42,7 +42,13 @@ def doctest(session: nox.Session) -> None:
     session.run("pytest", "--doctest-modules", "src/s2f", "-p", "no:cacheprovider", env=OFFLINE)
 
 
-BENCHMARKS = ("encoder_throughput.py", "compare_encoders.py", "prepare_throughput.py", "train_step.py")
+BENCHMARKS = (
+    "encoder_throughput.py",
+    "compare_encoders.py",
+    "prepare_throughput.py",
+    "train_step.py",
+    "synth_throughput.py",
+)
 
 
 @nox.session(venv_backend="none")

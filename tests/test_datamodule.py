@@ -220,3 +220,25 @@ def test_streaming_options_reach_litdata_and_stay_out_of_hparams(
     assert loader.pin_memory and loader.dataset.storage_options == secret and loader.dataset.max_cache_size == "30GB"
     assert "storage_options" not in dm.hparams and dm.hparams["cache_dir"] == str(tmp_path)
     assert not S2FDataModule(str(root)).train_dataloader().pin_memory or torch.cuda.is_available()
+
+
+def test_random_crop_takes_a_new_window_of_long_train_clips_only(shards: tuple[Path, dict[str, np.ndarray]]) -> None:
+    root, audio = shards
+    n = 2 * SR
+    torch.manual_seed(0)
+    dm = S2FDataModule(str(root), batch_size=4, clip_seconds=2.0, random_crop=True)
+    starts: dict[str, set[int]] = {}
+    for _ in range(3):
+        for batch in dm.train_dataloader():
+            for row, clip_id in zip(batch["audio"], batch["clip_id"], strict=True):
+                source = audio[clip_id].astype(np.float32) / 32768.0
+                if source.shape[0] <= n:  # short clips still loop from the start
+                    np.testing.assert_array_equal(row.numpy(), expected_wave(audio[clip_id], n))
+                    continue
+                start = int(np.flatnonzero(source == row[0].item())[0])  # the ramp reveals the offset
+                np.testing.assert_array_equal(row.numpy(), source[start : start + n])
+                starts.setdefault(clip_id, set()).add(start)
+    assert starts and all(len(seen) > 1 for seen in starts.values()), starts  # a new window each epoch
+    for batch in dm.val_dataloader():  # evaluation always hears the first clip_seconds
+        for row, clip_id in zip(batch["audio"], batch["clip_id"], strict=True):
+            np.testing.assert_array_equal(row.numpy(), expected_wave(audio[clip_id], n))

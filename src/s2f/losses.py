@@ -87,15 +87,17 @@ class Speech2FaceLoss(nn.Module):
         target: The teacher's face embeddings v_f [B, D].
         classifier: The teacher's frozen classifier (fc8), for the distillation term.
         decoder_first_layer: The decoder's frozen first layer, for the L1 term.
-        centre: A fixed point [D] the normalised L2 term measures both embeddings from (the
-            training mean; see ``Speech2FaceSystem(center_embeddings=True)``); the paper: none.
+        centre: A fixed point [D] (the training mean; see ``Speech2FaceSystem(center_embeddings=True)``):
+            the normalised L2 term then adds the same distance measured from it; the paper: none.
         """
         predicted = predicted.float()
         target = target.float()
-        if centre is None:
-            terms = {"l2": normalized_l2(predicted, target)}
-        else:
-            terms = {"l2": normalized_l2(predicted - centre.float(), target - centre.float())}
+        terms = {"l2": normalized_l2(predicted, target)}
+        if centre is not None:
+            # The paper's term keeps the embedding's place on the teacher's cone; the centred one
+            # gives its direction away from the average face the same weight.
+            centred = normalized_l2(predicted - centre.float(), target - centre.float())
+            terms = {"l2": terms["l2"] + centred, "l2_centred": centred}
         total = self.lambda_l2 * terms["l2"]
         if decoder_first_layer is not None and self.lambda_l1:
             with torch.no_grad():

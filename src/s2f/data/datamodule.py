@@ -28,21 +28,32 @@ __all__ = ["ClipCollate", "S2FDataModule"]
 class ClipCollate:
     """Stacks decoded clips into a batch, making every clip exactly ``num_samples`` long.
 
-    Longer clips keep their first ``num_samples``; shorter ones are loop-repeated, as in the paper.
-    A class rather than a closure so DataLoader workers started with ``spawn`` can receive it.
+    Longer clips keep their first ``num_samples`` (a window at a random start with
+    ``random_crop``); shorter ones are loop-repeated, as in the paper. A class rather than a closure
+    so DataLoader workers started with ``spawn`` can receive it.
 
     Args:
         num_samples: Samples per clip in the batch.
         with_faces: Also stack the decoded faces and their landmarks.
+        random_crop: Take each longer clip's window at a random start (torch's generator, so
+            ``seed_everything`` and DataLoader worker seeding make it repeatable).
     """
 
-    def __init__(self, num_samples: int, with_faces: bool = False) -> None:
+    def __init__(self, num_samples: int, with_faces: bool = False, random_crop: bool = False) -> None:
         self.num_samples = num_samples
         self.with_faces = with_faces
+        self.random_crop = random_crop
+
+    def _window(self, audio: torch.Tensor) -> torch.Tensor:
+        spare = audio.shape[-1] - self.num_samples
+        if self.random_crop and spare > 0:
+            start = int(torch.randint(0, spare + 1, ()))
+            audio = audio[..., start : start + self.num_samples]
+        return fit_to_length(audio, self.num_samples)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {
-            "audio": torch.stack([fit_to_length(item["audio"], self.num_samples) for item in items]),
+            "audio": torch.stack([self._window(item["audio"]) for item in items]),
             "embedding": torch.stack([item["embedding"] for item in items]),
             "clip_id": [item["clip_id"] for item in items],
             "speaker_id": [item["speaker_id"] for item in items],
@@ -86,6 +97,9 @@ class S2FDataModule(L.LightningDataModule):
             options are not saved with the hyperparameters, but a CLI run's config.yaml records them).
         pin_memory: Page-lock batches for faster copies to the GPU; ``None`` turns it on when CUDA is
             available.
+        random_crop: Train on a window at a random start of each clip that is longer than
+            ``clip_seconds`` (e.g. 3 s windows of 6 s clips: a new window every epoch); other splits
+            always take the first ``clip_seconds``. Off in the paper.
     """
 
     def __init__(
@@ -103,6 +117,7 @@ class S2FDataModule(L.LightningDataModule):
         max_cache_size: str | None = None,
         storage_options: dict[str, Any] | None = None,
         pin_memory: bool | None = None,
+        random_crop: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -126,6 +141,7 @@ class S2FDataModule(L.LightningDataModule):
         self.max_cache_size = max_cache_size
         self.storage_options = dict(storage_options or {})
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.random_crop = random_crop
         self._manifest: ShardManifest | None = None
         self._train_loader: StreamingDataLoader | None = None
         self._pending_train_state: dict[str, Any] | None = None
@@ -176,7 +192,9 @@ class S2FDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            collate_fn=ClipCollate(self.num_samples, with_faces=self.decode_faces),
+            collate_fn=ClipCollate(
+                self.num_samples, with_faces=self.decode_faces, random_crop=self.random_crop and split == "train"
+            ),
             pin_memory=self.pin_memory,
         )
 

@@ -70,8 +70,8 @@ class DemoPlan:
 DEMO_PLANS = {
     "default": DemoPlan(identities=300, clips_per_identity=3, seconds=6.0, train_seconds=3.0, encoder_epochs=30,
                         decoder_epochs=4),
-    "quick": DemoPlan(identities=60, clips_per_identity=2, seconds=3.0, train_seconds=3.0, encoder_epochs=10,
-                      decoder_epochs=2, eval_seconds=(3.0,)),
+    "quick": DemoPlan(identities=120, clips_per_identity=2, seconds=3.0, train_seconds=3.0, encoder_epochs=30,
+                      decoder_epochs=3, eval_seconds=(3.0,)),
 }  # fmt: skip
 
 

@@ -105,16 +105,8 @@ def _worker(shards: str, out: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from s2f import TEACHERS
-    from s2f.data import build_shards_from_pairs
-    from s2f.data.toy import make_toy_corpus
-
-    root = tmp_path_factory.mktemp("ddp")
-    pairs = make_toy_corpus(root / "media", speakers=10, clips_per_speaker=4, held_out=1)
-    # Small chunks: 32 train clips over several chunk files, so the split across ranks and workers is real.
-    build_shards_from_pairs(pairs, root / "shards", TEACHERS.create("vggface_tiny"), chunk_bytes="64KB")
-    return root / "shards"
+def shards(chunked_toy_shards: Path) -> Path:
+    return chunked_toy_shards
 
 
 @pytest.fixture(scope="module")

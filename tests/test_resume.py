@@ -52,15 +52,8 @@ class ClipOrderLog(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from s2f import TEACHERS
-    from s2f.data import build_shards_from_pairs
-    from s2f.data.toy import make_toy_corpus
-
-    root = tmp_path_factory.mktemp("resume")
-    pairs = make_toy_corpus(root / "media", speakers=10, clips_per_speaker=4, held_out=1)
-    build_shards_from_pairs(pairs, root / "shards", TEACHERS.create("vggface_tiny"), chunk_bytes="64KB")
-    return root / "shards"
+def shards(chunked_toy_shards: Path) -> Path:
+    return chunked_toy_shards
 
 
 def _command(shards: Path, run: Path, log: Path, hang_at: int | None, *extra: str) -> list[str]:

@@ -138,6 +138,15 @@ def test_iter_records_round_trip(small: tuple[Path, list[ClipRecord]]) -> None:
     assert sorted(seen) == sorted(by_id)
 
 
+def test_mean_embedding_averages_the_stored_embeddings(small: tuple[Path, list[ClipRecord]]) -> None:
+    from s2f.data import iter_records, mean_embedding
+
+    root, _ = small
+    stored = np.stack([r.embedding.astype(np.float64) for r in iter_records(root, "train")])
+    np.testing.assert_allclose(mean_embedding(root, "train").numpy(), stored.mean(0), atol=1e-6)
+    np.testing.assert_allclose(mean_embedding(root, "train", max_clips=2).numpy(), stored[:2].mean(0), atol=1e-6)
+
+
 def test_clip_dataset_decodes_rows(small: tuple[Path, list[ClipRecord]]) -> None:
     root, records = small
     by_id = {r.clip_id: r for r in records}

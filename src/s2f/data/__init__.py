@@ -18,6 +18,7 @@ from .shards import (
     SplitInfo,
     assign_split,
     iter_records,
+    mean_embedding,
     read_manifest,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "assign_split",
     "build_shards_from_pairs",
     "iter_records",
+    "mean_embedding",
     "read_manifest",
     "read_pairs_csv",
 ]

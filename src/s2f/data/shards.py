@@ -71,6 +71,7 @@ __all__ = [
     "SplitInfo",
     "assign_split",
     "iter_records",
+    "mean_embedding",
     "read_manifest",
 ]
 
@@ -863,14 +864,39 @@ def iter_records(root: str | os.PathLike[str], split: str, **streaming_kwargs: A
     Raises:
         ShardFormatError: When the root, its manifest or the split is missing or incompatible.
     """
+    manifest, dataset = _stored_rows(root, split, streaming_kwargs)
+    for index in range(len(dataset)):
+        yield _record_from_row(dataset[index], manifest.audio_codec)
+
+
+def mean_embedding(
+    root: str | os.PathLike[str], split: str = "train", *, max_clips: int = 10_000, **streaming_kwargs: Any
+) -> torch.Tensor:
+    """The mean teacher embedding [D] of the first ``max_clips`` clips of one split (float32).
+
+    Reads only the embeddings: no audio or face is decoded.
+
+    Raises:
+        ShardFormatError: When the split is missing or holds no clips.
+    """
+    _, dataset = _stored_rows(root, split, streaming_kwargs)
+    count = min(len(dataset), max_clips)
+    if count == 0:
+        raise ShardFormatError(f"{root}: split {split!r} holds no clips, so it has no mean embedding")
+    total = sum(np.asarray(dataset[index]["embedding"], dtype=np.float64) for index in range(count))
+    return torch.from_numpy(total / count).float()
+
+
+def _stored_rows(
+    root: str | os.PathLike[str], split: str, streaming_kwargs: dict[str, Any]
+) -> tuple[ShardManifest, StreamingDataset]:
+    """The manifest and the undecoded rows of one split, in stored order."""
     storage_options = streaming_kwargs.get("storage_options")
     manifest = read_manifest(root, storage_options)
     if _is_url(manifest.root):
         allow_plain_http_endpoint(storage_options)
     streaming_kwargs.setdefault("serializers", _serializers())
-    dataset = StreamingDataset(_split_dir(manifest, split, storage_options), shuffle=False, **streaming_kwargs)
-    for index in range(len(dataset)):
-        yield _record_from_row(dataset[index], manifest.audio_codec)
+    return manifest, StreamingDataset(_split_dir(manifest, split, storage_options), shuffle=False, **streaming_kwargs)
 
 
 class ClipDataset(StreamingDataset):

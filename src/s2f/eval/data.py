@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 
 from ..errors import ConfigError, ShardFormatError
 
-__all__ = ["HeldOut", "decode_faces", "load_held_out", "mean_training_embedding", "predict_embeddings"]
+__all__ = ["HeldOut", "decode_faces", "load_held_out", "predict_embeddings"]
 
 
 @dataclass
@@ -73,20 +72,6 @@ def load_held_out(
         metadata=[dict(r.metadata) for r in records],
         teacher=manifest.teacher,
     )
-
-
-def mean_training_embedding(data_dir: str | os.PathLike[str], split: str, *, max_clips: int = 5000) -> torch.Tensor:
-    """The mean teacher embedding of the first ``max_clips`` clips of the training split.
-
-    Raises:
-        ShardFormatError: When the split is missing or empty.
-    """
-    from ..data import iter_records
-
-    embeddings = [r.embedding.astype(np.float64) for r in islice(iter_records(data_dir, split), max_clips)]
-    if not embeddings:
-        raise ShardFormatError(f"{data_dir}: split {split!r} holds no clips")
-    return torch.from_numpy(np.mean(embeddings, axis=0)).float()
 
 
 @torch.inference_mode()

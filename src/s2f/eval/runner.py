@@ -11,11 +11,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..data import mean_embedding
 from ..errors import ConfigError, S2FError
 from . import craniofacial as cranio
 from . import demographics as demo
 from .consistency import speaker_consistency
-from .data import HeldOut, decode_faces, load_held_out, mean_training_embedding, predict_embeddings
+from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
 from .retrieval import choose_gallery, rank_gallery, recall_at_k
 from .similarity import DISTANCES, feature_similarity, pairwise_distance
 
@@ -257,7 +258,7 @@ def _baseline(
 ) -> dict[str, Any]:
     """The same metrics for a voice-blind guess: the mean training embedding for every clip."""
     try:
-        mean = mean_training_embedding(data_dir, train_split)
+        mean = mean_embedding(data_dir, train_split, max_clips=5000)
     except S2FError as exc:
         return {"skipped": f"no {train_split!r} split for the mean-embedding baseline ({exc})"}
     if mean.shape[0] != held.embeddings.shape[1]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from typing import Any
 
@@ -206,20 +205,18 @@ class Speech2FaceSystem(L.LightningModule):
             self._measure_centre(datamodule)
 
     def _measure_centre(self, datamodule: Any) -> None:
-        from ..data import iter_records
+        from ..data import mean_embedding
 
         data_dir = getattr(datamodule, "data_dir", None)
         if data_dir is None:
             raise ConfigError("center_embeddings needs an S2FDataModule (it reads the training split's embeddings)")
         options = getattr(datamodule, "storage_options", None)
-        records = iter_records(data_dir, "train", **({"storage_options": options} if options else {}))
-        embeddings = [
-            torch.from_numpy(record.embedding.astype("float32"))
-            for record in itertools.islice(records, self.hparams["center_clips"])
-        ]
-        if not embeddings:
-            raise ConfigError(f"{data_dir}: the train split is empty, so there is no mean embedding to centre on")
-        centre = torch.stack(embeddings).mean(dim=0)
+        centre = mean_embedding(
+            data_dir,
+            "train",
+            max_clips=self.hparams["center_clips"],
+            **({"storage_options": options} if options else {}),
+        )
         self.embedding_centre.copy_(centre)
         # A checkpoint being resumed overwrites both right after this.
         self.encoder.start_from(centre)

@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .data.synth import SynthWorld
 
 __all__ = ["DEMO_PLANS", "DemoPlan", "DemoResult", "run_demo"]
 
@@ -161,7 +164,7 @@ def run_demo(
 # -- stages ----------------------------------------------------------------------------------------
 
 
-def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> Any:
+def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> SynthWorld:
     from .data.synth import synthesize_world
 
     return synthesize_world(
@@ -170,7 +173,7 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> Any:
     )  # fmt: skip
 
 
-def _prepare(world: Any, folder: Path, plan: DemoPlan, progress: bool) -> Path:
+def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) -> Path:
     from .data.prepare import prepare
 
     summary = prepare(
@@ -178,7 +181,8 @@ def _prepare(world: Any, folder: Path, plan: DemoPlan, progress: bool) -> Path:
         accelerator="cpu", devices=1, progress=progress,
     )  # fmt: skip
     if summary.rejected:
-        print(f"      {summary.rejected} clips rejected; reasons in {folder / 'rejects.jsonl'}")
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(summary.rejected.items()))
+        print(f"      {sum(summary.rejected.values())} clips rejected ({reasons}); see {folder / 'rejects.jsonl'}")
     return folder
 
 

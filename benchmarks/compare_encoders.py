@@ -48,7 +48,7 @@ from encoder_throughput import format_table as throughput_table
 from s2f import ENCODERS, TEACHERS
 from s2f.audio import SpectrogramFrontend
 from s2f.data import build_shards_from_pairs, iter_records
-from s2f.data.toy import make_toy_corpus
+from s2f.synth.toy import make_toy_corpus
 
 __all__ = ["QualityCorpus", "Row", "main", "time_inference"]
 
@@ -151,7 +151,7 @@ class QualityCorpus:
     def train(self, name: str, *, epochs: int, seed: int, seconds: float, batch_size: int) -> tuple[float, float]:
         """Val angle (degrees) of encoder ``name`` before and after ``epochs`` of training."""
         from s2f.data import S2FDataModule
-        from s2f.lit import Speech2FaceSystem
+        from s2f.train import Speech2FaceSystem
 
         L.seed_everything(seed, verbose=False)
         system = Speech2FaceSystem(name, TEACHER)

@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from s2f.data import iter_records, read_manifest
-from s2f.data.prepare import STAGES, prepare
-from s2f.data.sample_videos import compose_frame, speech, write_video
-from s2f.data.sources import read_avspeech
+from s2f.prepare import STAGES, prepare
+from s2f.prepare.sources import read_avspeech
+from s2f.synth.sample_videos import compose_frame, speech, write_video
 
 __all__ = ["Report", "build_corpus", "main", "measure_storage"]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from s2f.data.synth.media import write_mp4, write_wav_jpg
-from s2f.data.synth.morph import Morpher
-from s2f.data.synth.sources import load_bank
-from s2f.data.synth.voice import synthesize_speech
-from s2f.data.synth.world import draw_identities, render_backdrop, render_view
+from s2f.synth.face_sources import load_bank
+from s2f.synth.morph import Morpher
+from s2f.synth.video import write_mp4, write_wav_jpg
+from s2f.synth.voice import synthesize_speech
+from s2f.synth.world import draw_identities, render_backdrop, render_view
 
 WORLDS = {"default": (300, 3, 6.0), "quick": (60, 2, 3.0)}
 

@@ -48,8 +48,8 @@ from encoder_throughput import format_table, load_average, machine
 from s2f import TEACHERS
 from s2f.audio import SAMPLE_RATE
 from s2f.data import S2FDataModule
-from s2f.data.shards import ClipRecord, ShardWriter
-from s2f.lit import Speech2FaceSystem
+from s2f.shards import ClipRecord, ShardWriter
+from s2f.train import Speech2FaceSystem
 
 __all__ = ["Row", "main", "matmul_tflops", "peak_memory", "write_shards"]
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from s2f.data import S2FDataModule
-from s2f.data.shards import ClipRecord, ShardWriter
 from s2f.errors import ConfigError, ShardFormatError
+from s2f.shards import ClipRecord, ShardWriter
 
 D = 8
 SR = 16_000

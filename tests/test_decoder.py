@@ -25,12 +25,13 @@ from media import tone, write_wav
 from s2f import DECODERS, TEACHERS, Speech2Face
 from s2f.cli import main
 from s2f.data import ClipRecord, ShardWriter, iter_records
-from s2f.data.datamodule import S2FDataModule
 from s2f.decoders.tps import tps_warp
 from s2f.errors import ConfigError, WeightsError
-from s2f.faces import FaceLandmarker, align_face, mean_shape
-from s2f.lit import FaceDecoderSystem, Speech2FaceSystem
 from s2f.pipeline import load_decoder, save_decoder
+from s2f.train import FaceDecoderSystem, Speech2FaceSystem
+from s2f.train.datamodule import S2FDataModule
+from s2f.vision.alignment import align_face, mean_shape
+from s2f.vision.landmarks import FaceLandmarker
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"

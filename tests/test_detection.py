@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from s2f.data.sample_videos import compose_frame, photo
-from s2f.detection import (
+from s2f.synth.sample_videos import compose_frame, photo
+from s2f.vision.alignment import mean_shape
+from s2f.vision.detection import (
     LANDMARKS_5,
     Face,
     FaceAligner,
@@ -18,7 +19,6 @@ from s2f.detection import (
     detection_view,
     face_template,
 )
-from s2f.faces import mean_shape
 
 # Where the faces are in the photos, by an independent detector (dlib's HOG, upsampled once),
 # as (left, top, right, bottom) pixels of the photo.

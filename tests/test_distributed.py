@@ -32,7 +32,7 @@ DATA_SEED = 7
 def _system() -> Any:
     import lightning as L
 
-    from s2f.lit import Speech2FaceSystem
+    from s2f.train import Speech2FaceSystem
 
     L.seed_everything(SEED, verbose=False)
     return Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
@@ -177,7 +177,7 @@ def test_two_ranks_match_one_process_on_the_same_global_batches(
     from safetensors.torch import load_file
 
     from s2f.data import ClipDataset
-    from s2f.data.datamodule import ClipCollate
+    from s2f.train.datamodule import ClipCollate
 
     out, reports = ddp_run
     clips = {item["clip_id"]: item for item in ClipDataset(shards, "train")}
@@ -235,7 +235,7 @@ def test_scale_recipes_stack_on_the_paper_recipe(stack: list[str], capsys: pytes
 
 @pytest.mark.slow
 def test_gpu_precision_falls_back_to_fp32_without_a_gpu(shards: Path, tmp_path: Path) -> None:
-    from s2f.lit.cli import run_lightning_cli
+    from s2f.train.lightning_cli import run_lightning_cli
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU, so bf16-mixed stays")
@@ -259,7 +259,7 @@ def test_fsdp_recipe_settings_train_and_checkpoint_without_the_teacher(shards: P
     from lightning.pytorch.strategies import FSDPStrategy
 
     from s2f.data import S2FDataModule
-    from s2f.lit import Speech2FaceSystem
+    from s2f.train import Speech2FaceSystem
 
     system = _system()
     trainer = L.Trainer(

@@ -16,10 +16,10 @@ import yaml
 from s2f import ENCODERS, TEACHERS, Speech2Face
 from s2f.cli import main
 from s2f.data import build_shards_from_pairs
-from s2f.data.toy import make_toy_corpus
 from s2f.encoders import ConformerEncoder, TimmVoiceEncoder
 from s2f.encoders.conformer import AttentivePooling
 from s2f.errors import ConfigError
+from s2f.synth.toy import make_toy_corpus
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

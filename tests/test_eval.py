@@ -28,7 +28,7 @@ from s2f.eval import (
     speaker_consistency,
 )
 from s2f.eval.demographics import agreement
-from s2f.faces import mean_shape
+from s2f.vision.alignment import mean_shape
 
 # --------------------------------------------------------------------------------------------- known answers
 
@@ -173,7 +173,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shards of speakers with real-photo morph faces (dlib landmarks) and voices synthesised from their face shape."""
     from s2f import TEACHERS
     from s2f.data import ClipRecord, ShardWriter
-    from s2f.data.toy import synthesize_voice
+    from s2f.synth.toy import synthesize_voice
     from test_decoder import _source_faces, make_faces
 
     root = tmp_path_factory.mktemp("eval-world") / "shards"
@@ -202,8 +202,8 @@ def trained_model(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """The tiny paper CNN fitted on the world's voices, with a tiny face decoder fitted on its faces, saved."""
     import lightning as L
 
-    from s2f.data.datamodule import S2FDataModule
-    from s2f.lit import FaceDecoderSystem, Speech2FaceSystem
+    from s2f.train import FaceDecoderSystem, Speech2FaceSystem
+    from s2f.train.datamodule import S2FDataModule
 
     out = tmp_path_factory.mktemp("eval-model")
     options = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,

@@ -10,15 +10,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from s2f.faces import (
-    ALIGNMENT_POINTS,
-    MEAN_SHAPE_68,
-    FaceLandmarker,
-    align_face,
-    load_rgb,
-    mean_shape,
-    similarity_transform,
-)
+from s2f.vision.alignment import ALIGNMENT_POINTS, MEAN_SHAPE_68, align_face, mean_shape, similarity_transform
+from s2f.vision.images import load_rgb
+from s2f.vision.landmarks import FaceLandmarker
 
 HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 LEFT_EYE, RIGHT_EYE, NOSE_TIP, MOUTH = slice(36, 42), slice(42, 48), 30, slice(48, 68)

@@ -23,14 +23,14 @@ from PIL import Image
 from s2f import TEACHERS
 from s2f.cli import main
 from s2f.data import ClipDataset, ClipRecord, ShardWriter, iter_records, read_manifest
-from s2f.data.parts import PartRecord, PartStore
-from s2f.data.prepare import prepare
-from s2f.data.rejects import read_rejects
-from s2f.data.sample_videos import compose_frame, photo, speech, write_video
-from s2f.data.sources import read_avspeech, read_manifest_csv, scan_folder, scan_voxceleb
-from s2f.detection import FaceAligner, FaceDetector
 from s2f.errors import S2FError
-from s2f.faces import mean_shape
+from s2f.prepare import prepare
+from s2f.prepare.parts import PartRecord, PartStore
+from s2f.prepare.rejects import read_rejects
+from s2f.prepare.sources import read_avspeech, read_manifest_csv, scan_folder, scan_voxceleb
+from s2f.synth.sample_videos import compose_frame, photo, speech, write_video
+from s2f.vision.alignment import mean_shape
+from s2f.vision.detection import FaceAligner, FaceDetector
 
 SR = 16_000
 W, H = 640, 480
@@ -249,8 +249,8 @@ def test_other_settings_or_foreign_shards_are_refused(prepared, corpus: Path, tm
 
 
 def test_unexpected_errors_reject_the_clip_not_the_run(corpus: Path, tmp_path: Path, monkeypatch) -> None:
-    import s2f.data.engine as engine
-    from s2f.detection import FaceAligner
+    import s2f.prepare.engine as engine
+    from s2f.vision.detection import FaceAligner
 
     wanted = {"astro-01_x_1.000_7.500", "hopper_02_10.000_15.000", "empty_0.000_6.000"}
     tasks = [t for t in read_avspeech(corpus / "avspeech.csv", corpus / "videos") if t.clip_id in wanted]

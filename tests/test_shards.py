@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from s2f.data.shards import (
+from s2f.errors import ShardFormatError
+from s2f.shards import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     ClipDataset,
@@ -20,7 +21,6 @@ from s2f.data.shards import (
     iter_records,
     read_manifest,
 )
-from s2f.errors import ShardFormatError
 
 D = 16
 SR = 16_000

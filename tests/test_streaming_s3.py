@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from s2f.data import S2FDataModule, iter_records, read_manifest
-from s2f.data.shards import ClipRecord, ShardWriter
 from s2f.errors import ShardFormatError
+from s2f.shards import ClipRecord, ShardWriter
 
 pytest.importorskip("moto.server")
 
@@ -141,7 +141,7 @@ def test_datamodule_streams_s3_through_worker_processes_like_local_disk(
 def test_training_runs_from_s3(shards: tuple[Path, str], tmp_path: Path) -> None:
     import lightning as L
 
-    from s2f.lit import Speech2FaceSystem
+    from s2f.train import Speech2FaceSystem
 
     _, url = shards
     datamodule = S2FDataModule(url, batch_size=4, clip_seconds=1.0, cache_dir=str(tmp_path / "cache"))

@@ -16,17 +16,18 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from s2f.data.media import read_audio, read_frames
-from s2f.data.prepare import PrepareSummary, prepare
-from s2f.data.shards import iter_records
-from s2f.data.synth import SynthWorld, sources, synthesize_world, voice_face_ceiling
-from s2f.data.synth.command import main as synth_main
-from s2f.data.synth.morph import piecewise_affine
-from s2f.data.synth.sources import SourcePhotoError, default_cache_dir, load_bank
-from s2f.data.synth.voice import VoiceParameters, synthesize_speech
-from s2f.detection import FaceDetector
 from s2f.errors import S2FError
-from s2f.faces import FaceLandmarker
+from s2f.prepare import PrepareSummary, prepare
+from s2f.prepare.decode import read_audio, read_frames
+from s2f.shards import iter_records
+from s2f.synth import SynthWorld, synthesize_world, voice_face_ceiling
+from s2f.synth import face_sources as sources
+from s2f.synth.face_sources import SourcePhotoError, default_cache_dir, load_bank
+from s2f.synth.morph import piecewise_affine
+from s2f.synth.synth_command import main as synth_main
+from s2f.synth.voice import VoiceParameters, synthesize_speech
+from s2f.vision.detection import FaceDetector
+from s2f.vision.landmarks import FaceLandmarker
 
 IDENTITIES, CLIPS, SECONDS = 12, 2, 3.0
 
@@ -271,7 +272,7 @@ def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_
 
 @pytest.mark.slow
 def test_a_photo_folder_gives_its_faces_and_one_without_faces_is_refused(tmp_path: Path) -> None:
-    from s2f.data.sample_videos import photo
+    from s2f.synth.sample_videos import photo
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -11,25 +11,31 @@ import torch
 
 from s2f import TEACHERS
 from s2f.data import ClipRecord, ShardWriter
-from s2f.data.datamodule import S2FDataModule
 from s2f.errors import ConfigError
-from s2f.lit import Speech2FaceSystem
+from s2f.train import Speech2FaceSystem
+from s2f.train.datamodule import S2FDataModule
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("system") / "shards"
+def _sine_voices_and_noise_faces(folder: Path) -> Path:
+    """24 clips of 8 speakers (6 train, 1 val, 1 test): a sine voice per speaker, noise faces embedded by the teacher."""
     teacher = TEACHERS.create("vggface_tiny")
     rng = np.random.default_rng(0)
-    with ShardWriter(root, teacher=teacher.name, embed_dim=teacher.embed_dim) as writer:
+
+    def records() -> Iterator[ClipRecord]:
         for index in range(24):
             speaker = index // 3
             face = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
             embedding = teacher.embed_images(torch.from_numpy(face).permute(2, 0, 1)[None])[0].numpy()
             audio = (0.3 * np.sin(np.arange(16_000) * (0.05 + 0.01 * speaker))).astype(np.float32)
             split = "train" if speaker < 6 else "val" if speaker == 6 else "test"
-            writer.write(ClipRecord(f"c{index}", f"s{speaker}", audio, face, embedding, split=split))
-    return root
+            yield ClipRecord(f"c{index}", f"s{speaker}", audio, face, embedding, split=split)
+
+    return write_shards(folder / "shards", records(), teacher=teacher.name, embed_dim=teacher.embed_dim)
+
+
+@pytest.fixture(scope="module")
+def shards(shard_factory: ShardFactory) -> Path:
+    return shard_factory.build("sine-voices", _sine_voices_and_noise_faces)
 
 
 def _trainer(root: Path, **kwargs: object) -> L.Trainer:

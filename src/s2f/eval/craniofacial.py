@@ -4,7 +4,7 @@ The paper (Sec. 5.2) decodes each test clip twice, from the true face embedding 
 voice (S2F), places landmarks on both images, takes a dozen anthropometric measurements, and reports
 the Pearson correlation of each over the clips beside a shuffled baseline (S2F against the F2F
 measurements of other clips). Here the landmarks are dlib's 68 points
-(:class:`s2f.faces.FaceLandmarker`; the paper used DEST), placed in the box dlib's face detector
+(:class:`s2f.vision.landmarks.FaceLandmarker`; the paper used DEST), placed in the box dlib's face detector
 finds; decoded faces are canonical crops, so where it finds none the landmarks are placed in the
 canonical face box instead, and such faces are counted and reported.
 
@@ -13,7 +13,7 @@ ratios of two lengths, as in Farkas' anthropometry. dlib 68-point indices: jaw 0
 27-30, nose base 31-35, eyes 36-47, outer lips 48-59, inner lips 60-67.
 
 Example:
-    >>> from s2f.faces import mean_shape
+    >>> from s2f.vision.alignment import mean_shape
     >>> values = measure(mean_shape(224))
     >>> sorted(values) == sorted(MEASUREMENTS)
     True
@@ -111,7 +111,8 @@ def landmarks_of_faces(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from ..faces import FaceLandmarker, mean_shape
+    from ..vision.alignment import mean_shape
+    from ..vision.landmarks import FaceLandmarker
 
     landmarker = FaceLandmarker("hog", upsample=0)
     canonical = mean_shape(size)

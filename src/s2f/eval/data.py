@@ -49,7 +49,7 @@ def load_held_out(
     Raises:
         ShardFormatError: When the split is missing or empty (the message names the root).
     """
-    from ..data import iter_records, read_manifest
+    from ..shards import iter_records, read_manifest
 
     manifest = read_manifest(data_dir)
     if split not in manifest.splits:

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..data import mean_embedding
 from ..errors import ConfigError, S2FError
+from ..shards import mean_embedding
 from . import craniofacial as cranio
 from . import demographics as demo
 from .consistency import speaker_consistency

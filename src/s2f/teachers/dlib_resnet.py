@@ -8,7 +8,7 @@ dlib embeds a 150x150 "face chip" aligned by its 5-point landmark model. :meth:`
 makes that chip from any RGB face crop: dlib's HOG detector looks for the face in the crop (a face
 crop from s2f prepare is usually found), the 5-point model places the landmarks, and
 ``dlib.get_face_chip`` aligns. A crop in which HOG finds no face (a random image, a profile) is
-aligned from the box where s2f's canonical crop (:func:`s2f.faces.mean_shape`) puts the face, so
+aligned from the box where s2f's canonical crop (:func:`s2f.vision.alignment.mean_shape`) puts the face, so
 it is still embedded rather than refused.
 
 dlib runs on the CPU, outside autograd: this teacher has no parameters, cannot be fine-tuned, has

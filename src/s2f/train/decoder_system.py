@@ -251,7 +251,7 @@ class FaceDecoderSystem(L.LightningModule):
     @torch.no_grad()
     def fit_mean_face(self, data_dir: str, split: str = "train") -> None:
         """Sets the decoder's mean shape and mean canonical texture from up to ``mean_face_clips`` faces."""
-        from ..data.shards import ClipDataset
+        from ..shards import ClipDataset
 
         set_mean_face = getattr(self.decoder, "set_mean_face", None)
         if set_mean_face is None:

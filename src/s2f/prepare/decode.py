@@ -6,7 +6,7 @@ for each requested frame time, so a 6 s segment of an hour-long video costs abou
 6 s file. WAV/FLAC/OGG audio is read with soundfile, which seeks by sample.
 
 Everything that can go wrong with a file is a :class:`MediaError` with a reason code from
-:mod:`s2f.data.rejects`, so the caller can record it and move on.
+:mod:`s2f.prepare.rejects`, so the caller can record it and move on.
 
 Example:
     >>> import numpy as np, soundfile, tempfile, os

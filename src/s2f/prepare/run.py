@@ -1,23 +1,23 @@
 """``s2f prepare``: real videos (or audio + face images) to training shards, resumable and parallel.
 
-The steps, for every clip the sources list (see :mod:`s2f.data.sources`):
+The steps, for every clip the sources list (see :mod:`s2f.prepare.sources`):
 
 1. decode the first ``max_seconds`` of speech at 16 kHz mono and the frame(s) at the segment start,
-   seeking rather than decoding whole videos (:mod:`s2f.data.media`, in DataLoader workers);
+   seeking rather than decoding whole videos (:mod:`s2f.prepare.decode`, in DataLoader workers);
 2. detect faces with MTCNN, pick the speaker's (nearest the given face centre, else the largest),
-   align it to a 224x224 crop (:mod:`s2f.detection`);
+   align it to a 224x224 crop (:mod:`s2f.vision.detection`);
 3. embed the crops with the teacher, a batch at a time;
 4. write rows into parts that are committed atomically, then assemble them into one shard root
-   (:mod:`s2f.data.parts`).
+   (:mod:`s2f.prepare.parts`).
 
-Steps 2-4 run as a Lightning ``predict`` (:mod:`s2f.data.engine`), so the same call uses one CPU,
+Steps 2-4 run as a Lightning ``predict`` (:mod:`s2f.prepare.engine`), so the same call uses one CPU,
 a GPU, or many GPUs over many nodes; each rank writes its own parts. Every clip ends up either as a
 row or as a line of ``ROOT/rejects.jsonl`` with a reason code. A run that is killed is resumed by
 running it again; a run over input that is already prepared does nothing.
 
 Example:
-    >>> from s2f.data.prepare import prepare
-    >>> from s2f.data.sources import read_avspeech
+    >>> from s2f.prepare import prepare
+    >>> from s2f.prepare.sources import read_avspeech
     >>> summary = prepare(read_avspeech("avspeech_test.csv", "videos/", split="test"), "shards/",
     ...                   teacher="dlib_resnet")                                  # doctest: +SKIP
     >>> print(summary.table())                                                    # doctest: +SKIP
@@ -28,22 +28,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from s2f.errors import S2FError
+from s2f.shards.format import AUDIO_CODECS, ShardManifest, _check_fractions, assign_split
 
 from .parts import REJECTS_NAME, PartRecord, PartStore
-from .rejects import REASONS, Reject, describe, read_rejects
-from .shards import AUDIO_CODECS, ShardManifest, _check_fractions, assign_split
+from .rejects import Reject, read_rejects
 from .sources import SPLIT_DEV, ClipTask
+from .summary import STAGES, PrepareSummary
 
 if TYPE_CHECKING:
     from s2f.teachers import FaceTeacher
 
 __all__ = ["PrepareSummary", "plan_parts", "prepare", "resolve_splits"]
-
-STAGES = ("decode", "detect", "embed", "write")
 
 
 def _cores() -> int:
@@ -51,82 +49,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-@dataclass
-class PrepareSummary:
-    """What a prepare run found and did.
-
-    Attributes:
-        root: The shard root.
-        manifest: Its manifest after the run.
-        inputs: Distinct clips the sources listed.
-        duplicates: Rows repeating an earlier clip exactly (ignored).
-        written: Clips in the shards, by split.
-        rejected: Rejected clips, by reason (all runs).
-        processed: Clips this run decoded (written or rejected by it).
-        seconds: Wall time of this run's processing.
-        timings: Seconds this run spent per stage, summed over workers and ranks.
-        cores: CPU cores available to this process.
-        not_in_input: Clips in the shards that this input does not list (kept).
-        nothing_to_do: The input was already prepared; nothing was written.
-    """
-
-    root: str
-    manifest: ShardManifest
-    inputs: int
-    duplicates: int
-    written: dict[str, int]
-    rejected: dict[str, int]
-    processed: int
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-    cores: int = 1
-    not_in_input: int = 0
-    nothing_to_do: bool = False
-
-    @property
-    def rejects_path(self) -> str:
-        return os.path.join(self.root, REJECTS_NAME)
-
-    @property
-    def clips_per_second(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-    def table(self) -> str:
-        """The end-of-run summary as a plain-text table."""
-        total_written, total_rejected = sum(self.written.values()), sum(self.rejected.values())
-        lines = [
-            f"s2f prepare: {self.inputs} clips listed, {total_written} in the shards, {total_rejected} rejected"
-            + (f", {self.duplicates} duplicate rows ignored" if self.duplicates else ""),
-        ]
-        if self.nothing_to_do:
-            lines.append("  nothing to do: every listed clip was already prepared")
-        else:
-            rate = self.clips_per_second
-            lines.append(
-                f"  this run: {self.processed} clips in {self.seconds:.1f} s = {rate:.2f} clips/s, "
-                f"{rate / max(1, self.cores):.2f} clips/s per core ({self.cores} cores)"
-            )
-            spent = sum(self.timings.get(stage, 0.0) for stage in STAGES)
-            if spent > 0:
-                split = ", ".join(
-                    f"{stage} {self.timings.get(stage, 0.0):.1f} s ({self.timings.get(stage, 0.0) / spent:.0%})"
-                    for stage in STAGES
-                )
-                lines.append(f"  time per stage (summed over workers): {split}")
-        lines.append(f"  {'split':<20}{'clips':>8}  speakers")
-        for name, info in self.manifest.splits.items():
-            lines.append(f"  {name:<20}{info.clips:>8}  {info.speakers}")
-        if self.rejected:
-            lines.append(f"  {'rejected':<20}{'clips':>8}  meaning")
-            for reason in REASONS:
-                if self.rejected.get(reason):
-                    lines.append(f"  {reason:<20}{self.rejected[reason]:>8}  {describe(reason)}")
-            lines.append(f"  rejects: {self.rejects_path}")
-        if self.not_in_input:
-            lines.append(f"  note: {self.not_in_input} clips in the shards are not listed by this input (kept)")
-        return "\n".join(lines)
 
 
 def _dedupe(tasks: Iterable[ClipTask]) -> tuple[list[ClipTask], int]:
@@ -154,7 +76,7 @@ def resolve_splits(
     """Sets every task's split, per speaker, in place.
 
     A speaker's explicit split (any of its clips) applies to all its clips; ``"dev"`` hashes the
-    speaker into train or val; otherwise :func:`~s2f.data.shards.assign_split` hashes it. A speaker
+    speaker into train or val; otherwise :func:`~s2f.shards.assign_split` hashes it. A speaker
     already in the shards (``known``) keeps its split.
 
     Raises:
@@ -257,8 +179,8 @@ def prepare(
     """Prepares every listed clip into the shard root ``out_dir``, resuming whatever is already there.
 
     Args:
-        tasks: The clips, from :func:`~s2f.data.sources.read_avspeech`, :func:`~s2f.data.sources.scan_voxceleb`,
-            :func:`~s2f.data.sources.scan_folder` or :func:`~s2f.data.sources.read_manifest_csv`.
+        tasks: The clips, from :func:`~s2f.prepare.sources.read_avspeech`, :func:`~s2f.prepare.sources.scan_voxceleb`,
+            :func:`~s2f.prepare.sources.scan_folder` or :func:`~s2f.prepare.sources.read_manifest_csv`.
         out_dir: The shard root (a local or shared folder every rank can write).
         teacher: A teacher, or a registered name.
         teacher_weights: Weights file for a teacher given by name.
@@ -267,12 +189,12 @@ def prepare(
         num_frames: Frames searched for the face, the first at the segment start.
         min_face_size: Faces whose box is narrower, in frame pixels, are rejected (``face_too_small``).
         centre_margin: How far from a face's box the given face centre may lie (see
-            :func:`s2f.detection.choose_face`).
+            :func:`s2f.vision.detection.choose_face`).
         min_confidence: MTCNN detections below this confidence are ignored.
         silence_dbfs: Clips quieter than this RMS level are rejected (``silent``).
         detect_size: Frames are searched for faces at this longest side (speed; crops come from the full frame).
         landmarks: ``"dlib68"``, ``"mtcnn5"`` or ``"auto"`` (dlib68 when dlib is installed); see
-            :class:`s2f.detection.FaceAligner`. Recorded as the manifest's ``landmarks``.
+            :class:`s2f.vision.detection.FaceAligner`. Recorded as the manifest's ``landmarks``.
         split_fractions: Train, val and test shares for speakers without an explicit split.
         audio_codec: ``"flac"`` or ``"pcm16"``.
         batch_size: Clips per predict step and teacher call.
@@ -303,8 +225,8 @@ def prepare(
         raise ValueError("batch_size, part_size and num_frames must be at least 1")
     began = time.perf_counter()
     model = _make_teacher(teacher, teacher_weights)
-    from s2f.detection import FaceAligner
-    from s2f.faces import FACE_CENTER_Y, FACE_FRACTION
+    from s2f.vision.alignment import FACE_CENTER_Y, FACE_FRACTION
+    from s2f.vision.detection import FaceAligner
 
     aligner = FaceAligner(landmarks)
 
@@ -320,6 +242,7 @@ def prepare(
         "silence_dbfs": float(silence_dbfs),
         "split_fractions": list(_check_fractions(split_fractions)),
         "audio_codec": audio_codec,
+        # "frame" names the canonical crop by its original path: it is compared with earlier runs' settings.
         "face": {"size": 224, "frame": "s2f.faces.mean_shape", "fraction": FACE_FRACTION, "centre_y": FACE_CENTER_Y},
         "landmarks": aligner.scheme,
     }
@@ -366,7 +289,7 @@ def prepare(
     previous = store.read_manifest_extra()
     nothing_to_do = not pending and previous.get("digest") == digest
     if nothing_to_do:
-        from .shards import read_manifest
+        from s2f.shards import read_manifest
 
         manifest = read_manifest(store.root)
     else:

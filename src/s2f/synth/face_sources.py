@@ -33,8 +33,8 @@ import numpy as np
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
-    from s2f.detection import FaceDetector
-    from s2f.faces import FaceLandmarker
+    from s2f.vision.detection import FaceDetector
+    from s2f.vision.landmarks import FaceLandmarker
 
 __all__ = [
     "BANK_SIZE",
@@ -129,7 +129,7 @@ def default_cache_dir() -> Path:
 
 def canonical_shape(size: int = BANK_SIZE) -> np.ndarray:
     """The mean dlib face [68, 2] in pixels of the bank's ``size`` x ``size`` frame."""
-    from s2f.faces import mean_shape
+    from s2f.vision.alignment import mean_shape
 
     return mean_shape(size, face_fraction=FACE_FRACTION, center_y=FACE_CENTER_Y)
 
@@ -224,7 +224,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 def _installed_photo(source: PhotoSource) -> np.ndarray:
-    from s2f.data.sample_videos import photo
+    from s2f.synth.sample_videos import photo
 
     return photo(source.member.removesuffix(".jpg"))
 
@@ -252,7 +252,7 @@ def _package_photos(cache: Path, notes: list[str]) -> list[tuple[PhotoSource, np
 
 def _folder_photos(folder: Path) -> list[tuple[PhotoSource, np.ndarray]]:
     """Every image in ``folder``; gender from a ``_m``/``_f``/``male``/``female`` token in the name."""
-    from s2f.faces import load_rgb
+    from s2f.vision.images import load_rgb
 
     if not folder.is_dir():
         raise SourcePhotoError(f"{folder}: photo folder does not exist; give a folder of frontal face photos")
@@ -275,8 +275,8 @@ def _align(
     """The aligned photo and its landmarks, or why the photo's face cannot be used."""
     from PIL import Image
 
-    from s2f.detection import hog_box
-    from s2f.faces import ALIGNMENT_POINTS, similarity_transform, warp_similarity
+    from s2f.vision.alignment import ALIGNMENT_POINTS, similarity_transform, warp_similarity
+    from s2f.vision.detection import hog_box
 
     factor = min(1.0, 1000.0 / max(image.shape[:2]))
     view = (
@@ -304,8 +304,8 @@ def _align(
 
 
 def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: list[str], where: str) -> SourceBank:
-    from s2f.detection import FaceDetector
-    from s2f.faces import FaceLandmarker
+    from s2f.vision.detection import FaceDetector
+    from s2f.vision.landmarks import FaceLandmarker
 
     detector, landmarker = FaceDetector(), FaceLandmarker()
     names, genders, images, landmarks = [], [], [], []

@@ -2,7 +2,7 @@
 
 Each pair gives a speech file and an image that is already a face crop of the same speaker. The
 builder keeps the first ``max_seconds`` of audio, resizes the face to 224x224 RGB, embeds faces with
-the teacher in batches, and writes :class:`~s2f.data.shards.ClipRecord` rows. A CSV of pairs looks
+the teacher in batches, and writes :class:`~s2f.shards.ClipRecord` rows. A CSV of pairs looks
 like this (paths relative to the CSV's folder; columns beyond the known ones become metadata)::
 
     speaker_id,audio,face,clip_id,split,gender
@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from s2f.errors import S2FError
-
-from .shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardManifest, ShardWriter
+from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardManifest, ShardWriter
 
 if TYPE_CHECKING:
     import torch
@@ -187,7 +186,7 @@ def build_shards_from_pairs(
         batch_size: Faces per teacher call.
         max_seconds: Audio beyond the first ``max_seconds`` is dropped.
         split_fractions: Train, val and test shares for pairs without a split.
-        audio_codec: ``"flac"`` or ``"pcm16"`` (see :class:`~s2f.data.shards.ShardWriter`).
+        audio_codec: ``"flac"`` or ``"pcm16"`` (see :class:`~s2f.shards.ShardWriter`).
         chunk_bytes: Target size of one chunk file.
         overwrite: Replace shards already in ``out_dir``.
 

@@ -19,8 +19,7 @@ from litdata import StreamingDataLoader
 
 from s2f.audio import fit_to_length
 from s2f.errors import ConfigError
-
-from .shards import ClipDataset, ShardManifest, read_manifest
+from s2f.shards import ClipDataset, ShardManifest, read_manifest
 
 __all__ = ["ClipCollate", "S2FDataModule"]
 

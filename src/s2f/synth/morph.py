@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sources import SourceBank, canonical_shape
+from .face_sources import SourceBank, canonical_shape
 
 __all__ = ["MorphSpec", "Morpher", "extended_points", "face_properties", "piecewise_affine"]
 
@@ -154,7 +154,7 @@ class MorphSpec:
 
 
 class Morpher:
-    """Draws and renders morphs of one :class:`~s2f.data.synth.sources.SourceBank`.
+    """Draws and renders morphs of one :class:`~s2f.synth.face_sources.SourceBank`.
 
     Args:
         bank: The aligned source faces.

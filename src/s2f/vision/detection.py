@@ -9,7 +9,7 @@ Three steps, each usable on its own:
    gives one (AVSpeech's ``face_x, face_y``), otherwise the largest; it rejects frames with no face,
    with faces but none at the centre, and faces too small to give a useful crop.
 3. :class:`FaceAligner` rotates and scales the frame into s2f's canonical face frame
-   (:func:`s2f.faces.mean_shape`: the mean dlib face, its landmarks spanning 60% of the side), with
+   (:func:`s2f.vision.alignment.mean_shape`: the mean dlib face, its landmarks spanning 60% of the side), with
    a similarity transform (no shearing: the face keeps its shape). With dlib installed it places
    dlib's 68 landmarks inside MTCNN's face and aligns on them (scheme ``"dlib68"``); without, it
    aligns MTCNN's five points onto the same frame (scheme ``"mtcnn5"``). Either way the crop holds
@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 if TYPE_CHECKING:
-    from s2f.faces import AlignedFace
+    from s2f.vision.alignment import AlignedFace
 
 __all__ = [
     "FACE_SIZE",
@@ -53,7 +53,7 @@ __all__ = [
 FACE_SIZE = 224
 LANDMARKS_5 = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
-# Reason codes shared with s2f.data.rejects (kept as plain strings so this module needs no data code).
+# Reason codes shared with s2f.prepare.rejects (kept as plain strings so this module needs no data code).
 NO_FACE = "no_face"
 FACE_NOT_AT_CENTRE = "face_not_at_centre"
 FACE_TOO_SMALL = "face_too_small"
@@ -70,14 +70,14 @@ _HOG_HALF_WIDTH, _HOG_ABOVE, _HOG_BELOW = 1.045, 0.47, 1.61
 def face_template(size: int = FACE_SIZE) -> np.ndarray:
     """Where MTCNN's five landmarks go in s2f's canonical ``size`` x ``size`` crop, float64 [5, 2] pixels.
 
-    The points of :func:`s2f.faces.mean_shape` that match MTCNN's, so both alignment schemes give
+    The points of :func:`s2f.vision.alignment.mean_shape` that match MTCNN's, so both alignment schemes give
     the same framing.
 
     Example:
         >>> face_template(224).round().astype(int).tolist()[:2]
         [[82, 78], [139, 77]]
     """
-    from s2f.faces import mean_shape
+    from s2f.vision.alignment import mean_shape
 
     shape = mean_shape(size)
     return np.stack([shape[list(index)].mean(axis=0) for index in _FIVE_FROM_68])
@@ -190,12 +190,12 @@ def choose_face(
 
 
 def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """:func:`s2f.faces.warp_similarity` of ``image`` through ``matrix``, reading only the region it samples.
+    """:func:`s2f.vision.alignment.warp_similarity` of ``image`` through ``matrix``, reading only the region it samples.
 
     Warping a whole 1080p frame to get a 224 crop spends nearly all its time on pixels the crop never
     uses; the region around the face gives the same crop about ten times faster.
     """
-    from s2f.faces import warp_similarity
+    from s2f.vision.alignment import warp_similarity
 
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
     corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]]) @ inverse.T
@@ -218,7 +218,7 @@ def align_face(image: np.ndarray, points: np.ndarray, size: int = FACE_SIZE) -> 
         points: The face's five landmarks [5, 2] in :data:`LANDMARKS_5` order, in ``image`` pixels.
         size: Side of the crop.
     """
-    from s2f.faces import AlignedFace, similarity_transform
+    from s2f.vision.alignment import AlignedFace, similarity_transform
 
     points = np.asarray(points, dtype=np.float64).reshape(5, 2)
     matrix = similarity_transform(points, face_template(size))
@@ -244,7 +244,7 @@ class FaceAligner:
 
     Args:
         landmarks: ``"dlib68"`` (dlib's 68 points in iBUG 300-W order, placed inside MTCNN's face,
-            then aligned as :func:`s2f.faces.align_face` does), ``"mtcnn5"`` (MTCNN's five points,
+            then aligned as :func:`s2f.vision.alignment.align_face` does), ``"mtcnn5"`` (MTCNN's five points,
             :data:`LANDMARKS_5`, aligned by :func:`align_face`), or ``"auto"``: dlib68 when dlib and
             its models are installed.
         size: Side of the crop.
@@ -273,12 +273,13 @@ class FaceAligner:
         """The crop of ``face`` (found in ``image``), with its landmarks in crop pixels."""
         if self.scheme == "mtcnn5":
             return align_face(image, face.points, self.size)
-        from s2f.faces import ALIGNMENT_POINTS, AlignedFace, FaceLandmarker, mean_shape, similarity_transform
+        from s2f.vision.alignment import ALIGNMENT_POINTS, AlignedFace, mean_shape, similarity_transform
+        from s2f.vision.landmarks import FaceLandmarker
 
         if self._landmarker is None:
             self._landmarker = FaceLandmarker()
         points = self._landmarker.landmarks(image, hog_box(face.points))
-        # As s2f.faces.align_face does, reading only the region around the face.
+        # As s2f.vision.alignment.align_face does, reading only the region around the face.
         index = list(ALIGNMENT_POINTS)
         matrix = similarity_transform(points[index], mean_shape(self.size)[index])
         crop = _warp(image, matrix, self.size)

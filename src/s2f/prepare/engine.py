@@ -30,14 +30,14 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from s2f.detection import Face, FaceAligner, FaceDetector, choose_face, detection_view
 from s2f.errors import S2FError
+from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
 from s2f.teachers.base import FaceTeacher
+from s2f.vision.detection import Face, FaceAligner, FaceDetector, choose_face, detection_view
 
-from .media import DecodedClip, MediaError, decode_clip
+from .decode import DecodedClip, MediaError, decode_clip
 from .parts import PartRecord, PartStore
 from .rejects import FACE_NOT_AT_CENTRE, FACE_TOO_SMALL, FAILED, NO_FACE, Reject
-from .shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
 from .sources import ClipTask
 
 __all__ = ["DecodeDataset", "FacePipeline", "PartWriter", "PlannedPart", "PrepareInterrupted", "WorkItem"]
@@ -172,9 +172,9 @@ class FacePipeline(pl.LightningModule):
         num_workers: DataLoader worker processes decoding media.
         decode: Keyword arguments of :class:`DecodeDataset`.
         min_face_size: Shortest side, in frame pixels, of a usable face.
-        centre_margin: See :func:`s2f.detection.choose_face`.
+        centre_margin: See :func:`s2f.vision.detection.choose_face`.
         min_confidence: Detections below this MTCNN confidence are ignored.
-        landmarks: Landmark scheme of :class:`~s2f.detection.FaceAligner` (``"dlib68"`` or ``"mtcnn5"``).
+        landmarks: Landmark scheme of :class:`~s2f.vision.detection.FaceAligner` (``"dlib68"`` or ``"mtcnn5"``).
     """
 
     def __init__(

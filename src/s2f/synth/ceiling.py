@@ -1,7 +1,7 @@
 """How much of the teacher's face embedding the true voice parameters predict: the world's stated ceiling.
 
 A voice encoder can at best recover what the voice carries. In this world the voice is a function
-of eight parameters (:class:`~s2f.data.synth.voice.VoiceParameters`), so a regressor that is *given*
+of eight parameters (:class:`~s2f.synth.voice.VoiceParameters`), so a regressor that is *given*
 those parameters, rather than having to hear them, bounds what any encoder can do here. The
 protocol, on shards prepared from the world:
 
@@ -88,7 +88,7 @@ def _read_parameters(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 def _embeddings(shards: str | os.PathLike[str]) -> dict[str, dict[str, list[np.ndarray]]]:
     """Clip embeddings by split group (``dev``, ``test``) and speaker."""
-    from s2f.data.shards import iter_records, read_manifest
+    from s2f.shards import iter_records, read_manifest
 
     manifest = read_manifest(shards)
     grouped: dict[str, dict[str, list[np.ndarray]]] = {"dev": {}, "test": {}}
@@ -122,7 +122,7 @@ def voice_face_ceiling(
 
     Args:
         shards: Shard root prepared from the world (``s2f prepare --voxceleb``).
-        identities_csv: The world's :attr:`~s2f.data.synth.SynthWorld.identities_csv`.
+        identities_csv: The world's :attr:`~s2f.synth.SynthWorld.identities_csv`.
         ks: The K of R@K.
 
     Raises:

@@ -33,9 +33,9 @@ import numpy as np
 
 from s2f.errors import S2FError
 
-from .media import write_mp4, write_wav_jpg
+from .face_sources import SourceBank, load_bank
 from .morph import Morpher, MorphSpec, face_properties
-from .sources import SourceBank, load_bank
+from .video import write_mp4, write_wav_jpg
 from .voice import SAMPLE_RATE, VoiceParameters, synthesize_speech, voice_parameters
 
 __all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "synthesize_world"]
@@ -58,7 +58,7 @@ class IdentitySpec:
         split: ``"dev"`` or ``"test"`` (VoxCeleb's Set column).
         morph: Blend weights and landmarks of the face.
         gender_score: Blend-weighted mean of the sources' genders (1 male, 0 female).
-        properties: Face measurements (:func:`~s2f.data.synth.morph.face_properties`).
+        properties: Face measurements (:func:`~s2f.synth.morph.face_properties`).
         voice: The voice's physical parameters.
         backdrop: Two RGB colours of the background gradient.
         position: Face centre in the frame, as fractions of width and height.
@@ -114,8 +114,8 @@ class SynthWorld:
         return self.out_dir / "identities.csv"
 
     def tasks(self) -> list[Any]:
-        """The clips as ``s2f prepare`` lists them (:func:`s2f.data.sources.scan_voxceleb`)."""
-        from s2f.data.sources import scan_voxceleb
+        """The clips as ``s2f prepare`` lists them (:func:`s2f.prepare.sources.scan_voxceleb`)."""
+        from s2f.prepare.sources import scan_voxceleb
 
         return scan_voxceleb(self.root, self.meta_csv)
 

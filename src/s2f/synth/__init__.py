@@ -2,13 +2,13 @@
 
 Faces are morphs of real photos that ship inside PyPI packages; voices are source-filter speech
 whose pitch, vocal-tract length, rate, breathiness, spectral tilt and nasality are documented
-functions of the face (:mod:`s2f.data.synth.voice`). The world is written as real mp4 (or wav +
+functions of the face (:mod:`s2f.synth.voice`). The world is written as real mp4 (or wav +
 jpg) files in VoxCeleb's layout with its meta CSV, so ``s2f prepare`` reads it unchanged.
 :func:`voice_face_ceiling` states how much of the teacher's embedding the true voice parameters
 predict: the ceiling for a model that hears the voice.
 
 Example:
-    >>> from s2f.data.synth import synthesize_world
+    >>> from s2f.synth import synthesize_world
     >>> world = synthesize_world("worlds/demo", identities=300)                  # doctest: +SKIP
     >>> world.root, world.meta_csv                                               # doctest: +SKIP
 """

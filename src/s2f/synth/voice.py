@@ -78,7 +78,7 @@ CONSONANTS = (
 )
 
 # Mean and standard deviation of each face measurement over 300 morphs' shapes (seed 1), in
-# inter-ocular distances (see s2f.data.synth.morph.face_properties): the z-scores' reference.
+# inter-ocular distances (see s2f.synth.morph.face_properties): the z-scores' reference.
 PROPERTY_STATS = {
     "face_height": (2.18, 0.17),
     "face_width": (2.27, 0.10),
@@ -132,11 +132,11 @@ def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.
 
     Args:
         gender_score: 1 male ... 0 female (the blend-weighted mean of the sources' genders).
-        properties: :func:`s2f.data.synth.morph.face_properties` of the morph's landmarks.
+        properties: :func:`s2f.synth.morph.face_properties` of the morph's landmarks.
         rng: Draws the eight noise terms, in the table's order.
 
     Example:
-        >>> from s2f.data.synth.voice import PROPERTY_STATS
+        >>> from s2f.synth.voice import PROPERTY_STATS
         >>> average = {name: mean for name, (mean, _) in PROPERTY_STATS.items()}
         >>> male = voice_parameters(1.0, average, np.random.default_rng(0))
         >>> female = voice_parameters(0.0, average, np.random.default_rng(0))

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from s2f.errors import S2FError, ShardFormatError
+from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SAMPLE_RATE, SPLITS, ShardManifest, SplitInfo, _s2f_version
 
 from .rejects import Reject, write_rejects
-from .shards import INDEX_NAME, MANIFEST_NAME, SAMPLE_RATE, SPLITS, ShardManifest, SplitInfo, _s2f_version
 
 __all__ = ["REJECTS_NAME", "STATE_DIR", "PartRecord", "PartStore"]
 

@@ -3,7 +3,7 @@
 No face or speech data set can be downloaded by tests or benchmarks, so this module *makes* talking
 videos: public-domain portraits that ship inside PyPI packages (scikit-image's astronaut, Eileen
 Collins; matplotlib's Grace Hopper) placed on a textured background, with speech-like audio from
-:func:`s2f.data.toy.synthesize_voice`, encoded by FFmpeg through PyAV as MPEG-4 video with key frames
+:func:`s2f.synth.toy.synthesize_voice`, encoded by FFmpeg through PyAV as MPEG-4 video with key frames
 every second and AAC audio at 48 kHz, as downloaded videos are. The photos need the ``dev`` extra
 (scikit-image, matplotlib).
 

@@ -205,7 +205,7 @@ class Speech2FaceSystem(L.LightningModule):
             self._measure_centre(datamodule)
 
     def _measure_centre(self, datamodule: Any) -> None:
-        from ..data import mean_embedding
+        from ..shards import mean_embedding
 
         data_dir = getattr(datamodule, "data_dir", None)
         if data_dir is None:

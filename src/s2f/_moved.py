@@ -43,7 +43,8 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "s2f.data.synth.ceiling": "s2f.synth.ceiling",
     "s2f.data.synth.sources": "s2f.synth.face_sources",
     "s2f.data.synth.media": "s2f.synth.video",
-    "s2f.data.synth.command": "s2f.synth.synth_command",
+    "s2f.data.synth.command": "s2f.cli.synth_command",
+    "s2f.eval.command": "s2f.cli.eval_command",
     "s2f.lit": "s2f.train",
     "s2f.lit.system": "s2f.train.system",
     "s2f.lit.decoder_system": "s2f.train.decoder_system",
@@ -52,6 +53,9 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "s2f.lit.cli": "s2f.train.lightning_cli",
     "s2f.faces": ("s2f.vision.alignment", "s2f.vision.landmarks", "s2f.vision.images"),
     "s2f.detection": "s2f.vision.detection",
+    "s2f.encoders.base": "s2f.encoders.voice_encoder",
+    "s2f.teachers.base": "s2f.teachers.face_teacher",
+    "s2f.decoders.base": "s2f.decoders.face_decoder",
 }
 
 

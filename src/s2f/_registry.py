@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import torch.nn as nn
 
 if TYPE_CHECKING:
-    from .decoders.base import FaceDecoder
-    from .encoders.base import VoiceEncoder
-    from .teachers.base import FaceTeacher
+    from .decoders.face_decoder import FaceDecoder
+    from .encoders.voice_encoder import VoiceEncoder
+    from .teachers.face_teacher import FaceTeacher
 
 __all__ = ["DECODERS", "ENCODERS", "TEACHERS", "Registry", "RegistryEntry"]
 

@@ -29,9 +29,10 @@ import torch
 import torch.nn as nn
 
 from ._config import build_component, component_spec
+from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, load_clip
-from .decoders.base import FaceDecoder
-from .encoders.base import VoiceEncoder
+from .decoders.face_decoder import FaceDecoder
+from .encoders.voice_encoder import VoiceEncoder
 from .errors import ConfigError, WeightsError
 
 __all__ = [
@@ -147,8 +148,6 @@ class Speech2Face(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model, as JSON-ready values."""
-        from . import __version__
-
         return {
             "format": MODEL_FORMAT,
             "version": MODEL_FORMAT_VERSION,
@@ -296,8 +295,6 @@ def save_decoder(decoder: FaceDecoder, directory: str | os.PathLike, *, teacher:
 
 def decoder_config(decoder: FaceDecoder, teacher: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a saved decoder says about itself: format, class and arguments, the embeddings it reads."""
-    from . import __version__
-
     return {
         "format": DECODER_FORMAT,
         "version": DECODER_FORMAT_VERSION,

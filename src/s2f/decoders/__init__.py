@@ -1,6 +1,6 @@
 """Face decoders: face embedding [B, D] -> a frontal, neutral face. Importing registers them."""
 
-from .base import FaceDecoder, FaceOutput
+from .face_decoder import FaceDecoder, FaceOutput
 from .warp import WarpDecoder
 
 __all__ = ["FaceDecoder", "FaceOutput", "WarpDecoder"]

@@ -41,7 +41,7 @@ from .._registry import DECODERS
 from .._weights import load_into, read_state_dict
 from ..errors import WeightsError
 from ..vision.alignment import mean_shape
-from .base import FaceDecoder, FaceOutput
+from .face_decoder import FaceDecoder, FaceOutput
 from .tps import pixels_to_unit, tps_warp, unit_to_pixels
 
 __all__ = ["WarpDecoder", "warp_decoder", "warp_decoder_tiny"]

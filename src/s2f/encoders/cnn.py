@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .._registry import ENCODERS
-from .base import VoiceEncoder
+from .voice_encoder import VoiceEncoder
 
 __all__ = ["PaperCNNEncoder", "s2f_cnn", "s2f_cnn_tiny"]
 

@@ -30,7 +30,7 @@ import torch.nn as nn
 from torchaudio.models import Conformer
 
 from .._registry import ENCODERS
-from .base import VoiceEncoder
+from .voice_encoder import VoiceEncoder
 
 __all__ = ["ConformerEncoder", "s2f_conformer", "s2f_conformer_tiny"]
 

@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from .._registry import ENCODERS
 from ..errors import ConfigError
-from .base import VoiceEncoder
+from .voice_encoder import VoiceEncoder
 
 __all__ = [
     "TimmVoiceEncoder",

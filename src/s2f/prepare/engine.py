@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
-from s2f.teachers.base import FaceTeacher
+from s2f.teachers.face_teacher import FaceTeacher
 from s2f.vision.detection import Face, FaceAligner, FaceDetector, choose_face, detection_view
 
 from .decode import DecodedClip, MediaError, decode_clip

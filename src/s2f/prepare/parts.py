@@ -42,8 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2f._version import __version__
 from s2f.errors import S2FError, ShardFormatError
-from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SAMPLE_RATE, SPLITS, ShardManifest, SplitInfo, _s2f_version
+from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SAMPLE_RATE, SPLITS, ShardManifest, SplitInfo
 
 from .rejects import Reject, write_rejects
 
@@ -289,7 +290,7 @@ class PartStore:
             sample_rate=SAMPLE_RATE,
             max_seconds=max_seconds,
             audio_codec=audio_codec,
-            s2f_version=_s2f_version(),
+            s2f_version=__version__,
             extra=dict(extra or {}),
         )
         _write_json_atomic(manifest_path, manifest.to_dict())

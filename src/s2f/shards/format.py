@@ -58,15 +58,6 @@ _ALLOWED_FORMATS = ("str", "int", "float", "bytes", "numpy", "no_header_numpy")
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 
-def _s2f_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("s2f")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
-
-
 class _StrictStringSerializer(StringSerializer):
     """Stores every ``str`` as UTF-8.
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from litdata import StreamingDataset
 
+from s2f._version import __version__
 from s2f.errors import ShardFormatError
 
 from .codec import _decode_audio, _decode_face
@@ -29,7 +30,6 @@ from .format import (
     _is_url,
     _join,
     _root_str,
-    _s2f_version,
     _serializers,
 )
 from .remote import RemoteFileNotFound, allow_plain_http_endpoint, read_remote_text
@@ -78,7 +78,7 @@ def read_manifest(root: str | os.PathLike[str], storage_options: Mapping[str, An
     if version != FORMAT_VERSION:
         writer = data.get("s2f_version", "an unknown s2f")
         raise ShardFormatError(
-            f"{path}: written by s2f {writer} with shard format version {version}; this s2f ({_s2f_version()}) "
+            f"{path}: written by s2f {writer} with shard format version {version}; this s2f ({__version__}) "
             f"reads format version {FORMAT_VERSION}: re-run `s2f prepare` or upgrade s2f"
         )
     try:

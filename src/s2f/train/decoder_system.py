@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from .._registry import DECODERS, TEACHERS
-from ..decoders.base import FaceDecoder, FaceOutput
+from ..decoders.face_decoder import FaceDecoder, FaceOutput
 from ..decoders.tps import tps_warp
 from ..errors import ConfigError
 from ..pipeline import decoder_config
-from ..teachers.base import FaceTeacher
+from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
 
 __all__ = ["FaceDecoderSystem", "face_grid"]

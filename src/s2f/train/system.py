@@ -13,12 +13,12 @@ from torch.nn.parallel import DistributedDataParallel
 from .._config import component_spec
 from .._registry import DECODERS, ENCODERS, TEACHERS
 from ..audio import SpectrogramFrontend
-from ..decoders.base import FaceDecoder
-from ..encoders.base import VoiceEncoder
+from ..decoders.face_decoder import FaceDecoder
+from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
 from ..losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
-from ..teachers.base import FaceTeacher
+from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
 
 __all__ = ["Speech2FaceSystem"]

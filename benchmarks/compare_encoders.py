@@ -46,6 +46,7 @@ import torch.nn as nn
 from encoder_throughput import count_flops, machine, time_train_step
 from encoder_throughput import format_table as throughput_table
 from s2f import ENCODERS, TEACHERS
+from s2f.angles import angles_deg
 from s2f.audio import SpectrogramFrontend
 from s2f.data import build_shards_from_pairs, iter_records
 from s2f.synth.toy import make_toy_corpus
@@ -146,7 +147,8 @@ class QualityCorpus:
         val = np.stack([r.embedding for r in iter_records(self.shards, "val")]).astype(np.float64)
         self.embed_dim = train.shape[1]
         self.train_clips, self.val_clips = len(train), len(val)
-        self.baseline_angle = _mean_angle(np.broadcast_to(train.mean(axis=0), val.shape), val)
+        mean_face = torch.from_numpy(train.mean(axis=0)).expand(len(val), -1)
+        self.baseline_angle = float(angles_deg(mean_face, torch.from_numpy(val)).mean())
 
     def train(self, name: str, *, epochs: int, seed: int, seconds: float, batch_size: int) -> tuple[float, float]:
         """Val angle (degrees) of encoder ``name`` before and after ``epochs`` of training."""
@@ -170,11 +172,6 @@ class QualityCorpus:
         trainer.fit(system, datamodule=data)
         (after,) = trainer.validate(system, datamodule=data, verbose=False)
         return float(before["val/angle_deg"]), float(after["val/angle_deg"])
-
-
-def _mean_angle(predicted: np.ndarray, true: np.ndarray) -> float:
-    cosine = (predicted * true).sum(1) / (np.linalg.norm(predicted, axis=1) * np.linalg.norm(true, axis=1))
-    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).mean())
 
 
 def format_table(rows: Sequence[Row]) -> str:

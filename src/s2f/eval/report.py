@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..angles import angles_deg
 from . import figures
 from .data import HeldOut
+from .retrieval import nearest_gallery
 
 __all__ = ["build_figures", "render_html", "summary_table"]
 
@@ -29,11 +31,9 @@ def build_figures(
     model_rate: int = 16_000,
 ) -> dict[str, tuple[str, bytes]]:
     """Every figure of the report as ``{name: (caption, PNG bytes)}``."""
-    from .runner import angle_matrix, nearest_gallery
-
     speakers = np.array(held.speaker_ids)
     same = torch.from_numpy(speakers[:, None] == speakers[None, :])
-    angles = {key: angle_matrix(p, held.embeddings) for key, p in predicted.items()}
+    angles = {key: angles_deg(p, held.embeddings, pairwise=True) for key, p in predicted.items()}
     out: dict[str, tuple[str, bytes]] = {
         "angles": (
             "Angle between each voice's predicted embedding and the true face embeddings of its own speaker's clips "

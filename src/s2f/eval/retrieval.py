@@ -25,7 +25,7 @@ from torchmetrics.retrieval import RetrievalRecall
 
 from .similarity import Distance, pairwise_distance
 
-__all__ = ["PAPER_KS", "choose_gallery", "gallery_ks", "rank_gallery", "recall_at_k"]
+__all__ = ["PAPER_KS", "choose_gallery", "gallery_ks", "nearest_gallery", "rank_gallery", "recall_at_k"]
 
 PAPER_KS = (1, 2, 5, 10, 25, 50, 100)
 
@@ -52,6 +52,11 @@ def choose_gallery(clip_ids: Sequence[str], speaker_ids: Sequence[str]) -> dict[
 def rank_gallery(queries: torch.Tensor, gallery: torch.Tensor, metric: Distance) -> torch.Tensor:
     """Gallery indices [Q, G] of each query's faces, nearest first."""
     return pairwise_distance(queries, gallery, metric).argsort(dim=1, stable=True)
+
+
+def nearest_gallery(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices [Q, k] of each query's k nearest gallery faces by cosine distance."""
+    return rank_gallery(queries, gallery, "cos")[:, :k]
 
 
 def recall_at_k(

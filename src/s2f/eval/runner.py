@@ -11,14 +11,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..angles import angles_deg
 from ..errors import ConfigError, S2FError
 from ..shards import mean_embedding
 from . import craniofacial as cranio
 from . import demographics as demo
 from .consistency import speaker_consistency
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
-from .retrieval import choose_gallery, rank_gallery, recall_at_k
-from .similarity import DISTANCES, feature_similarity, pairwise_distance
+from .retrieval import choose_gallery, recall_at_k
+from .similarity import DISTANCES, feature_similarity
 
 __all__ = ["PAPER", "EvalResult", "evaluate"]
 
@@ -242,7 +243,7 @@ def _mismatched(predicted: torch.Tensor, held: HeldOut) -> dict[str, float]:
     """The similarity chance level: angles between predictions and the faces of *other* speakers."""
     speakers = np.array(held.speaker_ids)
     other = torch.from_numpy(speakers[:, None] != speakers[None, :])
-    angles = angle_matrix(predicted, held.embeddings)[other]
+    angles = angles_deg(predicted, held.embeddings, pairwise=True)[other]
     return {"mismatched_angle_deg": float(angles.mean()), "mismatched_angle_std": float(angles.std(unbiased=False))}
 
 
@@ -341,14 +342,3 @@ def _slices(
                 entry["gender_agreement"] = float(np.mean([a == b for a, b in pairs]))
             sliced[key][group] = entry
     return sliced
-
-
-def nearest_gallery(predicted: torch.Tensor, gallery: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices [N, k] of each prediction's k nearest gallery faces by cosine distance."""
-    return rank_gallery(predicted, gallery, "cos")[:, :k]
-
-
-def angle_matrix(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Angles in degrees [N, N] between every prediction and every true embedding."""
-    cosine = 1.0 - pairwise_distance(predicted, true, "cos").double()
-    return torch.rad2deg(torch.acos(cosine.clamp(-1, 1))).float()

@@ -22,16 +22,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..angles import angles_deg
+
 __all__ = ["DISTANCES", "Distance", "angles_deg", "feature_similarity", "paired_distances", "pairwise_distance"]
 
 Distance = Literal["cos", "l2", "l1"]
 DISTANCES: tuple[Distance, ...] = ("cos", "l2", "l1")
-
-
-def angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Angle in degrees between each row of ``a`` [N, D] and the same row of ``b`` [N, D]."""
-    cosine = (F.normalize(a.double(), dim=-1) * F.normalize(b.double(), dim=-1)).sum(-1)
-    return torch.rad2deg(torch.acos(cosine.clamp(-1.0, 1.0))).float()
 
 
 def paired_distances(a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -7,11 +7,11 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from .._config import component_spec
 from .._registry import DECODERS, ENCODERS, TEACHERS
+from ..angles import angles_deg
 from ..audio import SpectrogramFrontend
 from ..decoders.face_decoder import FaceDecoder
 from ..encoders.voice_encoder import VoiceEncoder
@@ -156,8 +156,7 @@ class Speech2FaceSystem(L.LightningModule):
         centre = self.embedding_centre if self.hparams["center_embeddings"] else None
         total, terms = self.loss(predicted, target, classifier, first_layer, centre)
         with torch.no_grad():
-            cosine = F.cosine_similarity(predicted.float(), target.float(), dim=-1).clamp(-1, 1)
-            terms = {**terms, "angle_deg": torch.rad2deg(torch.acos(cosine)).mean()}
+            terms = {**terms, "angle_deg": angles_deg(predicted, target).mean()}
         return total, terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

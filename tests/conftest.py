@@ -15,6 +15,7 @@ os.environ.setdefault("WANDB_DIR", tempfile.mkdtemp(prefix="s2f-wandb-"))
 
 import pytest
 import torch
+
 from helpers.shards import ShardFactory
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

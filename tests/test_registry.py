@@ -101,11 +101,21 @@ def test_every_tiny_encoder_runs_forward_and_backward(name: str, seconds: float)
 def test_every_tiny_teacher_is_frozen_and_embeds(name: str) -> None:
     teacher = TEACHERS.create(name)
     teacher.train()
-    assert not teacher.training
-    assert not any(p.requires_grad for p in teacher.parameters())
+    assert not any(module.training for module in teacher.modules())  # dropout off, batch-norm statistics fixed
+    state_before = {key: value.clone() for key, value in teacher.state_dict().items()}
     faces = torch.randint(0, 256, (2, 3, 160, 160), dtype=torch.uint8)
     embedding = teacher.embed_images(faces)
     assert embedding.shape == (2, teacher.embed_dim)
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, state_before[key]), key
+    parameters = list(teacher.parameters())
+    if parameters:
+        assert not any(p.requires_grad for p in parameters)
+    else:
+        # Nothing to freeze (dlib runs outside autograd): frozen means that no graph leaves the teacher
+        # for a loss to follow back into it, and that a checkpoint has nothing of it to save.
+        assert teacher(teacher.preprocess(faces).requires_grad_(True)).grad_fn is None
+        assert teacher.state_dict() == {}
     if teacher.has_classifier:
         # Frozen weights, but gradients still reach the embedding through the classifier.
         probe = embedding.clone().requires_grad_(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -9,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from s2f import TEACHERS
-from s2f.data import ClipRecord, ShardWriter
+from helpers.shards import ShardFactory, write_shards
+from s2f import TEACHERS, Speech2Face
+from s2f.data import ClipRecord
 from s2f.errors import ConfigError
 from s2f.train import Speech2FaceSystem
 from s2f.train.datamodule import S2FDataModule
 
 
 def _sine_voices_and_noise_faces(folder: Path) -> Path:
-    """24 clips of 8 speakers (6 train, 1 val, 1 test): a sine voice per speaker, noise faces embedded by the teacher."""
+    """24 clips of 8 speakers (6 train, 1 val, 1 test): one sine voice per speaker, noise faces the teacher embeds."""
     teacher = TEACHERS.create("vggface_tiny")
     rng = np.random.default_rng(0)
 
@@ -143,7 +145,41 @@ def test_centred_training_measures_the_mean_face_and_keeps_it_in_checkpoints(sha
     assert centred["angle_deg"] == plain["angle_deg"]  # the logged angle is always the paper's
 
 
-def test_a_checkpoint_from_before_centring_still_loads(shards: Path, tmp_path: Path) -> None:
+def _is_centring(key: str) -> bool:
+    return "center" in key or "centre" in key
+
+
+def test_a_checkpoint_from_before_centring_loads_and_predicts_the_same(shards: Path, tmp_path: Path) -> None:
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
-    state = {k: v for k, v in system.state_dict().items() if k != "embedding_centre"}
-    Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny").load_state_dict(state)
+    trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0))
+    trainer.save_checkpoint(tmp_path / "today.ckpt")
+
+    # Rewrite it as s2f wrote it before centring existed: no centring hyperparameters, no centre buffer.
+    checkpoint = torch.load(tmp_path / "today.ckpt", weights_only=True)
+    hparams = [key for key in checkpoint["hyper_parameters"] if _is_centring(key)]
+    buffers = [key for key in checkpoint["state_dict"] if _is_centring(key)]
+    assert hparams and buffers, "nothing to remove: this test no longer describes an older checkpoint"
+    for key in hparams:
+        del checkpoint["hyper_parameters"][key]
+    for key in buffers:
+        del checkpoint["state_dict"][key]
+    old = tmp_path / "before-centring.ckpt"
+    torch.save(checkpoint, old)
+
+    # The system saves no hyperparameters for the models it was given (LightningCLI's config names them).
+    loaded = Speech2FaceSystem.load_from_checkpoint(
+        old, map_location="cpu", encoder="s2f_cnn_tiny", teacher="vggface_tiny"
+    )
+    assert loaded.hparams["center_embeddings"] is False  # the default, as before the option existed
+    assert not loaded.embedding_centre.any()
+    system.eval()
+    loaded.eval()
+    waves = torch.from_numpy(np.sin(np.arange(2 * 16_000) * 0.07).reshape(2, 16_000).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(loaded(waves), system(waves))
+    # The user's way in: a .ckpt straight into Speech2Face.
+    voice = (waves[0].numpy(), 16_000)
+    assert torch.equal(
+        Speech2Face.from_pretrained(old).predict(voice).embedding, system.export().predict(voice).embedding
+    )

@@ -115,41 +115,16 @@ def write_video(
         fps: Frame rate; a key frame every second.
         audio_rate: Rate of ``audio``; it is stored at 48 kHz, as most downloaded videos are.
     """
-    import av
-    from scipy.signal import resample_poly
+    from .video import write_mp4
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    length = seconds if seconds is not None else (0.0 if audio is None else audio.size / audio_rate)
-    with av.open(str(target), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
-        video.bit_rate = 2_000_000
-        video.codec_context.gop_size = fps
-        sound, stored = None, np.zeros(0, np.float32)
-        if audio is not None:
-            sound = container.add_stream("aac", rate=AUDIO_RATE)
-            sound.layout = "mono"
-            stored = resample_poly(audio.astype(np.float64), AUDIO_RATE, audio_rate).astype(np.float32)
-        chunk, written = 1024, 0
-        # Interleave audio and video by time, as real files are, so a seek lands near both.
-        for index in range(max(1, round(length * fps))):
-            while sound is not None and written < stored.size and written < (index + 1) * AUDIO_RATE / fps:
-                block = av.AudioFrame.from_ndarray(
-                    stored[None, written : written + chunk], format="fltp", layout="mono"
-                )
-                block.sample_rate, block.pts = AUDIO_RATE, written
-                container.mux(sound.encode(block))
-                written += chunk
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = index
-            container.mux(video.encode(picture))
-        while sound is not None and written < stored.size:
-            block = av.AudioFrame.from_ndarray(stored[None, written : written + chunk], format="fltp", layout="mono")
-            block.sample_rate, block.pts = AUDIO_RATE, written
-            container.mux(sound.encode(block))
-            written += chunk
-        if sound is not None:
-            container.mux(sound.encode(None))
-        container.mux(video.encode(None))
-    return target
+    return write_mp4(
+        path,
+        frame,
+        audio,
+        audio_rate,
+        seconds=seconds,
+        fps=fps,
+        key_frame_every=fps,
+        bit_rate=2_000_000,
+        stored_rate=AUDIO_RATE,
+    )

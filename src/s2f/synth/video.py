@@ -34,40 +34,83 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def write_mp4(path: str | os.PathLike[str], frame: np.ndarray, audio: np.ndarray, sample_rate: int = 16_000) -> Path:
-    """Writes ``frame`` (uint8 RGB, even sides) for the length of ``audio`` (float mono) as an mp4."""
+def write_mp4(
+    path: str | os.PathLike[str],
+    frame: np.ndarray | None,
+    audio: np.ndarray | None,
+    sample_rate: int = 16_000,
+    *,
+    seconds: float | None = None,
+    fps: int = FRAME_RATE,
+    key_frame_every: int | None = None,
+    bit_rate: int = 1_500_000,
+    stored_rate: int | None = None,
+) -> Path:
+    """Writes an mp4 showing ``frame`` throughout, with ``audio`` as its AAC track; the one mp4 writer of s2f.
+
+    Args:
+        path: Output file; its folder is created. Written under a temporary name, then renamed.
+        frame: uint8 RGB [H, W, 3] with even sides, or ``None`` for a file without a video stream.
+        audio: Mono float samples at ``sample_rate``, or ``None`` for a file without an audio stream.
+        sample_rate: Rate of ``audio``.
+        seconds: Length of the video; by default the audio's. Audio beyond it is still written.
+        fps: Frame rate of the video stream.
+        key_frame_every: Frames between key frames; ``None``: the first frame is the only one.
+        bit_rate: Video bit rate.
+        stored_rate: Rate the audio is stored at (resampled to it), e.g. 48000 as in most downloaded
+            videos; by default ``sample_rate``.
+    """
     import av
 
+    if frame is None and audio is None:
+        raise ValueError(f"{path}: an mp4 needs a frame, audio, or both")
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rate = stored_rate or sample_rate
+    samples = np.zeros(0, np.float32) if audio is None else np.asarray(audio, np.float32)
+    if audio is not None and rate != sample_rate:
+        from scipy.signal import resample_poly
+
+        samples = resample_poly(samples.astype(np.float64), rate, sample_rate).astype(np.float32)
+    length = seconds if seconds is not None else samples.size / rate
     partial = _partial(target)
-    seconds = audio.size / sample_rate
     with av.open(str(partial), mode="w", format="mp4") as container:
-        video = container.add_stream("mpeg4", rate=FRAME_RATE)
-        video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
-        video.bit_rate = 1_500_000
-        video.codec_context.gop_size = 10_000
-        video.thread_count = 1
-        sound = container.add_stream("aac", rate=sample_rate)
-        sound.layout = "mono"
-        sound.codec_context.thread_count = 1
-        picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        frames = max(1, int(np.ceil(seconds * FRAME_RATE)))
+        video = None
+        if frame is not None:
+            video = container.add_stream("mpeg4", rate=fps)
+            video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
+            video.bit_rate = bit_rate
+            video.codec_context.gop_size = key_frame_every or 10_000
+            video.thread_count = 1
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=rate)
+            sound.layout = "mono"
+            sound.codec_context.thread_count = 1
         written = 0
-        for index in range(frames):
-            # Interleave by time, as real files are, so a seek lands near both streams.
-            while written < audio.size and written < (index + 1) * sample_rate / FRAME_RATE:
+
+        def mux_audio_until(end: float) -> None:
+            nonlocal written
+            while sound is not None and written < samples.size and written < end:
                 block = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(audio[None, written : written + AUDIO_CHUNK], np.float32),
-                    format="fltp",
-                    layout="mono",
+                    np.ascontiguousarray(samples[None, written : written + AUDIO_CHUNK]), format="fltp", layout="mono"
                 )
-                block.sample_rate, block.pts = sample_rate, written
+                block.sample_rate, block.pts = rate, written
                 container.mux(sound.encode(block))
                 written += AUDIO_CHUNK
-            picture.pts = index
-            container.mux(video.encode(picture))
-        container.mux(sound.encode(None))
-        container.mux(video.encode(None))
+
+        picture = None if frame is None else av.VideoFrame.from_ndarray(frame, format="rgb24")
+        for index in range(max(1, int(np.ceil(length * fps - 1e-9)))):
+            # Interleave by time, as real files are, so a seek lands near both streams.
+            mux_audio_until((index + 1) * rate / fps)
+            if video is not None and picture is not None:
+                picture.pts = index
+                container.mux(video.encode(picture))
+        mux_audio_until(samples.size)
+        if sound is not None:
+            container.mux(sound.encode(None))
+        if video is not None:
+            container.mux(video.encode(None))
     os.replace(partial, target)
     return target
 

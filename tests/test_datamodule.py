@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers.shards import ShardFactory, write_shards
 from s2f.data import S2FDataModule
 from s2f.errors import ConfigError, ShardFormatError
-from s2f.shards import ClipRecord, ShardWriter
+from s2f.shards import ClipRecord
 
 D = 8
 SR = 16_000
@@ -23,13 +25,16 @@ def ramp(clip_index: int, num_samples: int) -> np.ndarray:
     return ((np.arange(num_samples) % 30_000) + clip_index).astype(np.int16)
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
-    root = tmp_path_factory.mktemp("dm")
+def _ramp_shards(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """4 train speakers, 1 val and 1 test, each with one clip of every length in LENGTHS.
+
+    Returns the root and every clip's audio, by clip id.
+    """
     rng = np.random.default_rng(0)
     audio: dict[str, np.ndarray] = {}
     face = np.full((224, 224, 3), 90, np.uint8)
-    with ShardWriter(root, teacher="toy-teacher", embed_dim=D, chunk_bytes="64KB") as writer:
+
+    def records() -> Iterator[ClipRecord]:
         index = 0
         for split, speakers in (("train", 4), ("val", 1), ("test", 1)):
             for s in range(speakers):
@@ -37,12 +42,17 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np
                     clip_id = f"{split}-{s}-{n}"
                     audio[clip_id] = ramp(index, n)
                     index += 1
-                    writer.write(
-                        ClipRecord(
-                            clip_id, f"{split}-spk{s}", audio[clip_id], face, rng.standard_normal(D), split=split
-                        )
+                    yield ClipRecord(
+                        clip_id, f"{split}-spk{s}", audio[clip_id], face, rng.standard_normal(D), split=split
                     )
+
+    root = write_shards(folder / "shards", records(), teacher="toy-teacher", embed_dim=D, chunk_bytes="64KB")
     return root, audio
+
+
+@pytest.fixture(scope="module")
+def shards(shard_factory: ShardFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    return shard_factory.build("ramps", _ramp_shards)
 
 
 def expected_wave(samples: np.ndarray, num_samples: int) -> np.ndarray:

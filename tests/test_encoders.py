@@ -13,13 +13,12 @@ import torch
 import torch.nn as nn
 import yaml
 
-from s2f import ENCODERS, TEACHERS, Speech2Face
+from helpers.shards import ShardFactory
+from s2f import ENCODERS, Speech2Face
 from s2f.cli import main
-from s2f.data import build_shards_from_pairs
 from s2f.encoders import ConformerEncoder, TimmVoiceEncoder
 from s2f.encoders.conformer import AttentivePooling
 from s2f.errors import ConfigError
-from s2f.synth.toy import make_toy_corpus
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -156,11 +155,8 @@ def test_family_recipe_replaces_the_paper_cnn(
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    manifest = make_toy_corpus(root / "media", speakers=8, clips_per_speaker=4, held_out=1)
-    build_shards_from_pairs(manifest, root / "shards", TEACHERS.create("vggface_tiny"))
-    return root / "shards"
+def shards(shard_factory: ShardFactory) -> Path:
+    return shard_factory.toy(speakers=8, clips_per_speaker=4, held_out=1)
 
 
 @pytest.mark.slow

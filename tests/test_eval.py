@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers.faces import make_faces
+from helpers.shards import ShardFactory, write_shards
 from s2f.cli import main
 from s2f.eval import (
     EvalResult,
@@ -168,33 +171,36 @@ def _traits_of_shapes(shapes: np.ndarray) -> np.ndarray:
     return ranks / max(len(raw) - 1, 1)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _morph_speakers(folder: Path) -> Path:
     """Shards of speakers with real-photo morph faces (dlib landmarks) and voices synthesised from their face shape."""
     from s2f import TEACHERS
-    from s2f.data import ClipRecord, ShardWriter
+    from s2f.data import ClipRecord
     from s2f.synth.toy import synthesize_voice
-    from test_decoder import _source_faces, make_faces
 
-    root = tmp_path_factory.mktemp("eval-world") / "shards"
     speakers = TRAIN_SPEAKERS + TEST_SPEAKERS
-    faces, shapes = make_faces(speakers, 0, _source_faces())
+    faces, shapes = make_faces(speakers, 0)
     traits = _traits_of_shapes(shapes)
     teacher = TEACHERS.create("vggface_tiny")
     embeddings = teacher.embed_images(torch.from_numpy(faces).permute(0, 3, 1, 2)).numpy()
     rng = np.random.default_rng(0)
-    with ShardWriter(root, teacher=teacher.name, embed_dim=teacher.embed_dim) as writer:
+
+    def records() -> Iterator[ClipRecord]:
         for person in range(speakers):
             split = "train" if person < TRAIN_SPEAKERS else "test"
             for clip in range(CLIPS_PER_SPEAKER):
                 voice = synthesize_voice(traits[person], 3.0, rng)
                 metadata = {"gender": "female" if traits[person, 0] < 0.5 else "male", "corpus": "morphs"}
-                record = ClipRecord(
+                yield ClipRecord(
                     f"p{person:02d}c{clip}", f"p{person:02d}", voice, faces[person], embeddings[person],
                     shapes[person], split=split, metadata=metadata,
                 )  # fmt: skip
-                writer.write(record)
-    return root
+
+    return write_shards(folder / "shards", records(), teacher=teacher.name, embed_dim=teacher.embed_dim)
+
+
+@pytest.fixture(scope="module")
+def world(shard_factory: ShardFactory) -> Path:
+    return shard_factory.build("eval-speakers", _morph_speakers)
 
 
 @pytest.fixture(scope="module")

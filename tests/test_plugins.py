@@ -20,9 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2f import TEACHERS
-from s2f.data import build_shards_from_pairs
-from s2f.synth.toy import make_toy_corpus
+from helpers.shards import ShardFactory
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -128,11 +126,8 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    manifest = make_toy_corpus(root / "media", speakers=6, clips_per_speaker=2, held_out=1)
-    build_shards_from_pairs(manifest, root / "shards", TEACHERS.create("vggface_tiny"))
-    return root / "shards"
+def shards(shard_factory: ShardFactory) -> Path:
+    return shard_factory.toy(speakers=6, clips_per_speaker=2, held_out=1)
 
 
 def _s2f(plugin_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -217,20 +218,22 @@ def test_second_run_changes_nothing(prepared, corpus: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
 
 
-def test_a_downloaded_video_is_added_once(prepared, corpus: Path, tmp_path: Path) -> None:
+def test_a_downloaded_video_is_added_once(
+    prepared, corpus: Path, tmp_path: Path, writable_shards: Callable[[Path], Path]
+) -> None:
     root, _ = prepared
     shutil.copytree(corpus, tmp_path / "corpus")
-    shutil.copytree(root, tmp_path / "shards")
-    before = records(tmp_path / "shards")
+    shards = writable_shards(root)
+    before = records(shards)
     frame, _ = compose_frame([("astronaut", (100, 0), 480)], size=(W, H))
     write_video(tmp_path / "corpus" / "videos" / "gone.mp4", frame, speech(7.0, seed=9), fps=10)
-    printed = run_cli(*cli_args(tmp_path / "corpus", tmp_path / "shards"), *FAST)
+    printed = run_cli(*cli_args(tmp_path / "corpus", shards), *FAST)
     assert "this run: 1 clips" in printed
-    after = records(tmp_path / "shards")
+    after = records(shards)
     assert sorted(after) == sorted([*before, "gone_0.000_6.000"])
     for clip_id, record in before.items():
         np.testing.assert_array_equal(after[clip_id].embedding, record.embedding)
-    assert "gone_0.000_6.000" not in {r.clip_id for r in read_rejects(tmp_path / "shards" / "rejects.jsonl")}
+    assert "gone_0.000_6.000" not in {r.clip_id for r in read_rejects(shards / "rejects.jsonl")}
 
 
 def test_other_settings_or_foreign_shards_are_refused(prepared, corpus: Path, tmp_path: Path) -> None:

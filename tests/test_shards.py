@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from helpers.shards import ShardFactory, random_record, write_shards
 from s2f.errors import ShardFormatError
 from s2f.shards import (
     FORMAT_VERSION,
@@ -27,44 +29,13 @@ SR = 16_000
 
 
 def make_record(
-    rng: np.random.Generator,
-    clip_id: str,
-    speaker_id: str,
-    num_samples: int = SR,
-    *,
-    split: str | None = None,
-    float_audio: bool = False,
-    num_landmarks: int = 0,
-    metadata: dict | None = None,
+    rng: np.random.Generator, clip_id: str, speaker_id: str, num_samples: int = SR, **fields: Any
 ) -> ClipRecord:
-    audio = (rng.standard_normal(num_samples) * 4000).clip(-32768, 32767).astype(np.int16)
-    if float_audio:
-        audio = audio.astype(np.float32) / 32768.0
-    # A smooth face compresses like a photo; pure noise would make JPEG error meaningless.
-    yy, xx = np.mgrid[0:224, 0:224]
-    base = np.stack([xx, yy, (xx + yy) // 2], axis=-1).astype(np.float64)
-    face = np.clip(base + rng.integers(0, 40), 0, 255).astype(np.uint8)
-    return ClipRecord(
-        clip_id=clip_id,
-        speaker_id=speaker_id,
-        audio=audio,
-        face=face,
-        embedding=rng.standard_normal(D).astype(np.float32),
-        landmarks=rng.uniform(0, 224, (num_landmarks, 2)).astype(np.float32),
-        split=split,
-        source_video=f"yt:{speaker_id}",
-        source_start=1.25,
-        source_end=1.25 + num_samples / SR,
-        frame_time=2.5,
-        metadata=metadata if metadata is not None else {},
-    )
+    return random_record(rng, clip_id, speaker_id, num_samples, embed_dim=D, **fields)
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ClipRecord]]:
-    """3 speakers x 4 clips (0.5 s to exactly 6 s), two speakers in train and one in val."""
+def _small(folder: Path) -> tuple[Path, list[ClipRecord]]:
     rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("small")
     lengths = [8_000, 96_000, 40_000, 16_123]
     records = []
     for s, (speaker, split) in enumerate([("ann", "train"), ("bob", "train"), ("cat", "val")]):
@@ -82,10 +53,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ClipReco
                 )
             )
     # Small chunks so the reader has to cross chunk boundaries.
-    with ShardWriter(root, teacher="toy-teacher", embed_dim=D, chunk_bytes="300KB") as writer:
-        for record in records:
-            writer.write(record)
+    root = write_shards(folder / "shards", records, teacher="toy-teacher", embed_dim=D, chunk_bytes="300KB")
     return root, records
+
+
+@pytest.fixture(scope="module")
+def small(shard_factory: ShardFactory) -> tuple[Path, list[ClipRecord]]:
+    """3 speakers x 4 clips (0.5 s to exactly 6 s), two speakers in train and one in val."""
+    return shard_factory.build("small", _small)
 
 
 def expected_int16(record: ClipRecord) -> np.ndarray:
@@ -414,9 +389,10 @@ def test_absent_split_has_a_clear_error(small: tuple[Path, list[ClipRecord]]) ->
         ClipDataset(root, "training")
 
 
-def test_rows_that_would_be_unpickled_are_refused(small: tuple[Path, list[ClipRecord]], tmp_path: Path) -> None:
-    root = tmp_path / "tampered"
-    shutil.copytree(small[0], root)
+def test_rows_that_would_be_unpickled_are_refused(
+    small: tuple[Path, list[ClipRecord]], writable_shards: Callable[[Path], Path]
+) -> None:
+    root = writable_shards(small[0])
     (index,) = [p / "index.json" for p in root.iterdir() if (p / "index.json").is_file()][:1]
     config = json.loads(index.read_text())
     config["config"]["data_format"][-1] = "pickle"

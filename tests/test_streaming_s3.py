@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.shards import ShardFactory, random_record, write_shards
 from s2f.data import S2FDataModule, iter_records, read_manifest
 from s2f.errors import ShardFormatError
-from s2f.shards import ClipRecord, ShardWriter
+from s2f.shards import ClipRecord
 
 pytest.importorskip("moto.server")
 
@@ -59,29 +60,30 @@ def _upload(root: Path, url_prefix: str) -> None:
             client.upload_file(str(path), BUCKET, f"{url_prefix}/{path.relative_to(root).as_posix()}")
 
 
+def _rows(folder: Path) -> Path:
+    """28 clips of 7 speakers (5 train, 1 val, 1 test) of 0.25 to 1.5 s, with landmarks and metadata."""
+    rng = np.random.default_rng(3)
+    records = (
+        random_record(
+            rng,
+            f"clip{index:02d}",
+            f"spk{index // 4}",
+            int(rng.integers(4_000, 24_000)),
+            embed_dim=D,
+            split="train" if index // 4 < 5 else "val" if index // 4 == 5 else "test",
+            num_landmarks=5,
+            metadata={"gender": "f" if index // 4 % 2 else "m", "index": index},
+        )
+        for index in range(28)
+    )
+    return write_shards(folder / "shards", records, teacher="vggface_tiny", embed_dim=D, chunk_bytes="64KB")
+
+
 @pytest.fixture(scope="module")
-def shards(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def shards(s3_endpoint: str, shard_factory: ShardFactory) -> tuple[Path, str]:
     import boto3
 
-    local = tmp_path_factory.mktemp("s3") / "shards"
-    rng = np.random.default_rng(3)
-    with ShardWriter(local, teacher="vggface_tiny", embed_dim=D, chunk_bytes="64KB") as writer:
-        for index in range(28):
-            speaker = index // 4
-            writer.write(
-                ClipRecord(
-                    clip_id=f"clip{index:02d}",
-                    speaker_id=f"spk{speaker}",
-                    audio=rng.integers(-20_000, 20_000, int(rng.integers(4_000, 24_000)), dtype=np.int16),
-                    face=rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
-                    embedding=rng.random(D),
-                    landmarks=rng.random((5, 2)) * 224,
-                    split="train" if speaker < 5 else "val" if speaker == 5 else "test",
-                    source_video=f"video{speaker}.mp4",
-                    source_start=float(index),
-                    metadata={"gender": "f" if speaker % 2 else "m", "index": index},
-                )
-            )
+    local = shard_factory.build("s3-rows", _rows)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     _upload(local, PREFIX)
     return local, f"s3://{BUCKET}/{PREFIX}"

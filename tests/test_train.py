@@ -10,20 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from s2f import TEACHERS, Speech2Face
+from helpers.shards import ShardFactory
+from s2f import Speech2Face
 from s2f.cli import main
-from s2f.data import build_shards_from_pairs
-from s2f.synth.toy import make_toy_corpus
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    manifest = make_toy_corpus(root / "media", speakers=12, clips_per_speaker=4)
-    build_shards_from_pairs(manifest, root / "shards", TEACHERS.create("vggface_tiny"))
-    return root / "shards"
+def shards(shard_factory: ShardFactory) -> Path:
+    return shard_factory.toy(speakers=12, clips_per_speaker=4, held_out=2)
 
 
 def _fit(shards: Path, out: Path, *extra: str) -> list[dict[str, str]]:
@@ -73,7 +69,7 @@ def test_debug_recipe_learns_and_the_saved_model_reloads(shards: Path, tmp_path:
               "--data.init_args.clip_seconds", "3", "--trainer.logger.init_args.save_dir", str(tmp_path / "eval"),
               "--ckpt_path", str(checkpoint)]  # fmt: skip
     assert main(["test", *common]) == 0
-    assert main(["predict", *common]) == 0
+    assert main(["predict-lightning", *common]) == 0
     (predicted,) = (tmp_path / "eval").glob("debug/version_*/predictions/embeddings.npy")
     clip_ids = json.loads((predicted.parent / "clip_ids.json").read_text())
     assert np.load(predicted).shape == (8, 64) and len(set(clip_ids)) == 8  # 2 test speakers x 4 clips

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from s2f.cli import main as s2f_main
 from s2f.errors import S2FError
 from s2f.prepare import PrepareSummary, prepare
 from s2f.prepare.decode import read_audio, read_frames
@@ -24,7 +25,6 @@ from s2f.synth import SynthWorld, synthesize_world, voice_face_ceiling
 from s2f.synth import face_sources as sources
 from s2f.synth.face_sources import SourcePhotoError, default_cache_dir, load_bank
 from s2f.synth.morph import piecewise_affine
-from s2f.synth.synth_command import main as synth_main
 from s2f.synth.voice import VoiceParameters, synthesize_speech
 from s2f.vision.detection import FaceDetector
 from s2f.vision.landmarks import FaceLandmarker
@@ -239,7 +239,7 @@ def test_ceiling_report(world: SynthWorld, shards: tuple[Path, PrepareSummary], 
     args = ["--out", str(world.out_dir), "--identities", str(IDENTITIES), "--clips", str(CLIPS), "--seconds", "3"]
     args += ["--seed", "3", "--test-fraction", "0.25", "--no-progress", "--ceiling", str(shards[0])]
     with contextlib.redirect_stdout(printed):
-        assert synth_main([*args, "--cache-dir", str(cache)]) == 0
+        assert s2f_main(["synth", *args, "--cache-dir", str(cache)]) == 0
     assert "true voice params, kernel" in printed.getvalue()
 
 
@@ -257,14 +257,14 @@ def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_
     args += ["--cache-dir", str(cache), "--workers", "1", "--no-progress"]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert synth_main(args) == 0
+        assert s2f_main(["synth", *args]) == 0
     assert f"s2f prepare --voxceleb {tmp_path / 'w' / 'voxceleb'}" in printed.getvalue()
     assert "--teacher dlib_resnet" in printed.getvalue()
     with open(tmp_path / "w" / "vox_meta.csv", newline="") as handle:
         assert next(csv.reader(handle, delimiter="\t"))[-1] == "Set"
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
-        assert synth_main([*args, "--seed", "9"]) == 2
+        assert s2f_main(["synth", *args, "--seed", "9"]) == 2
     assert "other settings (seed differ)" in errors.getvalue()
     with pytest.raises(S2FError, match=r"seconds=0\.1"):
         synthesize_world(tmp_path / "bad", 2, 1, 0.1, cache_dir=cache)

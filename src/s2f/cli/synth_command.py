@@ -1,46 +1,52 @@
-"""``s2f synth``: write a synthetic audio-visual world and print the command that prepares it."""
+"""``s2f synth``: write a synthetic audio-visual world and print the command that prepares it.
+
+The options are :func:`s2f.synth.synthesize_world`'s keywords, plus ``--quick`` (a small world) and
+``--ceiling`` (how well the world's true voice parameters retrieve faces in prepared shards).
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
-import sys
+from typing import Any
 
-from s2f.errors import S2FError
+from ._options import Flag, FunctionOptions
 
-__all__ = ["main"]
+__all__ = ["QUICK", "main"]
 
-# (identities, clips per identity, seconds per clip)
-QUICK = (60, 2, 3.0)
-DEFAULT = (300, 3, 6.0)
+QUICK = {"identities": 60, "clips_per_identity": 2, "seconds": 3.0}
+"""The world of ``--quick``; options given explicitly win."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _options() -> FunctionOptions:
+    from s2f.synth.world import MEDIA, synthesize_world
+
+    defaults = inspect.signature(synthesize_world).parameters
+
+    def sized(name: str, *names: str) -> Flag:  # default None: the size comes from --quick or the signature
+        return Flag(names, default=None, shown_default=f"{defaults[name].default:g}, --quick {QUICK[name]:g}")
+
+    return FunctionOptions(
+        synthesize_world,
+        flags={
+            "out_dir": Flag(("--out",), metavar="DIR"),
+            "identities": sized("identities"),
+            "clips_per_identity": sized("clips_per_identity", "--clips"),
+            "seconds": sized("seconds"),
+            "media": Flag(choices=MEDIA),
+        },
+    )
+
+
+def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f synth",
         description="A synthetic audio-visual world: morphs of real face photos with voices that follow the face, "
         "written as VoxCeleb-style mp4 (or wav + jpg) files and meta CSV for s2f prepare.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the world into")
-    parser.add_argument("--identities", type=int, metavar="N", help=f"people (default {DEFAULT[0]}, quick {QUICK[0]})")
-    parser.add_argument(
-        "--clips", type=int, metavar="N", help=f"clips per person (default {DEFAULT[1]}, quick {QUICK[1]})"
-    )
-    parser.add_argument(
-        "--seconds", type=float, metavar="S", help=f"clip length in s (default {DEFAULT[2]:g}, quick {QUICK[2]:g})"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="the same seed gives the same files (default 0)"
-    )
-    parser.add_argument(
-        "--test-fraction", type=float, default=0.2, metavar="F", help="held-out identities (default 0.2)"
-    )
+    options.add_to(parser)
     parser.add_argument("--quick", action="store_true", help="a small world for a first look (60 x 2 clips of 3 s)")
-    parser.add_argument("--media", choices=("mp4", "wav"), default="mp4", help="mp4, or wav + same-stem jpg")
-    parser.add_argument("--workers", type=int, metavar="N", help="processes (default: the CPU cores)")
-    parser.add_argument("--cache-dir", metavar="DIR", help="source photo cache (default ~/.cache/s2f/face-sources)")
-    parser.add_argument("--photos", metavar="DIR", help="a folder of extra frontal face photos to morph")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--ceiling",
         metavar="SHARDS",
@@ -52,37 +58,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(args: list[str]) -> int:
     """Runs ``s2f synth ARGS``; returns the exit status."""
-    options = _parser().parse_args(args)
-    sizes = QUICK if options.quick else DEFAULT
-    identities = options.identities if options.identities is not None else sizes[0]
-    clips = options.clips if options.clips is not None else sizes[1]
-    seconds = options.seconds if options.seconds is not None else sizes[2]
-    from .ceiling import voice_face_ceiling
-    from .world import synthesize_world
+    options = _options()
+    parsed = _parser(options).parse_args(args)
+    kwargs: dict[str, Any] = options.kwargs(parsed)
+    for name, quick in QUICK.items():
+        if kwargs[name] is None:
+            kwargs[name] = quick if parsed.quick else inspect.signature(options.function).parameters[name].default
+    from s2f.synth.ceiling import voice_face_ceiling
 
-    try:
-        world = synthesize_world(
-            options.out,
-            identities=identities,
-            clips_per_identity=clips,
-            seconds=seconds,
-            seed=options.seed,
-            test_fraction=options.test_fraction,
-            media=options.media,
-            workers=options.workers,
-            progress=not options.no_progress,
-            cache_dir=options.cache_dir,
-            photos=options.photos,
-        )
-        report = voice_face_ceiling(options.ceiling, world.identities_csv) if options.ceiling else None
-    except S2FError as err:
-        print(f"s2f synth: error: {err}", file=sys.stderr)
-        return 2
+    world = options.function(**kwargs)
+    report = voice_face_ceiling(parsed.ceiling, world.identities_csv) if parsed.ceiling else None
     splits = [row["split"] for row in world.identities()]
-    shards = f"{options.out.rstrip('/')}-shards"
+    out = str(parsed.out_dir)
+    shards = f"{out.rstrip('/')}-shards"
     print(
-        f"s2f synth: {identities} identities x {clips} clips of {seconds:g} s "
-        f"({splits.count('dev')} dev, {splits.count('test')} test) in {world.seconds_taken:.1f} s\n"
+        f"s2f synth: {kwargs['identities']} identities x {kwargs['clips_per_identity']} clips of "
+        f"{kwargs['seconds']:g} s ({splits.count('dev')} dev, {splits.count('test')} test) "
+        f"in {world.seconds_taken:.1f} s\n"
         f"  media:      {world.root}/\n"
         f"  meta:       {world.meta_csv}\n"
         f"  identities: {world.identities_csv}  (face properties and voice parameters)\n"

@@ -28,11 +28,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from s2f.errors import S2FError
-from s2f.shards.format import AUDIO_CODECS, ShardManifest, _check_fractions, assign_split
+from s2f.shards.format import ShardManifest, _check_fractions, assign_split
 
+from .options import ComputeOptions, DecodeOptions, FaceOptions, PrepareOptions, ShardOptions
 from .parts import REJECTS_NAME, PartRecord, PartStore
 from .rejects import Reject, read_rejects
 from .sources import SPLIT_DEV, ClipTask
@@ -154,27 +156,12 @@ def prepare(
     teacher: FaceTeacher | str,
     *,
     teacher_weights: str | None = None,
-    max_seconds: float = 6.0,
-    min_seconds: float = 3.0,
-    num_frames: int = 1,
-    min_face_size: float = 64.0,
-    centre_margin: float = 0.5,
-    min_confidence: float = 0.9,
-    silence_dbfs: float = -60.0,
-    detect_size: int = 640,
-    landmarks: str = "auto",
-    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    audio_codec: str = "flac",
-    batch_size: int = 16,
-    num_workers: int | None = None,
-    part_size: int = 256,
-    chunk_bytes: int | str = "64MB",
-    accelerator: str = "auto",
-    devices: int | str = "auto",
-    num_nodes: int = 1,
-    strategy: str = "auto",
-    progress: bool = True,
+    decode: DecodeOptions | None = None,
+    face: FaceOptions | None = None,
+    shards: ShardOptions | None = None,
+    compute: ComputeOptions | None = None,
     overwrite: bool = False,
+    **keywords: Any,
 ) -> PrepareSummary:
     """Prepares every listed clip into the shard root ``out_dir``, resuming whatever is already there.
 
@@ -184,30 +171,12 @@ def prepare(
         out_dir: The shard root (a local or shared folder every rank can write).
         teacher: A teacher, or a registered name.
         teacher_weights: Weights file for a teacher given by name.
-        max_seconds: Speech kept per clip (the paper: the first 6 s).
-        min_seconds: Clips with less speech are rejected (``too_short``).
-        num_frames: Frames searched for the face, the first at the segment start.
-        min_face_size: Faces whose box is narrower, in frame pixels, are rejected (``face_too_small``).
-        centre_margin: How far from a face's box the given face centre may lie (see
-            :func:`s2f.vision.detection.choose_face`).
-        min_confidence: MTCNN detections below this confidence are ignored.
-        silence_dbfs: Clips quieter than this RMS level are rejected (``silent``).
-        detect_size: Frames are searched for faces at this longest side (speed; crops come from the full frame).
-        landmarks: ``"dlib68"``, ``"mtcnn5"`` or ``"auto"`` (dlib68 when dlib is installed); see
-            :class:`s2f.vision.detection.FaceAligner`. Recorded as the manifest's ``landmarks``.
-        split_fractions: Train, val and test shares for speakers without an explicit split.
-        audio_codec: ``"flac"`` or ``"pcm16"``.
-        batch_size: Clips per predict step and teacher call.
-        num_workers: DataLoader workers decoding media per rank (default: the node's cores per device
-            less one, at most 8).
-        part_size: Clips per committed part: the most a hard kill can make a rank redo.
-        chunk_bytes: Target size of a chunk file.
-        accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
-        devices: Lightning devices per node.
-        num_nodes: Lightning nodes.
-        strategy: Lightning strategy (``"ddp"`` for several devices).
-        progress: Show a progress bar.
+        decode: What is read from each clip (:class:`~s2f.prepare.options.DecodeOptions`).
+        face: How the speaker's face is chosen and aligned (:class:`~s2f.prepare.options.FaceOptions`).
+        shards: How the shard root is laid out (:class:`~s2f.prepare.options.ShardOptions`).
+        compute: What runs the work (:class:`~s2f.prepare.options.ComputeOptions`).
         overwrite: Delete whatever the root holds first.
+        **keywords: Any single field of those groups (``max_seconds=3.0``, ``num_workers=0``), set on its group.
 
     Returns:
         The summary (on ranks other than 0, without an assembled manifest's extras).
@@ -216,39 +185,64 @@ def prepare(
         S2FError: One line naming the file and the fix: a malformed listing, conflicting splits, a root
             prepared with other settings or holding foreign shards, a teacher without its weights.
         PrepareInterrupted: When stopped by SIGTERM (everything written so far is committed).
+        TypeError: A keyword that none of the groups has.
     """
-    if audio_codec not in AUDIO_CODECS:
-        raise ValueError(f"audio_codec must be one of {AUDIO_CODECS}, got {audio_codec!r}")
-    if not (0 < min_seconds <= max_seconds):
-        raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds} and {max_seconds}")
-    if batch_size < 1 or part_size < 1 or num_frames < 1:
-        raise ValueError("batch_size, part_size and num_frames must be at least 1")
+    groups = {"decode": decode, "face": face, "shards": shards, "compute": compute}
+    options = PrepareOptions.from_keywords(groups, keywords)
     began = time.perf_counter()
     model = _make_teacher(teacher, teacher_weights)
-    from s2f.vision.alignment import FACE_CENTER_Y, FACE_FRACTION
     from s2f.vision.detection import FaceAligner
 
-    aligner = FaceAligner(landmarks)
-
-    settings = {
-        "teacher": model.name,
-        "embed_dim": int(model.embed_dim),
-        "max_seconds": float(max_seconds),
-        "min_seconds": float(min_seconds),
-        "num_frames": int(num_frames),
-        "min_face_size": float(min_face_size),
-        "centre_margin": float(centre_margin),
-        "min_confidence": float(min_confidence),
-        "silence_dbfs": float(silence_dbfs),
-        "split_fractions": list(_check_fractions(split_fractions)),
-        "audio_codec": audio_codec,
-        # "frame" names the canonical crop by its original path: it is compared with earlier runs' settings.
-        "face": {"size": 224, "frame": "s2f.faces.mean_shape", "fraction": FACE_FRACTION, "centre_y": FACE_CENTER_Y},
-        "landmarks": aligner.scheme,
-    }
+    scheme = FaceAligner(options.face.landmarks).scheme
+    settings = _settings(model, scheme, options)
     store = PartStore(out_dir)
     store.check_settings(settings, overwrite=overwrite)
+    plan = _plan(store, tasks, options.shards.split_fractions)
+    rank = _launcher_rank()
+    if plan.pending:
+        rank = _run(model, store, plan, settings, options)
+    if rank != 0:  # rank 0 assembles; the others only wrote their parts
+        manifest = ShardManifest(str(store.root), model.name, int(model.embed_dim), {})
+        seconds = time.perf_counter() - began
+        return PrepareSummary(str(store.root), manifest, len(plan.listed), plan.duplicates, {}, {}, 0, seconds)
+    return _assemble(store, model, plan, settings, began)
 
+
+def _settings(model: FaceTeacher, scheme: str, options: PrepareOptions) -> dict[str, Any]:
+    """What every part of a root must be made with (compared with earlier runs' on resume)."""
+    from s2f.vision.alignment import FACE_CENTER_Y, FACE_FRACTION
+
+    decode, face, shards = options.decode, options.face, options.shards
+    return {
+        "teacher": model.name,
+        "embed_dim": int(model.embed_dim),
+        "max_seconds": float(decode.max_seconds),
+        "min_seconds": float(decode.min_seconds),
+        "num_frames": int(decode.num_frames),
+        "min_face_size": float(face.min_face_size),
+        "centre_margin": float(face.centre_margin),
+        "min_confidence": float(face.min_confidence),
+        "silence_dbfs": float(decode.silence_dbfs),
+        "split_fractions": list(_check_fractions(shards.split_fractions)),
+        "audio_codec": shards.audio_codec,
+        # "frame" names the canonical crop by its original path: it is compared with earlier runs' settings.
+        "face": {"size": 224, "frame": "s2f.faces.mean_shape", "fraction": FACE_FRACTION, "centre_y": FACE_CENTER_Y},
+        "landmarks": scheme,
+    }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The listed clips, and what this run does with them."""
+
+    listed: list[ClipTask]
+    duplicates: int
+    early: list[Reject]  # rejected before decoding (a listing problem)
+    pending: list[ClipTask]  # to decode, in parts numbered from first_part
+    first_part: int
+
+
+def _plan(store: PartStore, tasks: Iterable[ClipTask], split_fractions: Sequence[float]) -> _Plan:
     listed, duplicates = _dedupe(tasks)
     done = store.done_parts()
     done_ids = {clip_id for part in done for clip_id in part.clip_ids}
@@ -256,38 +250,17 @@ def prepare(
     resolve_splits(listed, split_fractions, known_splits)
     early = [_early_reject(t) for t in listed if t.clip_id not in done_ids and t.problem is not None]
     pending = [t for t in listed if t.clip_id not in done_ids and t.problem is None]
-    first_part = store.next_number()
+    return _Plan(listed, duplicates, early, pending, store.next_number())
 
-    extra_base = {"landmarks": aligner.scheme}
-    rank = _launcher_rank()
-    if pending:
-        rank = _run(
-            model,
-            store,
-            pending,
-            first_part,
-            part_size,
-            settings,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            chunk_bytes=chunk_bytes,
-            split_fractions=split_fractions,
-            detect_size=detect_size,
-            accelerator=accelerator,
-            devices=devices,
-            num_nodes=num_nodes,
-            strategy=strategy,
-            progress=progress,
-        )
-    if rank != 0:  # rank 0 assembles; the others only wrote their parts
-        manifest = ShardManifest(str(store.root), model.name, int(model.embed_dim), {})
-        seconds = time.perf_counter() - began
-        return PrepareSummary(str(store.root), manifest, len(listed), duplicates, {}, {}, 0, seconds)
 
+def _assemble(
+    store: PartStore, model: FaceTeacher, plan: _Plan, settings: dict[str, Any], began: float
+) -> PrepareSummary:
+    """Rank 0: every committed part into one shard root (unless nothing changed), and the run's summary."""
     done = store.done_parts()
-    digest = PartStore.digest(done, early)
+    digest = PartStore.digest(done, plan.early)
     previous = store.read_manifest_extra()
-    nothing_to_do = not pending and previous.get("digest") == digest
+    nothing_to_do = not plan.pending and previous.get("digest") == digest
     if nothing_to_do:
         from s2f.shards import read_manifest
 
@@ -297,11 +270,11 @@ def prepare(
         manifest = store.assemble(
             teacher=model.name,
             embed_dim=int(model.embed_dim),
-            max_seconds=float(max_seconds),
-            audio_codec=audio_codec,
-            early_rejects=early,
+            max_seconds=settings["max_seconds"],
+            audio_codec=settings["audio_codec"],
+            early_rejects=plan.early,
             extra={
-                **extra_base,
+                "landmarks": settings["landmarks"],
                 "prepare": {
                     "digest": digest,
                     "parts": len(done),
@@ -315,14 +288,14 @@ def prepare(
     by_reason: dict[str, int] = {}
     for reject in rejects:
         by_reason[reject.reason] = by_reason.get(reject.reason, 0) + 1
-    this_run = [part for part in done if pending and part.number >= first_part]
-    listed_ids = {t.clip_id for t in listed}
+    this_run = [part for part in done if plan.pending and part.number >= plan.first_part]
+    listed_ids = {t.clip_id for t in plan.listed}
     in_shards = {clip_id for part in done for clip_id in part.clip_ids}
     return PrepareSummary(
         root=str(store.root),
         manifest=manifest,
-        inputs=len(listed),
-        duplicates=duplicates,
+        inputs=len(plan.listed),
+        duplicates=plan.duplicates,
         written={name: info.clips for name, info in manifest.splits.items()},
         rejected=by_reason,
         processed=sum(len(part.clip_ids) for part in this_run),
@@ -350,72 +323,56 @@ def _launcher_rank() -> int:
     return 0
 
 
-def _run(
-    model: FaceTeacher,
-    store: PartStore,
-    pending: Sequence[ClipTask],
-    first_part: int,
-    part_size: int,
-    settings: dict[str, Any],
-    *,
-    batch_size: int,
-    num_workers: int | None,
-    chunk_bytes: int | str,
-    split_fractions: Sequence[float],
-    detect_size: int,
-    accelerator: str,
-    devices: int | str,
-    num_nodes: int,
-    strategy: str,
-    progress: bool,
-) -> int:
+def _run(model: FaceTeacher, store: PartStore, plan: _Plan, settings: dict[str, Any], options: PrepareOptions) -> int:
     """Plans the parts and runs the predict over them; returns this process's global rank."""
     import lightning.pytorch as pl
 
     from .engine import FacePipeline, PartWriter, plan_digest
 
+    compute = options.compute
     writer = PartWriter(
         store,
         {
             "teacher": settings["teacher"],
             "embed_dim": settings["embed_dim"],
-            "split_fractions": split_fractions,
+            "split_fractions": options.shards.split_fractions,
             "audio_codec": settings["audio_codec"],
             "max_seconds": settings["max_seconds"],
-            "chunk_bytes": chunk_bytes,
+            "chunk_bytes": options.shards.chunk_bytes,
         },
     )
     trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
+        accelerator=compute.accelerator,
+        devices=compute.devices,
+        num_nodes=compute.num_nodes,
+        strategy=compute.strategy,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=compute.progress,
         use_distributed_sampler=False,
         callbacks=[writer],
         inference_mode=True,
     )
+    num_workers = compute.num_workers
     if num_workers is None:  # the cores this node gives each device, less one for the device's own process
         num_workers = max(0, min(8, _cores() // max(1, trainer.num_devices) - 1))
     # Smaller parts when there is little work, so that every rank gets some.
-    size = max(1, min(part_size, -(-len(pending) // trainer.world_size)))
-    parts = plan_parts(pending, first_part, size)
+    size = max(1, min(options.shards.part_size, -(-len(plan.pending) // trainer.world_size)))
+    parts = plan_parts(plan.pending, plan.first_part, size)
     writer.sizes = {part.number: len(part.tasks) for part in parts}
     pipeline = FacePipeline(
         model,
         parts,
         plan_digest(parts),
-        batch_size=batch_size,
+        batch_size=compute.batch_size,
         num_workers=num_workers,
         decode={
             "max_seconds": settings["max_seconds"],
             "min_seconds": settings["min_seconds"],
             "num_frames": settings["num_frames"],
             "silence_dbfs": settings["silence_dbfs"],
-            "detect_size": detect_size,
+            "detect_size": options.decode.detect_size,
         },
         min_face_size=settings["min_face_size"],
         centre_margin=settings["centre_margin"],

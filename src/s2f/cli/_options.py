@@ -1,0 +1,296 @@
+"""Command-line options generated from a function's signature and docstring.
+
+A command lists no keyword of the function it runs: each keyword becomes ``--kebab-name``, typed
+from its annotation, defaulted from the signature and explained by the docstring's ``Args:`` entry;
+a keyword typed as a dataclass becomes a titled group with one option per field (explained by the
+class's ``Attributes:``). A :class:`Flag` changes only what the command line must spell
+differently (an older flag, a CLI default, a required option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import dataclasses
+import inspect
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Flag", "FunctionOptions", "docstring_entries"]
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How one keyword appears on the command line, where ``--kebab-name`` and the signature do not fit.
+
+    Attributes:
+        names: Option strings instead of ``--kebab-name`` (a spelling the command has always had).
+        default: The command line's default, when it differs from the function's.
+        choices: The accepted values (for a ``str`` keyword whose values a constant lists).
+        metavar: The placeholder shown in ``--help``.
+        shown_default: What ``--help`` shows as the default, instead of ``default``.
+    """
+
+    names: tuple[str, ...] = ()
+    default: Any = _UNSET
+    choices: Sequence[Any] | None = None
+    metavar: str | None = None
+    shown_default: str | None = None
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # the keyword (and the argparse dest)
+    annotation: Any
+    default: Any
+    help: str
+    group: str | None  # the dataclass keyword this field belongs to
+
+
+class FunctionOptions:
+    """The options of one function's keywords, to add to a parser and to read back as keyword arguments.
+
+    Args:
+        function: The function whose keywords become options.
+        skip: Keywords the command sets itself (not options).
+        flags: Spellings and defaults that differ from the signature, by keyword.
+
+    Example:
+        >>> def scale(path: str, *, factor: float = 2.0, verbose: bool = False) -> None:
+        ...     '''Scales a file.
+        ...
+        ...     Args:
+        ...         path: The file.
+        ...         factor: How much.
+        ...         verbose: Say more.
+        ...     '''
+        >>> options = FunctionOptions(scale, flags={"path": Flag(("--in",))})
+        >>> parser = argparse.ArgumentParser(prog="scale")
+        >>> options.add_to(parser)
+        >>> options.kwargs(parser.parse_args(["--in", "a.txt", "--factor", "3"]))
+        {'path': 'a.txt', 'factor': 3.0, 'verbose': False}
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        skip: Sequence[str] = (),
+        flags: Mapping[str, Flag] | None = None,
+    ) -> None:
+        self.function = function
+        self.flags = dict(flags or {})
+        hints = _type_hints(function)
+        docs = docstring_entries(function.__doc__, "Args")
+        self.groups: dict[str, type] = {}
+        self._options: list[_Option] = []
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.name in skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                continue
+            annotation = hints.get(parameter.name, Any)
+            config = _dataclass_in(annotation)
+            if config is None:
+                self._options.append(
+                    _Option(parameter.name, annotation, parameter.default, docs.get(parameter.name, ""), None)
+                )
+                continue
+            self.groups[parameter.name] = config
+            field_hints = _type_hints(config)
+            field_docs = docstring_entries(config.__doc__, "Attributes")
+            for field in dataclasses.fields(config):
+                default = field.default if field.default is not dataclasses.MISSING else _UNSET
+                if field.default_factory is not dataclasses.MISSING:
+                    default = field.default_factory()
+                self._options.append(
+                    _Option(
+                        field.name,
+                        field_hints.get(field.name, Any),
+                        default,
+                        field_docs.get(field.name, ""),
+                        parameter.name,
+                    )
+                )
+        unknown = set(self.flags) - {option.name for option in self._options}
+        if unknown:
+            raise ValueError(f"{function.__qualname__} has no keyword {sorted(unknown)}")
+
+    def add_to(self, parser: argparse.ArgumentParser, title: str | None = None) -> None:
+        """Adds the options: a dataclass keyword's fields as a group titled by the class's first docstring line,
+        the other keywords to the group ``title`` (or to the parser's own options when None)."""
+        plain = parser.add_argument_group(title) if title else parser
+        groups = {name: parser.add_argument_group(_title(name, config)) for name, config in self.groups.items()}
+        for option in self._options:
+            _add(groups.get(option.group or "", plain), option, self.flags.get(option.name, Flag()))
+
+    def kwargs(self, namespace: argparse.Namespace) -> dict[str, Any]:
+        """The keyword arguments of the function, from parsed options (dataclass groups built)."""
+        values = {option.name: _tuple_if_list(getattr(namespace, option.name)) for option in self._options}
+        kwargs: dict[str, Any] = {o.name: values[o.name] for o in self._options if o.group is None}
+        for name, config in self.groups.items():
+            kwargs[name] = config(**{o.name: values[o.name] for o in self._options if o.group == name})
+        return kwargs
+
+
+def _tuple_if_list(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # nargs="+" parses a list
+
+
+def _add(parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: _Option, flag: Flag) -> None:
+    names = flag.names or ("--" + option.name.replace("_", "-"),)
+    default = option.default if flag.default is _UNSET else flag.default
+    required = default is _UNSET or default is inspect.Parameter.empty
+    help_text = option.help
+    scalar, many = _scalar_type(option.annotation)
+    choices = flag.choices or _literal_values(option.annotation)
+    if scalar is bool and not many and not choices:
+        on = default is not True
+        if not on:
+            names = flag.names or ("--no-" + option.name.replace("_", "-"),)
+            help_text = f"Turn off: {help_text[:1].lower()}{help_text[1:]}" if help_text else help_text
+        action = "store_true" if on else "store_false"
+        parser.add_argument(*names, dest=option.name, action=action, help=help_text.replace("%", "%%"))
+        parser.set_defaults(**{option.name: bool(default)})
+        return
+    kwargs: dict[str, Any] = {"dest": option.name, "type": scalar}
+    if choices:
+        kwargs.update(choices=list(choices), type=type(choices[0]))
+    else:  # the last word of the name: --max-seconds SECONDS, --batch-size SIZE
+        kwargs["metavar"] = flag.metavar or names[0].rsplit("-", 1)[-1].upper()
+    if many:
+        kwargs["nargs"] = "+"
+    if required:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = tuple(default) if many and default is not None else default
+        shown = flag.shown_default or _show(default)
+        if shown:
+            help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+    parser.add_argument(*names, help=help_text.replace("%", "%%"), **kwargs)
+
+
+def _show(default: Any) -> str:
+    if default is None or default is False:
+        return ""
+    if isinstance(default, tuple | list):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+# -- types --------------------------------------------------------------------------------------------------
+
+
+def _type_hints(thing: Any) -> dict[str, Any]:
+    """Annotations resolved where possible; a name only imported for type checking reads as ``Any``."""
+    module = inspect.getmodule(thing)
+    namespace = vars(module) if module is not None else {}
+
+    class _AnyIfUnknown(dict[str, Any]):
+        def __missing__(self, key: str) -> Any:
+            if key in namespace or hasattr(builtins, key):
+                raise KeyError(key)
+            return Any
+
+    return typing.get_type_hints(thing, localns=_AnyIfUnknown())
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types of a union (``X | None`` and ``Optional[X]`` included), without ``None``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(m for member in typing.get_args(annotation) if member is not type(None) for m in _members(member))
+    return (annotation,)
+
+
+def _dataclass_in(annotation: Any) -> type | None:
+    found = [m for m in _members(annotation) if isinstance(m, type) and dataclasses.is_dataclass(m)]
+    return found[0] if found else None
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    return tuple(v for m in _members(annotation) if typing.get_origin(m) is typing.Literal for v in typing.get_args(m))
+
+
+def _scalar_type(annotation: Any) -> tuple[Callable[[str], Any], bool]:
+    """The parser of one value, and whether the keyword takes several (a sequence)."""
+    many = False
+    scalars: list[type] = []
+    for member in _members(annotation):
+        origin = typing.get_origin(member)
+        if origin in (tuple, list, Sequence, typing.Sequence):
+            many = True
+            member = next((a for a in typing.get_args(member) if a is not Ellipsis), str)
+        if member in (bool, int, float, str):
+            scalars.append(member)
+    if scalars == [bool]:
+        return bool, many
+    numeric = [s for s in scalars if s in (int, float)]
+    if not numeric:
+        return str, many
+    if str in scalars:  # int | str: a number when it reads as one ("auto", "64MB" stay text)
+        return _number_or_text(numeric[0]), many
+    return numeric[0], many
+
+
+def _number_or_text(number: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return number(text)
+        except ValueError:
+            return text
+
+    parse.__name__ = f"{number.__name__} or str"
+    return parse
+
+
+# -- docstrings ---------------------------------------------------------------------------------------------
+
+
+def docstring_entries(doc: str | None, section: str) -> dict[str, str]:
+    """The entries of one Google-style docstring section (``Args``, ``Attributes``), as plain text.
+
+    Example:
+        >>> docstring_entries('''Does it.
+        ...
+        ...     Args:
+        ...         size: Pixels of :func:`~s2f.faces.align`'s ``crop``,
+        ...             at most 224.
+        ...     ''', "Args")
+        {'size': "Pixels of align's crop, at most 224."}
+    """
+    lines = inspect.cleandoc(doc or "").splitlines()
+    entries: dict[str, str] = {}
+    inside, indent, name = False, 0, ""
+    for line in lines:
+        stripped = line.strip()
+        if not inside:
+            inside = stripped == f"{section}:"
+            continue
+        if not stripped:
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth == 0:  # the next section
+            break
+        match = re.match(r"(\*{0,2}\w+)(?: \(.*?\))?: (.*)", stripped)
+        if match and (not indent or depth == indent):
+            indent, name = depth, match.group(1)
+            entries[name] = match.group(2)
+        elif name:
+            entries[name] += " " + stripped
+    return {key: _plain(text) for key, text in entries.items()}
+
+
+def _plain(text: str) -> str:
+    text = re.sub(r":\w+:`~?([\w.]*?)([\w]+)`", lambda m: m.group(2), text)
+    return text.replace("``", "")
+
+
+def _title(name: str, config: type) -> str:
+    line = _plain(inspect.cleandoc(config.__doc__ or "").split("\n", 1)[0]).rstrip(".")
+    return f"{name} ({line[:1].lower()}{line[1:]})" if line else name

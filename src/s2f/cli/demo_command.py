@@ -1,0 +1,28 @@
+"""``s2f demo``: the whole pipeline on a synthetic audio-visual world (options from :func:`s2f.demo.run_demo`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._options import FunctionOptions
+
+__all__ = ["main"]
+
+
+def _options() -> FunctionOptions:
+    from s2f.demo import run_demo
+
+    return FunctionOptions(run_demo, skip=("plan",))
+
+
+def main(args: list[str]) -> int:
+    """Runs ``s2f demo ARGS``; returns the exit status."""
+    options = _options()
+    parser = argparse.ArgumentParser(
+        prog="s2f demo",
+        description="The whole pipeline on a synthetic audio-visual world: synth, prepare, fit the decoder and "
+        "the encoder, evaluate, and write report.html.",
+    )
+    options.add_to(parser)
+    options.function(**options.kwargs(parser.parse_args(args)))
+    return 0

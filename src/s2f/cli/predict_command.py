@@ -1,0 +1,90 @@
+"""``s2f predict --model DIR AUDIO ...``: the face behind each voice, from a saved model.
+
+LightningCLI's ``predict`` (a recipe's datamodule through a checkpoint) is ``s2f predict-lightning``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from s2f.errors import S2FError
+
+if TYPE_CHECKING:
+    from s2f.pipeline import Prediction
+
+__all__ = ["main"]
+
+# Options that only LightningCLI's predict takes: with them and no --model, `s2f predict` was LightningCLI's.
+_LIGHTNING_OPTIONS = ("--config", "-c", "--ckpt_path", "--print_config")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s2f predict",
+        description="Predict the face behind each voice: the teacher-space embedding of every audio file and, "
+        "when the model has a face decoder, the face image. (LightningCLI's predict over a recipe's data is "
+        "`s2f predict-lightning`.)",
+    )
+    parser.add_argument("--model", "-m", required=True, help="saved model folder, .ckpt, or hf-hub:ORG/NAME")
+    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp4, ...)")
+    parser.add_argument("--output", "-o", help="write embeddings (.npy/.json) or the face image (.png/.jpg)")
+    parser.add_argument("--seconds", type=float, help="clip length (default: the model's, 6 s in the paper)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    return parser
+
+
+def main(args: list[str]) -> int:
+    """Runs ``s2f predict ARGS``; returns the exit status."""
+    if _is_lightning_predict(args):
+        warnings.warn(
+            "`s2f predict` without --model runs LightningCLI's predict for this release only; "
+            "call it `s2f predict-lightning` (`s2f predict --model DIR AUDIO` is the face behind audio files)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        from .lightning_commands import predict_lightning
+
+        return predict_lightning(args)
+    options = _parser().parse_args(args)
+
+    from s2f.pipeline import Speech2Face
+
+    model = Speech2Face.from_pretrained(options.model, device=options.device)
+    predictions = model.predict(list(options.audio), seconds=options.seconds)
+    for path, prediction in zip(options.audio, predictions, strict=True):
+        e = prediction.embedding
+        print(f"{path}: {e.numel()}-D embedding, norm {e.norm():.3f}, first {', '.join(f'{v:.3f}' for v in e[:4])} ...")
+    if options.output:
+        _write(Path(options.output), options.audio, predictions, options.model)
+        print(f"wrote {options.output}")
+    return 0
+
+
+def _is_lightning_predict(args: list[str]) -> bool:
+    names = {arg.split("=", 1)[0] for arg in args if arg.startswith("-")}
+    return not names & {"--model", "-m"} and bool(names & set(_LIGHTNING_OPTIONS))
+
+
+def _write(out: Path, audio: list[str], predictions: list[Prediction], model: str) -> None:
+    import json
+
+    import numpy as np
+
+    embeddings = np.stack([p.embedding.numpy() for p in predictions])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, embeddings)
+    elif out.suffix == ".json":
+        out.write_text(json.dumps({p: e.tolist() for p, e in zip(audio, embeddings, strict=True)}))
+    elif out.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        if predictions[0].image is None:
+            raise S2FError(f"{model} has no face decoder, so there is no image; write .npy or .json")
+        for index, prediction in enumerate(predictions):
+            target = out if len(predictions) == 1 else out.with_stem(f"{out.stem}_{index}")
+            if prediction.image is not None:
+                prediction.image.save(target)
+    else:
+        raise S2FError(f"{out}: write .npy, .json, or (with a decoder) .png/.jpg")

@@ -89,7 +89,7 @@ def compose_frame(
 
 
 def speech(seconds: float, seed: int = 0) -> np.ndarray:
-    """Speech-like float32 audio at 16 kHz (a source-filter voice with syllables), peak 0.5."""
+    """Speech-like float32 audio at 16 kHz (a source-filter voice with syllables), peak below 0.6."""
     from .toy import speaker_traits, synthesize_voice
 
     rng = np.random.default_rng(seed)

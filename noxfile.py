@@ -1,4 +1,4 @@
-"""Project sessions: `nox -s tests lint typecheck doctest` (what CI runs), plus `bench`.
+"""Project sessions: `nox -s tests lint typecheck doctest` (what CI runs), plus `quick`, `bench` and `gpu`.
 
 Sessions run in the environment nox itself runs in (``venv_backend="none"``): the stack is a
 multi-gigabyte PyTorch install, and building it once per session would dwarf the checks.
@@ -21,6 +21,12 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true
 def tests(session: nox.Session) -> None:
     """The test suite (GPU tests skip themselves without a CUDA device)."""
     session.run("pytest", *(session.posargs or ["tests"]), env=OFFLINE)
+
+
+@nox.session(venv_backend="none")
+def quick(session: nox.Session) -> None:
+    """The tests not marked `slow`: under 3 minutes on 2 cores, for the edit-and-test loop (CI runs `tests`)."""
+    session.run("pytest", "-m", "not slow", *(session.posargs or ["tests"]), env=OFFLINE)
 
 
 @nox.session(venv_backend="none")

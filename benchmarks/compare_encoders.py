@@ -43,8 +43,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from encoder_throughput import count_flops, machine, time_train_step
-from encoder_throughput import format_table as throughput_table
+from _table import format_table as throughput_table
+from _table import machine
+from encoder_throughput import count_flops, time_train_step
 from s2f import ENCODERS, TEACHERS
 from s2f.angles import angles_deg
 from s2f.audio import SpectrogramFrontend

@@ -23,8 +23,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +32,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from _table import format_table, load_average, machine
 from s2f import ENCODERS
 from s2f.audio import SAMPLE_RATE, SpectrogramFrontend
 from s2f.losses import normalized_l2
@@ -42,9 +41,6 @@ __all__ = [
     "Row",
     "benchmark_model",
     "count_flops",
-    "format_table",
-    "load_average",
-    "machine",
     "main",
     "matmul_tflops",
     "time_frontend",
@@ -196,48 +192,6 @@ def benchmark_model(name: str, dtypes: Sequence[str], *, batch: int, warmup: int
     return rows
 
 
-def machine() -> dict[str, object]:
-    """What the figures were measured on, so that a table never travels without it."""
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):  # Linux only; elsewhere the platform module's name will do
-        first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-        cpuinfo = {
-            key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first_cpu.splitlines())
-        }
-        model = cpuinfo.get("model name", model)
-        flags = set(cpuinfo.get("flags", "").split())
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "bf16_isa": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average": load_average(),
-    }
-
-
-def load_average() -> float:
-    """The 1-minute load average (NaN where unknown): work outside this process on shared cores shows only here."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-
-
-def format_table(rows: Sequence[object], columns: Sequence[tuple[str, str, str]] = COLUMNS) -> str:
-    """A plain-text table with aligned columns of ``(title, attribute, format)``; "-" where a value is None."""
-    header = [title for title, _, _ in columns]
-    body = [
-        [fmt.format(value) if (value := getattr(row, key)) is not None else "-" for _, key, fmt in columns]
-        for row in rows
-    ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
-    lines = [
-        "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True)) for cells in [header, *body]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny encoder, one timed step, small matmuls")
@@ -287,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     ]
     measured = ", ".join(f"{d}: {matmul[d]:.3f} (before {before[d]:.3f}, after {after[d]:.3f})" for d in args.dtypes)
     print(f"# dense {args.matmul_size}^2 matmul TFLOP/s {measured}")
-    print(format_table(rows))
+    print(format_table(rows, COLUMNS))
     if args.json:
         report = {"machine": {**info, "load_average_after": load_average()}}
         report |= {

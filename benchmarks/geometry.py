@@ -20,9 +20,11 @@ library / s2f time in the same run, so they hold on loaded or other machines whe
   hand-written grid, kept below as the baseline, and ``cv2.warpAffine``. Exactness: grey levels against
   the hand-written warp in float64, unrounded.
 
-Every time is the fastest of its repeats: other work on shared cores only ever slows a run down.
+Every time is the fastest of its repeats, which the implementations take in turns: other work on shared
+cores only ever slows a run down, and falls on all of them alike. torch runs one thread unless told
+otherwise: on loaded cores a second thread mostly waits for the first.
 
-    HF_HUB_OFFLINE=1 python benchmarks/geometry.py [--quick] [--batch 16] [--repeats 5] [--json out.json]
+    HF_HUB_OFFLINE=1 python benchmarks/geometry.py [--quick] [--batch 16] [--repeats 5] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import torch.nn.functional as F
 from kornia.geometry.transform import get_tps_transform, warp_points_tps
 from skimage.transform import PiecewiseAffineTransform, SimilarityTransform, warp
 
-from encoder_throughput import format_table, machine
+from _table import format_table, machine
 from s2f.decoders.tps import border_points, pixels_to_unit, tps_displacement, tps_warp
 from s2f.synth.face_sources import canonical_shape
 from s2f.synth.morph import extended_points, piecewise_affine
@@ -144,7 +146,8 @@ class TpsRow:
     forward_ratio: float | None
     train_ratio: float | None
     landing_px: float
-    overshoot: float
+    overshoot_median: float
+    overshoot_max: float
     folded_pct: float
     image_error: float
     landmark_grad_error: float
@@ -159,8 +162,9 @@ TPS_COLUMNS = (
     ("fwd+bwd ms", "train_ms", "{:.2f}"),
     ("fwd x", "forward_ratio", "{:.2f}"),
     ("fwd+bwd x", "train_ratio", "{:.2f}"),
-    ("landing px", "landing_px", "{:.1e}"),
-    ("overshoot", "overshoot", "{:.2f}"),
+    ("landing px", "landing_px", "{:.2g}"),
+    ("overshoot median", "overshoot_median", "{:.3g}"),
+    ("overshoot max", "overshoot_max", "{:.3g}"),
     ("folded %", "folded_pct", "{:.2f}"),
     ("image vs fp64", "image_error", "{:.1e}"),
     ("grad landmarks rel", "landmark_grad_error", "{:.1e}"),
@@ -200,34 +204,38 @@ def bench_tps(batch: int, repeats: int, sizes: Sequence[tuple[int, int]]) -> lis
         mean, target = real_face_targets(size, batch)
         texture = _texture(size, batch)
         warps = {
-            "s2f": lambda t, s, d, flow=flow: tps_warp(t, s, d, flow_size=flow),
-            "kornia": lambda t, s, d, flow=flow: kornia_tps_warp(t, s, d, flow_size=flow),
+            "s2f": partial(_flow_sized, tps_warp, flow),
+            "kornia": partial(_flow_sized, kornia_tps_warp, flow),
         }
         maps = {"s2f": tps_map, "kornia": kornia_tps_map}
-        reference = _warp_and_gradients(warps["s2f"], texture.double(), mean.double(), target.double())
-        query = _pixel_centres(flow, torch.float64).expand(batch, -1, -1)
-        moved = (target - mean).double().norm(dim=-1).amax() / (size / 2)  # largest landmark move, [-1, 1] units
-        own_times: tuple[float, float] | None = None
+        timings = {}
         for library, warp_fn in warps.items():
-            forward = partial(_without_gradients, warp_fn, texture, mean, target)
-            train = partial(_warp_and_gradients, warp_fn, texture, mean, target)
-            times = (fastest(forward, repeats), fastest(train, repeats))
-            own_times = own_times or times
+            timings[library, "forward"] = partial(_without_gradients, warp_fn, texture, mean, target)
+            timings[library, "train"] = partial(_warp_and_gradients, warp_fn, texture, mean, target)
+        seconds = fastest_each(timings, repeats)
+        reference = _warp_and_gradients(warps["s2f"], texture.double(), mean.double(), target.double())
+        source_u, target_u = pixels_to_unit(mean.double(), size), pixels_to_unit(target.double(), size)
+        query = _pixel_centres(flow, torch.float64).expand(batch, -1, -1)
+        moved = (target - mean).double().norm(dim=-1).amax(-1)  # each face's largest landmark move, px
+        for library, warp_fn in warps.items():
             image, landmark_grad, texture_grad = _warp_and_gradients(warp_fn, texture, mean, target)
-            source_u, target_u = pixels_to_unit(mean.double(), size), pixels_to_unit(target.double(), size)
             landing = maps[library](mean.double(), target.double(), size, target_u) - source_u
             field = maps[library](mean.double(), target.double(), size, query)
+            overshoot = (field - query).norm(dim=-1).amax(-1) * (size / 2) / moved
+            forward, train = seconds[library, "forward"], seconds[library, "train"]
+            own = library == "s2f"
             rows.append(
                 TpsRow(
                     size=size,
                     flow=flow,
                     library=library,
-                    forward_ms=1e3 * times[0],
-                    train_ms=1e3 * times[1],
-                    forward_ratio=times[0] / own_times[0] if library != "s2f" else None,
-                    train_ratio=times[1] / own_times[1] if library != "s2f" else None,
+                    forward_ms=1e3 * forward,
+                    train_ms=1e3 * train,
+                    forward_ratio=None if own else forward / seconds["s2f", "forward"],
+                    train_ratio=None if own else train / seconds["s2f", "train"],
                     landing_px=float(landing.norm(dim=-1).amax()) * size / 2,
-                    overshoot=float((field - query).norm(dim=-1).amax() / moved),
+                    overshoot_median=float(overshoot.median()),
+                    overshoot_max=float(overshoot.max()),
                     folded_pct=100 * _folded_share(field, flow),
                     image_error=float((image.double() - reference[0]).abs().amax()),
                     landmark_grad_error=_relative(landmark_grad, reference[1]),
@@ -235,6 +243,10 @@ def bench_tps(batch: int, repeats: int, sizes: Sequence[tuple[int, int]]) -> lis
                 )
             )
     return rows
+
+
+def _flow_sized(warp_fn: Callable[..., torch.Tensor], flow_size: int, *inputs: torch.Tensor) -> torch.Tensor:
+    return warp_fn(*inputs, flow_size=flow_size)
 
 
 # --- piecewise affine, similarity fit, similarity warp --------------------------------------------
@@ -341,7 +353,7 @@ COLUMNS = (
 
 def _rows(function: str, case: str, unit: str, runs: dict[str, tuple[Callable[[], Any], float]], repeats: int):
     """One row per implementation; the first is s2f's, the ratios are to it."""
-    times = {name: fastest(action, repeats) for name, (action, _) in runs.items()}
+    times = fastest_each({name: action for name, (action, _) in runs.items()}, repeats)
     own = next(iter(times.values()))
     return [
         Row(
@@ -444,14 +456,19 @@ def bench_warp_similarity(repeats: int) -> list[Row]:
 # --- run ------------------------------------------------------------------------------------------
 
 
-def fastest(action: Callable[[], Any], repeats: int) -> float:
-    """Seconds of the fastest of ``repeats`` calls, after one untimed call."""
-    action()
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
+def fastest_each(actions: dict[Any, Callable[[], Any]], repeats: int) -> dict[Any, float]:
+    """Seconds of each action's fastest call, after one untimed call each.
+
+    The actions take turns, so load from other jobs falls on all of them alike and the ratios hold.
+    """
+    for action in actions.values():
         action()
-        best = min(best, time.perf_counter() - began)
+    best = dict.fromkeys(actions, float("inf"))
+    for _ in range(repeats):
+        for key, action in actions.items():
+            began = time.perf_counter()
+            action()
+            best[key] = min(best[key], time.perf_counter() - began)
     return best
 
 
@@ -461,7 +478,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=16, help="images per thin-plate warp (the decoder's batch)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per figure; the fastest counts")
     parser.add_argument("--faces", type=int, default=3, help="real faces warped piecewise-affinely")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 is steadier on shared cores")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default (1: steady ratios)")
     parser.add_argument("--json", type=Path, help="also write the machine and every row here")
     args = parser.parse_args(argv)
     if args.quick:

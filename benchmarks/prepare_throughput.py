@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _table import format_table
 from s2f.data import iter_records, read_manifest
 from s2f.prepare import STAGES, prepare
 from s2f.prepare.sources import read_avspeech
@@ -156,13 +157,20 @@ def print_report(report: Report) -> None:
     per_core = report.clips_per_s_per_core
     print(f"  {report.clips_per_s:.2f} clips/s = {per_core:.2f} clips/s per core ({report.cores} cores)")
     total = sum(report.stage_s_per_clip.values())
-    print(f"  {'stage':<10}{'s/clip':>9}{'share':>8}")
-    for stage, value in report.stage_s_per_clip.items():
-        print(f"  {stage:<10}{value:>9.3f}{value / total if total else 0:>8.0%}")
+    stages = [
+        {"stage": stage, "seconds": value, "share": value / total if total else 0.0}
+        for stage, value in report.stage_s_per_clip.items()
+    ]
+    print(
+        format_table(stages, [("stage", "stage", "{}"), ("s/clip", "seconds", "{:.3f}"), ("share", "share", "{:.0%}")])
+    )
     storage = report.storage
-    print(f"  storage per clip ({storage['seconds']:.1f} s of audio):")
-    for name in ("audio", "face", "embedding", "landmarks", "total_on_disk"):
-        print(f"    {name:<14}{storage[name] / 1000:>9.1f} KB")
+    print(f"storage per clip ({storage['seconds']:.1f} s of audio):")
+    fields = [
+        {"field": name, "kb": storage[name] / 1000}
+        for name in ("audio", "face", "embedding", "landmarks", "total_on_disk")
+    ]
+    print(format_table(fields, [("field", "field", "{}"), ("KB", "kb", "{:.1f}")]))
     print(
         f"    paper's spectrogram {storage['paper_spectrogram'] / 1e6:.2f} MB alone: "
         f"{storage['ratio_vs_paper']:.1f}x the whole row here"

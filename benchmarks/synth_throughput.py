@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from _table import format_table
 from s2f.synth.face_sources import load_bank
 from s2f.synth.morph import Morpher
 from s2f.synth.video import write_mp4, write_wav_jpg
@@ -69,11 +70,9 @@ def main() -> None:
     }
     clip_mp4 = per["view"] + per["speech 6 s"] + per["mp4 6 s"]
     clip_wav = per["view"] + per["speech 6 s"] + per["wav + jpg 6 s"]
-    print(f"{'stage':<22}{'ms/call':>10}")
-    for name in ("load bank (cached)", "morpher setup"):
-        print(f"{name:<22}{1000 * spent[name]:>10.1f}")
-    for name, seconds in per.items():
-        print(f"{name:<22}{1000 * seconds:>10.1f}")
+    once = {name: spent[name] for name in ("load bank (cached)", "morpher setup")}
+    stages = [{"stage": name, "ms": 1000 * seconds} for name, seconds in {**once, **per}.items()]
+    print(format_table(stages, [("stage", "stage", "{}"), ("ms/call", "ms", "{:.1f}")]))
     print(f"\nmp4 / wav+jpg clip cost: {clip_mp4 / clip_wav:.2f}x")
     for label, (people, clips, seconds) in WORLDS.items():
         speech_share = seconds / 6.0  # speech and encoding scale with the clip length

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from encoder_throughput import format_table, load_average, machine
+from _table import format_table, load_average, machine
 from s2f import TEACHERS
 from s2f.audio import SAMPLE_RATE
 from s2f.data import S2FDataModule

@@ -94,6 +94,7 @@ def _photo_batch(count: int = 2) -> dict[str, torch.Tensor]:
     return {"face": faces, "landmarks": landmarks, "embedding": teacher.embed_images(faces)}
 
 
+@pytest.mark.slow
 def test_the_identity_loss_trains_the_decoder_through_the_frozen_teacher() -> None:
     torch.manual_seed(0)
     batch = _photo_batch()

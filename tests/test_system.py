@@ -67,6 +67,7 @@ def test_teacher_stays_frozen_while_the_encoder_trains(shards: Path, tmp_path: P
     assert system.clip_seconds == 1.0  # taken from the data
 
 
+@pytest.mark.slow
 def test_training_resumes_from_a_checkpoint_without_the_teacher(shards: Path, tmp_path: Path) -> None:
     data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
     first = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")

@@ -65,6 +65,7 @@ def _facenet_state(num_classes: int | None, seed: int = 3) -> dict[str, torch.Te
     return {key: value.clone().contiguous() for key, value in source.network.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_facenet_from_a_weights_file_with_its_classifier(tmp_path: Path, crops: torch.Tensor) -> None:
     state = _facenet_state(num_classes=7)
     save_file(state, str(tmp_path / "facenet.safetensors"))

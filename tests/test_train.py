@@ -75,7 +75,7 @@ def test_debug_recipe_learns_and_the_saved_model_reloads(shards: Path, tmp_path:
     assert np.load(predicted).shape == (8, 64) and len(set(clip_ids)) == 8  # 2 test speakers x 4 clips
 
 
-def test_print_config_stacks_recipes(shards: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_print_config_stacks_recipes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["fit", "--config", str(RECIPES / "paper.yaml"), "--print_config"])
     assert exited.value.code == 0

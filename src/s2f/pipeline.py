@@ -177,11 +177,7 @@ class Speech2Face(nn.Module):
         """Builds an untrained model from a :meth:`config` record."""
         if config.get("format") != MODEL_FORMAT or "encoder" not in config:
             raise ConfigError(f"{source}: not an s2f model config (no format {MODEL_FORMAT!r} with an encoder)")
-        if int(config.get("version", 0)) > MODEL_FORMAT_VERSION:
-            raise ConfigError(
-                f"{source}: saved with model format v{config['version']} by s2f {config.get('s2f_version', '?')}; "
-                f"this s2f reads up to v{MODEL_FORMAT_VERSION}: upgrade s2f"
-            )
+        _check_format_version(config, source, "model", MODEL_FORMAT_VERSION)
         encoder = build_component(config["encoder"], VoiceEncoder)
         decoder = build_component(config["decoder"], FaceDecoder) if config.get("decoder") else None
         seconds = float(config.get("preprocessing", {}).get("clip_seconds", 6.0))
@@ -236,13 +232,7 @@ class Speech2Face(nn.Module):
                 own weights file, since training leaves the frozen decoder out of checkpoints.
         """
         path = Path(path)
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(
-                f"{path}: cannot read this checkpoint without unpickling code ({str(exc).splitlines()[0][:160]})"
-            ) from None
-        record = checkpoint.get("s2f") if isinstance(checkpoint, dict) else None
+        record, weights = _read_checkpoint(path)
         if not isinstance(record, dict):
             raise ConfigError(f"{path}: not a checkpoint of an s2f training run (no 's2f' record)")
         from ._weights import load_into
@@ -250,7 +240,6 @@ class Speech2Face(nn.Module):
         record = dict(record)
         if decoder is not None:
             record["decoder"] = None
-        weights = checkpoint.get("state_dict", {})
         has_decoder = any(k.startswith("decoder.") for k in weights)
         spec = record.get("decoder")
         if spec and not has_decoder and not spec.get("init_args", {}).get("weights"):
@@ -315,14 +304,7 @@ def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> Face
     """
     source = Path(path).expanduser()
     if source.is_file() and source.suffix == ".ckpt":
-        try:
-            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(
-                f"{source}: cannot read this checkpoint without unpickling code ({str(exc).splitlines()[0][:160]})"
-            ) from None
-        record = checkpoint.get("s2f") if isinstance(checkpoint, dict) else None
-        weights = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
+        record, weights = _read_checkpoint(source)
     elif source.is_dir() and (source / CONFIG_FILE).is_file():
         try:
             record = json.loads((source / CONFIG_FILE).read_text())
@@ -335,11 +317,8 @@ def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> Face
         raise ConfigError(f"{source}: give a decoder .ckpt (s2f fit -c recipes/decoder.yaml) or a saved folder")
     if not isinstance(record, dict) or not record.get("decoder"):
         raise ConfigError(f"{source}: holds no face decoder (no decoder in its s2f record)")
-    if record.get("format") == DECODER_FORMAT and int(record.get("version", 0)) > DECODER_FORMAT_VERSION:
-        raise ConfigError(
-            f"{source}: saved with decoder format v{record['version']} by s2f {record.get('s2f_version', '?')}; "
-            f"this s2f reads up to v{DECODER_FORMAT_VERSION}: upgrade s2f"
-        )
+    if record.get("format") == DECODER_FORMAT:
+        _check_format_version(record, source, "decoder", DECODER_FORMAT_VERSION)
     recorded = (record.get("teacher") or {}).get("name")
     if teacher and recorded and recorded != teacher:
         raise ConfigError(
@@ -350,6 +329,28 @@ def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> Face
 
     load_into(decoder, _strip(weights, "decoder."), source, f"face decoder described in {source.name}")
     return decoder.eval()
+
+
+def _read_checkpoint(path: Path) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The ``s2f`` record and the state dict of a Lightning checkpoint, read without unpickling code."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"{path}: cannot read this checkpoint without unpickling code ({str(exc).splitlines()[0][:160]})"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        return None, {}
+    return checkpoint.get("s2f"), checkpoint.get("state_dict", {})
+
+
+def _check_format_version(record: dict[str, Any], source: object, kind: str, newest: int) -> None:
+    """Refuses a record written in a newer ``kind`` format than this s2f reads, naming the fix."""
+    if int(record.get("version", 0)) > newest:
+        raise ConfigError(
+            f"{source}: saved with {kind} format v{record['version']} by s2f {record.get('s2f_version', '?')}; "
+            f"this s2f reads up to v{newest}: upgrade s2f"
+        )
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

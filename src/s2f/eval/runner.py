@@ -127,6 +127,32 @@ def evaluate(
     gallery_speakers = list(gallery_of)
     gallery = held.embeddings[list(gallery_of.values())]
 
+    metrics = _voice_metrics(model, held, predicted, gallery, gallery_speakers, title, data_dir, split, max_clips, seed)
+    metrics["baseline"] = _baseline(data_dir, train_split, held, gallery, gallery_speakers)
+    faces_from_voice, demographic_labels = _face_metrics(
+        metrics, model, held, predicted, longest, craniofacial, demographics, seed, progress
+    )
+    metrics["slices"] = _slices(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
+    report_path = _write_report(
+        metrics, model, held, predicted, gallery_of, faces_from_voice, out_dir=out_dir, logger=logger, seed=seed
+    )
+    return EvalResult(metrics, report_path)
+
+
+def _voice_metrics(
+    model: Any,
+    held: HeldOut,
+    predicted: dict[str, torch.Tensor],
+    gallery: torch.Tensor,
+    gallery_speakers: list[str],
+    title: str,
+    data_dir: Any,
+    split: str,
+    max_clips: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """What the run was, the protocols, and every metric of the voice embeddings, per input length."""
+    keys = list(predicted)
     metrics: dict[str, Any] = {
         "title": title,
         "data": {
@@ -161,8 +187,22 @@ def evaluate(
         },
         "consistency": {key: _consistency(predicted[key], held.speaker_ids) for key in keys},
     }
-    metrics["baseline"] = _baseline(data_dir, train_split, held, gallery, gallery_speakers)
+    return metrics
 
+
+def _face_metrics(
+    metrics: dict[str, Any],
+    model: Any,
+    held: HeldOut,
+    predicted: dict[str, torch.Tensor],
+    longest: str,
+    craniofacial: Switch,
+    demographics: Switch,
+    seed: int,
+    progress: bool,
+) -> tuple[Any, dict[str, list[Any]] | None]:
+    """Adds the metrics of decoded faces (craniofacial, demographics) to ``metrics``; returns the faces
+    decoded from voices and the demographic labels (None for what did not run)."""
     faces_from_voice = faces_from_face = None
     has_decoder = model.decoder is not None
     if _wanted(craniofacial, has_decoder) or _wanted(demographics, has_decoder):
@@ -191,8 +231,22 @@ def evaluate(
         )
     else:
         metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
-    metrics["slices"] = _slices(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
+    return faces_from_voice, demographic_labels
 
+
+def _write_report(
+    metrics: dict[str, Any],
+    model: Any,
+    held: HeldOut,
+    predicted: dict[str, torch.Tensor],
+    gallery_of: dict[str, int],
+    faces_from_voice: Any,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    logger: Any,
+    seed: int,
+) -> Path | None:
+    """Writes ``metrics.json`` and ``report.html`` into ``out_dir`` and logs them to ``logger`` (either may be None)."""
     report_path = None
     if out_dir is not None or logger is not None:
         from .report import build_figures, render_html
@@ -211,7 +265,7 @@ def evaluate(
             from .tracking import log_evaluation
 
             log_evaluation(logger, metrics, figures, html)
-    return EvalResult(metrics, report_path)
+    return report_path
 
 
 def _wanted(switch: Switch, has_decoder: bool) -> bool:

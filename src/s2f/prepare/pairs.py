@@ -198,40 +198,10 @@ def build_shards_from_pairs(
         S2FError: When a face image is missing or unreadable, or the CSV is malformed.
         ValueError: When the teacher returns embeddings of the wrong shape, or the writer rejects a clip.
     """
-    import torch
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     max_samples = round(max_seconds * SAMPLE_RATE)
     pending: list[tuple[PairItem, np.ndarray, np.ndarray]] = []
-
-    def flush(writer: ShardWriter) -> None:
-        faces = torch.from_numpy(np.stack([face for _, _, face in pending])).permute(0, 3, 1, 2).contiguous()
-        with torch.no_grad():
-            embeddings = teacher.embed_images(faces)
-        if tuple(embeddings.shape) != (len(pending), teacher.embed_dim):
-            raise ValueError(
-                f"teacher {teacher.name!r} returned embeddings of shape {tuple(embeddings.shape)} for "
-                f"{len(pending)} faces; expected ({len(pending)}, {teacher.embed_dim})"
-            )
-        vectors = embeddings.detach().float().cpu().numpy()
-        for (pair, audio, face), vector in zip(pending, vectors, strict=True):
-            writer.write(
-                ClipRecord(
-                    clip_id=pair.clip_id or _strip_suffix(os.fspath(pair.audio)),
-                    speaker_id=pair.speaker_id,
-                    audio=audio,
-                    face=face,
-                    embedding=vector,
-                    split=pair.split,
-                    source_video=pair.source_video or os.fspath(pair.audio),
-                    source_start=0.0,
-                    source_end=audio.shape[0] / SAMPLE_RATE,
-                    frame_time=0.0,
-                    metadata=dict(pair.metadata),
-                )
-            )
-        pending.clear()
 
     with ShardWriter(
         out_dir,
@@ -249,7 +219,41 @@ def build_shards_from_pairs(
             face = _read_face(pair.face, where)
             pending.append((pair, audio, face))
             if len(pending) >= batch_size:
-                flush(writer)
+                _embed_and_write(writer, teacher, pending)
         if pending:
-            flush(writer)
+            _embed_and_write(writer, teacher, pending)
     return writer.manifest
+
+
+def _embed_and_write(
+    writer: ShardWriter, teacher: _Teacher, pending: list[tuple[PairItem, np.ndarray, np.ndarray]]
+) -> None:
+    """Embeds the pending faces in one teacher call, writes their rows, and empties ``pending``."""
+    import torch
+
+    faces = torch.from_numpy(np.stack([face for _, _, face in pending])).permute(0, 3, 1, 2).contiguous()
+    with torch.no_grad():
+        embeddings = teacher.embed_images(faces)
+    if tuple(embeddings.shape) != (len(pending), teacher.embed_dim):
+        raise ValueError(
+            f"teacher {teacher.name!r} returned embeddings of shape {tuple(embeddings.shape)} for "
+            f"{len(pending)} faces; expected ({len(pending)}, {teacher.embed_dim})"
+        )
+    vectors = embeddings.detach().float().cpu().numpy()
+    for (pair, audio, face), vector in zip(pending, vectors, strict=True):
+        writer.write(
+            ClipRecord(
+                clip_id=pair.clip_id or _strip_suffix(os.fspath(pair.audio)),
+                speaker_id=pair.speaker_id,
+                audio=audio,
+                face=face,
+                embedding=vector,
+                split=pair.split,
+                source_video=pair.source_video or os.fspath(pair.audio),
+                source_start=0.0,
+                source_end=audio.shape[0] / SAMPLE_RATE,
+                frame_time=0.0,
+                metadata=dict(pair.metadata),
+            )
+        )
+    pending.clear()

@@ -394,6 +394,19 @@ def synthesize_world(
     _write_csv(world.meta_csv, [_meta_row(spec) for spec in specs], delimiter="\t")
 
     jobs = [(spec, world.root, clips_per_identity, seed, seconds, media) for spec in specs]
+    _render_all(jobs, workers, progress, cache_dir, photos)
+    world.seconds_taken = time.perf_counter() - began
+    return world
+
+
+def _render_all(
+    jobs: list[tuple[IdentitySpec, Path, int, int, float, str]],
+    workers: int | None,
+    progress: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    photos: str | os.PathLike[str] | None,
+) -> None:
+    """Renders every identity's clips, in this process or in a pool of ``workers`` processes."""
     count = max(1, min(workers if workers is not None else _cores(), len(jobs)))
     if count == 1:
         for _ in _progress(map(_render_identity, jobs), len(jobs), progress):
@@ -409,5 +422,3 @@ def synthesize_world(
         ) as pool:
             for _ in _progress(pool.map(_render_identity, jobs, chunksize=4), len(jobs), progress):
                 pass
-    world.seconds_taken = time.perf_counter() - began
-    return world

@@ -15,7 +15,7 @@ __all__ = ["EmbeddingWriter"]
 
 
 class EmbeddingWriter(BasePredictionWriter):
-    """Writes what ``s2f predict --config ...`` computes: ``embeddings.npy`` [N, D] and ``clip_ids.json``.
+    """Writes what ``s2f predict-lightning --config ...`` computes: ``embeddings.npy`` [N, D], ``clip_ids.json``.
 
     Under distributed prediction every rank writes its own pair of files, suffixed with its rank.
 

@@ -12,7 +12,11 @@ A morph is drawn as (see ``/work/shared/ASSETS.md`` for the measurements behind 
    joined to the blended face by a feathered mask;
 5. one piecewise-affine warp from the mean shape onto the morph's shape.
 
-Warps are numpy + scipy (Delaunay triangles, barycentric coordinates, bilinear sampling): no OpenCV.
+Warps are numpy + scipy (Delaunay triangles, barycentric coordinates, bilinear sampling). scikit-image's
+``PiecewiseAffineTransform`` + ``warp`` gives the same pixels 10-25x slower (it locates pixels with
+``find_simplex``, then scans every triangle); OpenCV's per-triangle ``warpAffine`` is 1.3-1.6x faster
+but leaves seams of up to 58 grey levels along triangle edges, and s2f does not depend on OpenCV
+(``benchmarks/geometry.py``).
 
 Example:
     >>> import numpy as np

@@ -223,7 +223,7 @@ def decode_clip(
 ) -> DecodedClip:
     """Decodes the first ``max_seconds`` of a clip's speech and ``num_frames`` frames from that span.
 
-    The first frame is taken at the segment start, where AVSpeech gives the face centre; further
+    The first frame is taken at the segment start, where AVSpeech gives the face center; further
     ones are spread evenly over the kept audio.
 
     Raises:

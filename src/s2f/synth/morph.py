@@ -113,7 +113,7 @@ def face_properties(landmarks: np.ndarray) -> dict[str, float]:
 
     ``face_height`` (brows to chin), ``face_width`` (jaw ends), ``jaw_width`` (points 4-12, the
     lower jaw), ``nose_width`` (alae, 31-35), ``mouth_width`` (corners, 48-54), ``intercanthal``
-    (inner eye corners, 39-42), ``brow_height`` (brow middles 19 and 24 above the eye centres).
+    (inner eye corners, 39-42), ``brow_height`` (brow middles 19 and 24 above the eye centers).
 
     Example:
         >>> props = face_properties(canonical_shape(256))

@@ -197,3 +197,11 @@ def test_every_error_s2f_defines_is_an_s2f_error() -> None:
             if error.__module__ == name and not issubclass(error, S2FError) and path not in INTERNAL_ERRORS:
                 outside.append(path)
     assert outside == []
+
+
+def test_model_code_imports_no_lightning() -> None:
+    model_code = [name for name in MODULES if name.split(".")[1:2] in (["encoders"], ["teachers"], ["decoders"])]
+    importing = {
+        name for name in model_code if any(m.split(".")[0] == "lightning" for m in _imported_modules_raw(MODULES[name]))
+    }
+    assert model_code and importing == set()

@@ -54,6 +54,7 @@ BENCHMARKS = (
     "prepare_throughput.py",
     "train_step.py",
     "synth_throughput.py",
+    "geometry.py",
 )
 
 

@@ -58,7 +58,7 @@ def test_detector_finds_both_faces_where_they_are(detector: FaceDetector, two_fa
         best = max(faces, key=lambda face: iou(face.box, box))
         # MTCNN's box reaches higher up the forehead than HOG's, so the overlap is partial but clear.
         assert iou(best.box, box) > 0.55, (name, best.box, box)
-        cx, cy = best.centre
+        cx, cy = best.center
         assert box[0] < cx < box[2] and box[1] < cy < box[3]
         left_eye, right_eye, nose = best.points[0], best.points[1], best.points[2]
         assert left_eye[0] < nose[0] < right_eye[0] and left_eye[1] < nose[1]  # an upright face, not mirrored
@@ -88,16 +88,16 @@ def test_choose_face_rules() -> None:
     assert choose_face([], frame).reason == "no_face"
     assert choose_face([small, big], frame).face is big  # no centre: the largest
     near_small = ((440 + 5) / 640, 90 / 480)
-    assert choose_face([big, small, far], frame, centre=near_small).face is small
-    choice = choose_face([big, small], frame, centre=(0.5, 0.9))
-    assert choice.face is None and choice.reason == "face_not_at_centre" and choice.num_faces == 2
+    assert choose_face([big, small, far], frame, center=near_small).face is small
+    choice = choose_face([big, small], frame, center=(0.5, 0.9))
+    assert choice.face is None and choice.reason == "face_not_at_center" and choice.num_faces == 2
     assert "2 faces" in choice.detail
     tiny = face(100, 100, 140, 150)
     assert choose_face([tiny], frame).reason == "face_too_small"
     assert choose_face([tiny], frame, min_face_size=32).face is tiny
     # The margin: a centre just outside the box still selects it, one far outside does not.
-    assert choose_face([small], frame, centre=(485 / 640, 90 / 480)).face is small
-    assert choose_face([small], frame, centre=(560 / 640, 90 / 480), centre_margin=0.5).face is None
+    assert choose_face([small], frame, center=(485 / 640, 90 / 480)).face is small
+    assert choose_face([small], frame, center=(560 / 640, 90 / 480), center_margin=0.5).face is None
 
 
 @pytest.mark.parametrize("scheme", ["dlib68", "mtcnn5"])

@@ -41,7 +41,7 @@ EXPECTED = {
     "astro-01_x_1.000_7.500": "written",
     "hopper_02_10.000_15.000": "written",
     "two_faces_0.500_6.500": "written",
-    "two_faces_0.000_6.000": "face_not_at_centre",
+    "two_faces_0.000_6.000": "face_not_at_center",
     "astro-01_x_0.000_2.000": "too_short",
     "empty_0.000_6.000": "no_face",
     "small_0.000_6.000": "face_too_small",
@@ -328,13 +328,13 @@ def test_folder_and_manifest_sources(tmp_path: Path) -> None:
         "s3,missing.mp4,,,,,,,,\n"
     )
     rows = read_manifest_csv(listing)
-    assert rows[0].clip_id == "media/alice/talk_1.500_7.000" and rows[0].centre == (0.4, 0.5)
+    assert rows[0].clip_id == "media/alice/talk_1.500_7.000" and rows[0].center == (0.4, 0.5)
     assert rows[0].split == "val" and rows[0].metadata == {"age": "41"} and rows[0].problem is None
     assert rows[1].image and rows[1].problem is None
     assert rows[2].problem[0] == "video_missing"
     bad = tmp_path / "bad.csv"
     bad.write_text("speaker_id,video,face_x,face_y\ns,a.mp4,1.5,0.2\n")
-    with pytest.raises(S2FError, match=r"bad.csv:2: face centre \(1.5, 0.2\)"):
+    with pytest.raises(S2FError, match=r"bad.csv:2: face center \(1.5, 0.2\)"):
         read_manifest_csv(bad)
     avspeech = tmp_path / "av.csv"
     avspeech.write_text("abc,1.0,oops,0.5,0.5\n")

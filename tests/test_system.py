@@ -132,10 +132,10 @@ def test_centred_training_measures_the_mean_face_and_keeps_it_in_checkpoints(sha
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", center_embeddings=True)
     trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0))
-    assert torch.allclose(system.embedding_centre, torch.from_numpy(train.mean(0)), atol=1e-3)
+    assert torch.allclose(system.embedding_center, torch.from_numpy(train.mean(0)), atol=1e-3)
     trainer.save_checkpoint(tmp_path / "centred.ckpt")
     saved = torch.load(tmp_path / "centred.ckpt", weights_only=True)["state_dict"]
-    assert torch.equal(saved["embedding_centre"], system.embedding_centre)
+    assert torch.equal(saved["embedding_center"], system.embedding_center)
 
     # The term compares embeddings seen from the centre: moving both by the centre leaves it unchanged.
     batch = {"audio": torch.randn(4, 16_000), "embedding": torch.from_numpy(train[:4])}
@@ -173,7 +173,7 @@ def test_a_checkpoint_from_before_centring_loads_and_predicts_the_same(shards: P
         old, map_location="cpu", encoder="s2f_cnn_tiny", teacher="vggface_tiny"
     )
     assert loaded.hparams["center_embeddings"] is False  # the default, as before the option existed
-    assert not loaded.embedding_centre.any()
+    assert not loaded.embedding_center.any()
     system.eval()
     loaded.eval()
     waves = torch.from_numpy(np.sin(np.arange(2 * 16_000) * 0.07).reshape(2, 16_000).astype(np.float32))

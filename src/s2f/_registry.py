@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import fnmatch
 import importlib.metadata
 import inspect
@@ -129,10 +128,6 @@ class Registry(Generic[ModelT]):
         if tiny is not None:
             names = [n for n in names if self._entries[n].tiny == tiny]
         return sorted(names)
-
-    def entries(self) -> builtins.list[RegistryEntry]:
-        """Every registered entry, sorted by name."""
-        return [self._entries[n] for n in self.list()]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):

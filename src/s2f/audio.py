@@ -119,7 +119,7 @@ class SpectrogramFrontend(nn.Module):
 
     Runs on whatever device the waveforms are on, batched, inside the training step, so nothing
     but raw audio is ever stored. Frames are cut and windowed explicitly, then zero-padded at the
-    end to ``n_fft`` (TensorFlow's framing): ``torch.stft`` would centre the 400-point window in
+    end to ``n_fft`` (TensorFlow's framing): ``torch.stft`` would center the 400-point window in
     512, which shifts the phase of every bin.
 
     Args:

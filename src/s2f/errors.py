@@ -6,7 +6,7 @@ the CLI prints that line instead of a traceback.
 
 from __future__ import annotations
 
-__all__ = ["AudioError", "ConfigError", "S2FError", "ShardFormatError", "WeightsError"]
+__all__ = ["AudioError", "ConfigError", "MediaError", "S2FError", "ShardFormatError", "WeightsError"]
 
 
 class S2FError(Exception):
@@ -27,3 +27,16 @@ class ShardFormatError(S2FError, ValueError):
 
 class ConfigError(S2FError, ValueError):
     """A saved model or recipe is incomplete or inconsistent."""
+
+
+class MediaError(S2FError):
+    """A video or audio clip that ``s2f prepare`` cannot use.
+
+    ``reason`` is its reject code (see :mod:`s2f.prepare.rejects`) and ``detail`` one line about the
+    file; prepare records both in ``rejects.jsonl`` and goes on with the next clip.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -80,24 +80,24 @@ class Speech2FaceLoss(nn.Module):
         target: torch.Tensor,
         classifier: Layer | None = None,
         decoder_first_layer: Layer | None = None,
-        centre: torch.Tensor | None = None,
+        center: torch.Tensor | None = None,
     ) -> LossTerms:
         """Args:
         predicted: The voice encoder's embeddings v_s [B, D].
         target: The teacher's face embeddings v_f [B, D].
         classifier: The teacher's frozen classifier (fc8), for the distillation term.
         decoder_first_layer: The decoder's frozen first layer, for the L1 term.
-        centre: A fixed point [D] (the training mean; see ``Speech2FaceSystem(center_embeddings=True)``):
+        center: A fixed point [D] (the training mean; see ``Speech2FaceSystem(center_embeddings=True)``):
             the normalised L2 term then adds the same distance measured from it; the paper: none.
         """
         predicted = predicted.float()
         target = target.float()
         terms = {"l2": normalized_l2(predicted, target)}
-        if centre is not None:
-            # The paper's term keeps the embedding's place on the teacher's cone; the centred one
+        if center is not None:
+            # The paper's term keeps the embedding's place on the teacher's cone; the centered one
             # gives its direction away from the average face the same weight.
-            centred = normalized_l2(predicted - centre.float(), target - centre.float())
-            terms = {"l2": terms["l2"] + centred, "l2_centred": centred}
+            centered = normalized_l2(predicted - center.float(), target - center.float())
+            terms = {"l2": terms["l2"] + centered, "l2_centered": centered}
         total = self.lambda_l2 * terms["l2"]
         if decoder_first_layer is not None and self.lambda_l1:
             with torch.no_grad():

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import binary_roc
 
 __all__ = ["equal_error_rate", "speaker_consistency"]
 
@@ -33,6 +32,9 @@ def equal_error_rate(scores: torch.Tensor, same: torch.Tensor) -> float:
     positive rate crosses the false negative rate, interpolated between the two ROC points either
     side of the crossing.
     """
+    # Imported here: torchmetrics takes seconds to import, and `s2f eval --help` imports this module.
+    from torchmetrics.functional.classification import binary_roc
+
     if same.all() or not same.any():
         raise ValueError("the EER needs both same-speaker and different-speaker pairs")
     fpr, tpr, _ = binary_roc(scores.double(), same.long(), thresholds=None)

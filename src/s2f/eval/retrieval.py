@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchmetrics.retrieval import RetrievalRecall
 
 from .similarity import Distance, pairwise_distance
 
@@ -86,6 +85,9 @@ def recall_at_k(
     Raises:
         ValueError: When a gallery speaker repeats or a query's speaker has no face in the gallery.
     """
+    # Imported here: torchmetrics takes seconds to import, and `s2f eval --help` imports this module.
+    from torchmetrics.retrieval import RetrievalRecall
+
     if len(set(gallery_speakers)) != len(gallery_speakers):
         raise ValueError("the gallery must hold exactly one face per speaker")
     position = {speaker: index for index, speaker in enumerate(gallery_speakers)}

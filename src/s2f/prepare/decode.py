@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from s2f.errors import MediaError
+
 from .rejects import NO_AUDIO, NO_VIDEO, SILENT, TOO_SHORT, UNDECODABLE, VIDEO_MISSING
 from .sources import ClipTask
 
@@ -34,15 +36,6 @@ __all__ = ["DecodedClip", "MediaError", "decode_clip", "read_audio", "read_frame
 
 SAMPLE_RATE = 16_000
 _SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg")
-
-
-class MediaError(Exception):
-    """A clip that cannot be used: ``reason`` is a reject code, ``detail`` one line about the file."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def _first_line(err: BaseException) -> str:
@@ -223,7 +216,7 @@ def decode_clip(
 ) -> DecodedClip:
     """Decodes the first ``max_seconds`` of a clip's speech and ``num_frames`` frames from that span.
 
-    The first frame is taken at the segment start, where AVSpeech gives the face centre; further
+    The first frame is taken at the segment start, where AVSpeech gives the face center; further
     ones are spread evenly over the kept audio.
 
     Raises:

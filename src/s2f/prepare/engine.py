@@ -37,13 +37,13 @@ from s2f.vision.detection import Face, FaceAligner, FaceDetector, choose_face, d
 
 from .decode import DecodedClip, MediaError, decode_clip
 from .parts import PartRecord, PartStore
-from .rejects import FACE_NOT_AT_CENTRE, FACE_TOO_SMALL, FAILED, NO_FACE, Reject
+from .rejects import FACE_NOT_AT_CENTER, FACE_TOO_SMALL, FAILED, NO_FACE, Reject
 from .sources import ClipTask
 
 __all__ = ["DecodeDataset", "FacePipeline", "PartWriter", "PlannedPart", "PrepareInterrupted", "WorkItem"]
 
 # When no frame gives a usable face, report the failure that got furthest.
-_FAILURE_RANK = {NO_FACE: 0, FACE_NOT_AT_CENTRE: 1, FACE_TOO_SMALL: 2}
+_FAILURE_RANK = {NO_FACE: 0, FACE_NOT_AT_CENTER: 1, FACE_TOO_SMALL: 2}
 
 
 class PrepareInterrupted(S2FError):
@@ -172,7 +172,7 @@ class FacePipeline(pl.LightningModule):
         num_workers: DataLoader worker processes decoding media.
         decode: Keyword arguments of :class:`DecodeDataset`.
         min_face_size: Shortest side, in frame pixels, of a usable face.
-        centre_margin: See :func:`s2f.vision.detection.choose_face`.
+        center_margin: See :func:`s2f.vision.detection.choose_face`.
         min_confidence: Detections below this MTCNN confidence are ignored.
         landmarks: Landmark scheme of :class:`~s2f.vision.detection.FaceAligner` (``"dlib68"`` or ``"mtcnn5"``).
     """
@@ -187,7 +187,7 @@ class FacePipeline(pl.LightningModule):
         num_workers: int,
         decode: dict[str, Any],
         min_face_size: float,
-        centre_margin: float,
+        center_margin: float,
         min_confidence: float,
         landmarks: str,
     ) -> None:
@@ -201,7 +201,7 @@ class FacePipeline(pl.LightningModule):
         self.num_workers = num_workers
         self.decode_options = decode
         self.min_face_size = min_face_size
-        self.centre_margin = centre_margin
+        self.center_margin = center_margin
         self._threads = torch.get_num_threads()
         # With fewer parts than ranks, some ranks have nothing to do; that is fine here.
         self.allow_zero_length_dataloader_with_multiple_devices = True
@@ -265,9 +265,9 @@ class FacePipeline(pl.LightningModule):
             choice = choose_face(
                 [face.scaled(scale) for face in faces],
                 (width, height),
-                item.task.centre,
+                item.task.center,
                 min_face_size=self.min_face_size,
-                centre_margin=self.centre_margin,
+                center_margin=self.center_margin,
             )
             if choice.face is not None:
                 if best is None or choice.face.score > best[0].score:

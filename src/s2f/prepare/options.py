@@ -10,6 +10,7 @@ these fields, so a field added here is a command-line option without further cod
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +18,9 @@ from typing import Any, Literal
 from s2f.shards.format import AUDIO_CODECS
 
 __all__ = ["ComputeOptions", "DecodeOptions", "FaceOptions", "PrepareOptions", "ShardOptions"]
+
+# Keywords of s2f 0.1 spelled the British way; they still work, with a DeprecationWarning.
+RENAMED_KEYWORDS = {"centre_margin": "center_margin"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class FaceOptions:
 
     Attributes:
         min_face_size: Faces whose box is narrower, in frame pixels, are rejected (``face_too_small``).
-        centre_margin: How far from a face's box the given face centre may lie (see
+        center_margin: How far from a face's box the given face center may lie (see
             :func:`s2f.vision.detection.choose_face`).
         min_confidence: MTCNN detections below this confidence are ignored.
         landmarks: ``"dlib68"``, ``"mtcnn5"`` or ``"auto"`` (dlib68 when dlib is installed); see
@@ -58,7 +62,7 @@ class FaceOptions:
     """
 
     min_face_size: float = 64.0
-    centre_margin: float = 0.5
+    center_margin: float = 0.5
     min_confidence: float = 0.9
     landmarks: Literal["auto", "dlib68", "mtcnn5"] = "auto"
 
@@ -134,6 +138,7 @@ class PrepareOptions:
         Raises:
             TypeError: A keyword that no group has, as Python reports an unexpected keyword argument.
         """
+        keywords = _current_spelling(keywords)
         kinds: dict[str, Any] = {field.name: type(field.default) for field in dataclasses.fields(cls)}
         owner = {field.name: name for name, kind in kinds.items() for field in dataclasses.fields(kind)}
         unknown = sorted(set(keywords) - set(owner))
@@ -147,3 +152,14 @@ class PrepareOptions:
             changes = {key: value for key, value in keywords.items() if owner[key] == name}
             resolved[name] = dataclasses.replace(options, **changes) if changes else options
         return cls(**resolved)
+
+
+def _current_spelling(keywords: Mapping[str, Any]) -> dict[str, Any]:
+    renamed = dict(keywords)
+    for old, new in RENAMED_KEYWORDS.items():
+        if old in renamed:
+            warnings.warn(f"prepare(): {old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=4)
+            if new in renamed:
+                raise TypeError(f"prepare() got both {old}= and {new}=; give {new}= only")
+            renamed[new] = renamed.pop(old)
+    return renamed

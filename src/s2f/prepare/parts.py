@@ -145,7 +145,7 @@ class PartStore:
         settings_file = self.state / _SETTINGS
         if settings_file.is_file():
             with open(settings_file, encoding="utf-8") as handle:
-                before = json.load(handle)
+                before = _current_keys(json.load(handle))
             normalised = json.loads(json.dumps(settings))
             changed = [key for key in sorted(set(before) | set(normalised)) if before.get(key) != normalised.get(key)]
             if changed:
@@ -344,3 +344,13 @@ class PartStore:
                 json.dump({"chunks": chunks, "config": config, "updated_at": str(time.time())}, handle, sort_keys=True)
             os.replace(tmp, index_file)
         return total
+
+
+# Settings keys that s2f 0.1 wrote with British spelling: a root it started resumes under today's names.
+_RENAMED_SETTINGS = {"centre_margin": "center_margin", "centre_y": "center_y"}
+
+
+def _current_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_RENAMED_SETTINGS.get(key, key): _current_keys(item) for key, item in value.items()}
+    return value

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
-    "FACE_NOT_AT_CENTRE",
+    "FACE_NOT_AT_CENTER",
     "FACE_TOO_SMALL",
     "FAILED",
     "NO_AUDIO",
@@ -49,7 +49,9 @@ NO_VIDEO = "no_video"
 TOO_SHORT = "too_short"
 SILENT = "silent"
 NO_FACE = "no_face"
-FACE_NOT_AT_CENTRE = "face_not_at_centre"
+FACE_NOT_AT_CENTER = "face_not_at_center"
+# Reason codes that s2f 0.1 wrote with British spelling, read as today's.
+RENAMED_REASONS = {"face_not_at_centre": FACE_NOT_AT_CENTER}
 FACE_TOO_SMALL = "face_too_small"
 FAILED = "failed"
 
@@ -62,7 +64,7 @@ REASONS: dict[str, str] = {
     TOO_SHORT: "less audio than --min-seconds",
     SILENT: "the audio is silent (RMS below --silence-dbfs)",
     NO_FACE: "no face detected",
-    FACE_NOT_AT_CENTRE: "faces found, but none at the given face centre",
+    FACE_NOT_AT_CENTER: "faces found, but none at the given face center",
     FACE_TOO_SMALL: "the speaker's face is smaller than --min-face pixels",
     FAILED: "an unexpected error while processing the clip (see detail; please report it)",
 }
@@ -109,6 +111,8 @@ class Reject:
     def from_json(cls, line: str | dict[str, Any]) -> Reject:
         """Parses a line written by :meth:`to_json` (or its decoded dict)."""
         data = json.loads(line) if isinstance(line, str) else dict(line)
+        if data.get("reason") in RENAMED_REASONS:
+            data["reason"] = RENAMED_REASONS[data["reason"]]
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 

@@ -4,7 +4,7 @@ The steps, for every clip the sources list (see :mod:`s2f.prepare.sources`):
 
 1. decode the first ``max_seconds`` of speech at 16 kHz mono and the frame(s) at the segment start,
    seeking rather than decoding whole videos (:mod:`s2f.prepare.decode`, in DataLoader workers);
-2. detect faces with MTCNN, pick the speaker's (nearest the given face centre, else the largest),
+2. detect faces with MTCNN, pick the speaker's (nearest the given face center, else the largest),
    align it to a 224x224 crop (:mod:`s2f.vision.detection`);
 3. embed the crops with the teacher, a batch at a time;
 4. write rows into parts that are committed atomically, then assemble them into one shard root
@@ -220,13 +220,13 @@ def _settings(model: FaceTeacher, scheme: str, options: PrepareOptions) -> dict[
         "min_seconds": float(decode.min_seconds),
         "num_frames": int(decode.num_frames),
         "min_face_size": float(face.min_face_size),
-        "centre_margin": float(face.centre_margin),
+        "center_margin": float(face.center_margin),
         "min_confidence": float(face.min_confidence),
         "silence_dbfs": float(decode.silence_dbfs),
         "split_fractions": list(_check_fractions(shards.split_fractions)),
         "audio_codec": shards.audio_codec,
         # "frame" names the canonical crop by its original path: it is compared with earlier runs' settings.
-        "face": {"size": 224, "frame": "s2f.faces.mean_shape", "fraction": FACE_FRACTION, "centre_y": FACE_CENTER_Y},
+        "face": {"size": 224, "frame": "s2f.faces.mean_shape", "fraction": FACE_FRACTION, "center_y": FACE_CENTER_Y},
         "landmarks": scheme,
     }
 
@@ -375,7 +375,7 @@ def _run(model: FaceTeacher, store: PartStore, plan: _Plan, settings: dict[str, 
             "detect_size": options.decode.detect_size,
         },
         min_face_size=settings["min_face_size"],
-        centre_margin=settings["centre_margin"],
+        center_margin=settings["center_margin"],
         min_confidence=settings["min_confidence"],
         landmarks=settings["landmarks"],
     )

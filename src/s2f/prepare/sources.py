@@ -15,7 +15,7 @@ Example:
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (root / "avspeech.csv").write_text("abc-123_xy,12.0,17.5,0.4,0.3\\n")
     >>> (task,) = read_avspeech(root / "avspeech.csv", root)
-    >>> task.clip_id, task.speaker_id, task.centre, task.problem[0]
+    >>> task.clip_id, task.speaker_id, task.center, task.problem[0]
     ('abc-123_xy_12.000_17.500', 'abc-123_xy', (0.4, 0.3), 'video_missing')
 """
 
@@ -66,7 +66,7 @@ class ClipTask:
         start: Segment start in the source, seconds.
         end: Segment end in the source, seconds; ``None`` runs to the end of the file.
         offset: Source time at which the media file begins (a pre-cut segment file: its start).
-        centre: The speaker's face centre in the frame, as fractions of width and height.
+        center: The speaker's face center in the frame, as fractions of width and height.
         split: ``"train"``, ``"val"``, ``"test"``, ``"dev"`` (train or val by hash) or ``None`` (by hash).
         metadata: Labels stored with the clip (gender, nationality, ...).
         source: Provenance label stored as the row's ``source_video`` (a video id or relative path).
@@ -82,7 +82,7 @@ class ClipTask:
     start: float = 0.0
     end: float | None = None
     offset: float = 0.0
-    centre: tuple[float, float] | None = None
+    center: tuple[float, float] | None = None
     split: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""
@@ -118,10 +118,10 @@ def _number(text: str, what: str, where: str) -> float:
     return value
 
 
-def _centre(x: str, y: str, where: str) -> tuple[float, float]:
+def _center(x: str, y: str, where: str) -> tuple[float, float]:
     cx, cy = _number(x, "face_x", where), _number(y, "face_y", where)
     if not (0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0):
-        raise S2FError(f"{where}: face centre ({cx}, {cy}) must be fractions of the frame in [0, 1]")
+        raise S2FError(f"{where}: face center ({cx}, {cy}) must be fractions of the frame in [0, 1]")
     return cx, cy
 
 
@@ -211,7 +211,7 @@ def read_avspeech(
                 speaker_id=youtube_id,
                 start=start,
                 end=end,
-                centre=_centre(row[3], row[4], where),
+                center=_center(row[3], row[4], where),
                 split=split,
                 source=youtube_id,
                 where=where,
@@ -348,7 +348,7 @@ def read_manifest_csv(path: str | os.PathLike[str]) -> list[ClipTask]:
     """A CSV listing clips: ``speaker_id`` and ``video`` (or ``audio`` + ``face``), paths relative to the CSV.
 
     Optional columns: ``clip_id``, ``split``, ``start``, ``end`` (seconds), ``face_x``, ``face_y``
-    (the speaker's face centre as fractions); any other column becomes metadata. The default clip
+    (the speaker's face center as fractions); any other column becomes metadata. The default clip
     id is the media path without its extension, plus ``_START_END`` when times are given.
 
     Raises:
@@ -383,7 +383,7 @@ def read_manifest_csv(path: str | os.PathLike[str]) -> list[ClipTask]:
                 speaker_id=row["speaker_id"],
                 start=start,
                 end=end,
-                centre=_centre(row["face_x"], row["face_y"], where) if row.get("face_x") or row.get("face_y") else None,
+                center=_center(row["face_x"], row["face_y"], where) if row.get("face_x") or row.get("face_y") else None,
                 split=_check_split(row.get("split"), where),
                 metadata={k: v for k, v in row.items() if k not in _MANIFEST_KNOWN and k and v},
                 source=media,

@@ -143,17 +143,17 @@ def voice_face_ceiling(
     y_train = _normalise(np.stack([np.mean(grouped["dev"][s], axis=0) for s in names["dev"]]))
     y_test = _normalise(np.stack([np.mean(grouped["test"][s], axis=0) for s in names["test"]]))
     gallery = np.stack([grouped["test"][s][0] for s in names["test"]])
-    centre = y_train.mean(0)
+    center = y_train.mean(0)
 
     predictions = {}
     features = np.c_[x_train, np.ones(len(x_train))]
-    weights = np.linalg.solve(features.T @ features + 1.0 * np.eye(features.shape[1]), features.T @ (y_train - centre))
-    predictions["linear"] = np.c_[x_test, np.ones(len(x_test))] @ weights + centre
+    weights = np.linalg.solve(features.T @ features + 1.0 * np.eye(features.shape[1]), features.T @ (y_train - center))
+    predictions["linear"] = np.c_[x_test, np.ones(len(x_test))] @ weights + center
     pairwise = np.sqrt(((x_train[:, None] - x_train[None]) ** 2).sum(-1))
     width = float(np.median(pairwise[pairwise > 0]))
     kernel = _rbf(x_train, x_train, width)
-    alpha = np.linalg.solve(kernel + 0.1 * np.eye(len(kernel)), y_train - centre)
-    predictions["kernel"] = _rbf(x_test, x_train, width) @ alpha + centre
+    alpha = np.linalg.solve(kernel + 0.1 * np.eye(len(kernel)), y_train - center)
+    predictions["kernel"] = _rbf(x_test, x_train, width) @ alpha + center
 
     return CeilingReport(
         train_identities=len(names["dev"]),
@@ -161,5 +161,5 @@ def voice_face_ceiling(
         recall={name: _recall(p, gallery, ks) for name, p in predictions.items()},
         chance={k: min(1.0, k / len(names["test"])) for k in ks},
         cosine={name: float((_normalise(p) * y_test).sum(-1).mean()) for name, p in predictions.items()},
-        mean_face_cosine=float((_normalise(centre[None]) * y_test).sum(-1).mean()),
+        mean_face_cosine=float((_normalise(center[None]) * y_test).sum(-1).mean()),
     )

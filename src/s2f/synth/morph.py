@@ -12,7 +12,11 @@ A morph is drawn as (see ``/work/shared/ASSETS.md`` for the measurements behind 
    joined to the blended face by a feathered mask;
 5. one piecewise-affine warp from the mean shape onto the morph's shape.
 
-Warps are numpy + scipy (Delaunay triangles, barycentric coordinates, bilinear sampling): no OpenCV.
+Warps are numpy + scipy (Delaunay triangles, barycentric coordinates, bilinear sampling). scikit-image's
+``PiecewiseAffineTransform`` + ``warp`` gives the same pixels 10-25x slower (it locates pixels with
+``find_simplex``, then scans every triangle); OpenCV's per-triangle ``warpAffine`` is 1.3-1.6x faster
+but leaves seams of up to 58 grey levels along triangle edges, and s2f does not depend on OpenCV
+(``benchmarks/geometry.py``).
 
 Example:
     >>> import numpy as np
@@ -109,7 +113,7 @@ def face_properties(landmarks: np.ndarray) -> dict[str, float]:
 
     ``face_height`` (brows to chin), ``face_width`` (jaw ends), ``jaw_width`` (points 4-12, the
     lower jaw), ``nose_width`` (alae, 31-35), ``mouth_width`` (corners, 48-54), ``intercanthal``
-    (inner eye corners, 39-42), ``brow_height`` (brow middles 19 and 24 above the eye centres).
+    (inner eye corners, 39-42), ``brow_height`` (brow middles 19 and 24 above the eye centers).
 
     Example:
         >>> props = face_properties(canonical_shape(256))

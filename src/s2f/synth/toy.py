@@ -34,18 +34,18 @@ def draw_face(traits: np.ndarray, rng: np.random.Generator, size: int = 224) -> 
     background = tuple(int(v) for v in rng.integers(20, 60, size=3))
     image = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(image)
-    centre = size / 2 + rng.normal(0, 2, size=2)
+    center = size / 2 + rng.normal(0, 2, size=2)
     half_w, half_h = size * (0.25 + 0.12 * width), size * 0.38
     skin = (int(120 + 120 * tone), int(80 + 110 * tone), int(60 + 100 * tone))
-    draw.ellipse([centre[0] - half_w, centre[1] - half_h, centre[0] + half_w, centre[1] + half_h], fill=skin)
+    draw.ellipse([center[0] - half_w, center[1] - half_h, center[0] + half_w, center[1] + half_h], fill=skin)
     spacing = size * (0.08 + 0.08 * eyes)
     for side in (-1, 1):
-        x, y = centre[0] + side * spacing, centre[1] - size * 0.08
+        x, y = center[0] + side * spacing, center[1] - size * 0.08
         draw.ellipse([x - 9, y - 6, x + 9, y + 6], fill=(250, 250, 250))
         draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(40, 30, 20))
     mouth_half = size * (0.05 + 0.1 * mouth)
     draw.rectangle(
-        [centre[0] - mouth_half, centre[1] + 0.17 * size, centre[0] + mouth_half, centre[1] + 0.2 * size],
+        [center[0] - mouth_half, center[1] + 0.17 * size, center[0] + mouth_half, center[1] + 0.2 * size],
         fill=(150, 40, 50),
     )
     return image

@@ -61,7 +61,7 @@ class IdentitySpec:
         properties: Face measurements (:func:`~s2f.synth.morph.face_properties`).
         voice: The voice's physical parameters.
         backdrop: Two RGB colours of the background gradient.
-        position: Face centre in the frame, as fractions of width and height.
+        position: Face center in the frame, as fractions of width and height.
     """
 
     index: int
@@ -204,12 +204,12 @@ def render_view(face: np.ndarray, backdrop: np.ndarray, spec: IdentitySpec, rng:
     size = face.shape[0]
     scale = 1.2 * float(rng.uniform(0.92, 1.08))
     angle = np.deg2rad(float(rng.normal(0.0, 3.0)))
-    centre = np.array([spec.position[0] * width, spec.position[1] * height]) + rng.normal(0.0, 10.0, 2)
+    center = np.array([spec.position[0] * width, spec.position[1] * height]) + rng.normal(0.0, 10.0, 2)
     brightness = float(rng.uniform(0.88, 1.12))
-    # PIL wants the frame -> morph affine: rotate and scale about the morph's centre.
+    # PIL wants the frame -> morph affine: rotate and scale about the morph's center.
     a, b = np.cos(angle) / scale, np.sin(angle) / scale
     middle = (size - 1) / 2.0
-    coefficients = (a, b, middle - a * centre[0] - b * centre[1], -b, a, middle + b * centre[0] - a * centre[1])
+    coefficients = (a, b, middle - a * center[0] - b * center[1], -b, a, middle + b * center[0] - a * center[1])
     # The alpha rides along as a fourth channel, so one resampling places both.
     rgba = np.dstack([face, _feathered_square(size, size // 10)])
     placed = Image.fromarray(rgba, "RGBA").transform(

@@ -61,7 +61,7 @@ class Speech2FaceSystem(L.LightningModule):
         channels_last: Run the encoder in channels-last memory format (faster convolutions in bf16).
         center_embeddings: Measure the mean teacher embedding of (up to ``center_clips``) training
             clips before the first step, start the encoder's output bias there, and add to the
-            normalised L2 term the same distance measured *from that mean* (logged as ``l2_centred``).
+            normalised L2 term the same distance measured *from that mean* (logged as ``l2_centered``).
             Off in the paper. Teachers whose embeddings fill a narrow cone (dlib's: about 20 degrees
             around the mean) otherwise give an encoder little reason to move off the average face
             (measured in ``s2f demo``: held-out R@10 at chance without it). The mean is stored in
@@ -75,7 +75,7 @@ class Speech2FaceSystem(L.LightningModule):
         torch.Size([2, 64])
     """
 
-    embedding_centre: torch.Tensor
+    embedding_center: torch.Tensor
 
     def __init__(
         self,
@@ -117,7 +117,7 @@ class Speech2FaceSystem(L.LightningModule):
         self.clip_seconds = 6.0
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
         # Filled before the first step when center_embeddings is set; saved with the encoder.
-        self.register_buffer("embedding_centre", torch.zeros(self.teacher.embed_dim))
+        self.register_buffer("embedding_center", torch.zeros(self.teacher.embed_dim))
         if channels_last:
             self.encoder.to(memory_format=torch.channels_last)
         self._exclude_frozen_parts_from_ddp()
@@ -153,8 +153,8 @@ class Speech2FaceSystem(L.LightningModule):
         target = batch["embedding"].to(predicted.device)
         classifier = self.teacher.classify if self.teacher.has_classifier else None
         first_layer = self.decoder.first_layer if self.decoder is not None else None
-        centre = self.embedding_centre if self.hparams["center_embeddings"] else None
-        total, terms = self.loss(predicted, target, classifier, first_layer, centre)
+        center = self.embedding_center if self.hparams["center_embeddings"] else None
+        total, terms = self.loss(predicted, target, classifier, first_layer, center)
         with torch.no_grad():
             terms = {**terms, "angle_deg": angles_deg(predicted, target).mean()}
         return total, terms
@@ -200,25 +200,25 @@ class Speech2FaceSystem(L.LightningModule):
             raise ConfigError(
                 f"the shards were prepared with teacher {data_teacher!r} but this system uses {self.teacher.name!r}"
             )
-        if stage == "fit" and self.hparams["center_embeddings"] and not self.embedding_centre.any():
-            self._measure_centre(datamodule)
+        if stage == "fit" and self.hparams["center_embeddings"] and not self.embedding_center.any():
+            self._measure_center(datamodule)
 
-    def _measure_centre(self, datamodule: Any) -> None:
+    def _measure_center(self, datamodule: Any) -> None:
         from ..shards import mean_embedding
 
         data_dir = getattr(datamodule, "data_dir", None)
         if data_dir is None:
             raise ConfigError("center_embeddings needs an S2FDataModule (it reads the training split's embeddings)")
         options = getattr(datamodule, "storage_options", None)
-        centre = mean_embedding(
+        center = mean_embedding(
             data_dir,
             "train",
             max_clips=self.hparams["center_clips"],
             **({"storage_options": options} if options else {}),
         )
-        self.embedding_centre.copy_(centre)
+        self.embedding_center.copy_(center)
         # A checkpoint being resumed overwrites both right after this.
-        self.encoder.start_from(centre)
+        self.encoder.start_from(center)
 
     # -- checkpoints: frozen parts stay out, the model's description goes in --------------------
 
@@ -233,7 +233,9 @@ class Speech2FaceSystem(L.LightningModule):
         own = super().state_dict()
         merged = dict(state_dict)
         merged.update({k: v for k, v in own.items() if k.startswith(_FROZEN_PREFIXES) and k not in merged})
-        merged.setdefault("embedding_centre", own["embedding_centre"])  # checkpoints from before it existed
+        if "embedding_centre" in merged:  # checkpoints of s2f 0.1 spelled it so
+            merged["embedding_center"] = merged.pop("embedding_centre")
+        merged.setdefault("embedding_center", own["embedding_center"])  # checkpoints from before it existed
         return super().load_state_dict(merged, strict=strict, assign=assign)
 
     def export(self) -> Speech2Face:

@@ -5,9 +5,9 @@ Three steps, each usable on its own:
 1. :class:`FaceDetector` runs MTCNN (facenet-pytorch; its weights ship in the wheel) on batches of
    frames, on whatever device it was moved to, and returns every face with its box, confidence and
    five landmarks (eyes, nose tip, mouth corners).
-2. :func:`choose_face` picks the speaker: the face nearest the given face centre when the source
+2. :func:`choose_face` picks the speaker: the face nearest the given face center when the source
    gives one (AVSpeech's ``face_x, face_y``), otherwise the largest; it rejects frames with no face,
-   with faces but none at the centre, and faces too small to give a useful crop.
+   with faces but none at the center, and faces too small to give a useful crop.
 3. :class:`FaceAligner` rotates and scales the frame into s2f's canonical face frame
    (:func:`s2f.vision.alignment.mean_shape`: the mean dlib face, its landmarks spanning 60% of the side), with
    a similarity transform (no shearing: the face keeps its shape). With dlib installed it places
@@ -55,10 +55,10 @@ LANDMARKS_5 = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 # Reason codes shared with s2f.prepare.rejects (kept as plain strings so this module needs no data code).
 NO_FACE = "no_face"
-FACE_NOT_AT_CENTRE = "face_not_at_centre"
+FACE_NOT_AT_CENTER = "face_not_at_center"
 FACE_TOO_SMALL = "face_too_small"
 
-# dlib's 68 points that correspond to MTCNN's five: eye centres (means of the eye contours), nose tip,
+# dlib's 68 points that correspond to MTCNN's five: eye centers (means of the eye contours), nose tip,
 # mouth corners.
 _FIVE_FROM_68 = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
 # Where dlib's HOG detector puts its box around a frontal face, relative to the eyes (measured on
@@ -106,7 +106,7 @@ class Face:
         return self.box[3] - self.box[1]
 
     @property
-    def centre(self) -> tuple[float, float]:
+    def center(self) -> tuple[float, float]:
         return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
 
     def scaled(self, factor: float) -> Face:
@@ -127,46 +127,46 @@ class FaceChoice:
 def choose_face(
     faces: Sequence[Face],
     image_size: tuple[int, int],
-    centre: tuple[float, float] | None = None,
+    center: tuple[float, float] | None = None,
     *,
     min_face_size: float = 64.0,
-    centre_margin: float = 0.5,
+    center_margin: float = 0.5,
 ) -> FaceChoice:
     """Picks the speaker's face among the detections of one frame.
 
     Args:
         faces: Detections in pixel coordinates.
-        image_size: ``(width, height)`` of the frame, to turn ``centre`` into pixels.
-        centre: The speaker's face centre as fractions of the width and height (AVSpeech's
+        image_size: ``(width, height)`` of the frame, to turn ``center`` into pixels.
+        center: The speaker's face center as fractions of the width and height (AVSpeech's
             ``face_x, face_y``), or ``None``.
         min_face_size: Shortest box side, in pixels, of a usable face.
-        centre_margin: A face counts as at the centre when the point lies in its box grown by this
+        center_margin: A face counts as at the center when the point lies in its box grown by this
             fraction of its half-size on every side (0.5: a box 1.5 times as large).
 
     Returns:
-        The face nearest the centre (distance relative to the box size) when ``centre`` is given,
-        else the largest face; or a reason: ``no_face``, ``face_not_at_centre``, ``face_too_small``.
+        The face nearest the center (distance relative to the box size) when ``center`` is given,
+        else the largest face; or a reason: ``no_face``, ``face_not_at_center``, ``face_too_small``.
 
     Example:
         >>> a = Face((10, 10, 110, 130), 0.99, np.zeros((5, 2)))
         >>> b = Face((300, 40, 380, 130), 0.99, np.zeros((5, 2)))
         >>> choose_face([a, b], (640, 360)).face is a
         True
-        >>> choose_face([a, b], (640, 360), centre=(0.53, 0.22)).face is b
+        >>> choose_face([a, b], (640, 360), center=(0.53, 0.22)).face is b
         True
-        >>> choose_face([a, b], (640, 360), centre=(0.9, 0.9)).reason
-        'face_not_at_centre'
+        >>> choose_face([a, b], (640, 360), center=(0.9, 0.9)).reason
+        'face_not_at_center'
     """
     count = len(faces)
     if count == 0:
         return FaceChoice(None, NO_FACE, "no face detected in the frame")
-    if centre is not None:
-        px, py = centre[0] * image_size[0], centre[1] * image_size[1]
+    if center is not None:
+        px, py = center[0] * image_size[0], center[1] * image_size[1]
         best: tuple[float, Face] | None = None
         for face in faces:
-            cx, cy = face.centre
+            cx, cy = face.center
             dx, dy = abs(px - cx) / (face.width / 2.0), abs(py - cy) / (face.height / 2.0)
-            if dx <= 1.0 + centre_margin and dy <= 1.0 + centre_margin:
+            if dx <= 1.0 + center_margin and dy <= 1.0 + center_margin:
                 distance = float(np.hypot(dx, dy))
                 if best is None or distance < best[0]:
                     best = (distance, face)
@@ -174,8 +174,8 @@ def choose_face(
             plural = "face" if count == 1 else "faces"
             return FaceChoice(
                 None,
-                FACE_NOT_AT_CENTRE,
-                f"{count} {plural} detected, none at the given centre ({centre[0]:.3f}, {centre[1]:.3f})",
+                FACE_NOT_AT_CENTER,
+                f"{count} {plural} detected, none at the given center ({center[0]:.3f}, {center[1]:.3f})",
                 count,
             )
         chosen = best[1]

@@ -15,7 +15,7 @@ so nothing is downloaded. Why this landmark source:
 The 68-point model was trained on the iBUG 300-W faces, whose terms exclude commercial use; check
 that before shipping it in a product.
 
-Coordinates are pixels, x then y, with pixel centres at integers (dlib's and OpenCV's convention).
+Coordinates are pixels, x then y, with pixel centers at integers (dlib's and OpenCV's convention).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from s2f.data import ClipRecord, iter_records
 from s2f.errors import ConfigError, WeightsError
 from s2f.pipeline import load_decoder, save_decoder
 from s2f.train import FaceDecoderSystem, Speech2FaceSystem
+from s2f.decoders.linear_face import principal_components
 from s2f.train.datamodule import S2FDataModule
 from s2f.vision.alignment import mean_shape
 
@@ -115,6 +116,45 @@ def test_the_identity_loss_trains_the_decoder_through_the_frozen_teacher() -> No
     assert all(torch.equal(v, teacher_before[k]) for k, v in system.teacher.state_dict().items())
     without = FaceDecoderSystem("warp_decoder_tiny")
     assert "identity" not in without.losses(batch)[1]
+
+
+def test_principal_components_span_a_low_rank_set_of_rows() -> None:
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.rand(48, generator=generator)
+    directions = torch.linalg.qr(torch.randn(48, 3, generator=generator)).Q.T  # 3 orthonormal texture changes
+    coefficients = torch.randn(200, 3, generator=generator) * torch.tensor([3.0, 2.0, 1.0])
+    textures = mean + coefficients @ directions
+    basis = principal_components(textures, mean, 5)
+    assert basis.shape == (5, 48)
+    # Three directions carry everything; each is scaled by its standard deviation over the rows.
+    torch.testing.assert_close(basis[3:], torch.zeros(2, 48), atol=1e-4, rtol=0)
+    torch.testing.assert_close(basis[:3].norm(dim=1), coefficients.std(0), rtol=0.05, atol=0)
+    solution = torch.linalg.lstsq(basis[:3].T, (textures - mean).T).solution
+    torch.testing.assert_close(solution.T @ basis[:3] + mean, textures, atol=1e-4, rtol=0)
+    assert principal_components(textures[:1], mean, 4).abs().sum() == 0  # one row has no variation to learn
+
+
+def test_the_linear_face_model_fits_faces_that_are_linear_in_their_embedding() -> None:
+    """Faces whose shape and texture are linear in the embedding are decoded exactly after the closed-form fit."""
+    generator = torch.Generator().manual_seed(0)
+    decoder = DECODERS.create("linear_face_decoder_tiny", embed_dim=8, components=4, ridge=1e-9)
+    embeddings = torch.randn(300, 8, generator=generator)
+    mean_texture = torch.rand(3, 64, 64, generator=generator) * 0.4 + 0.3
+    texture_directions = torch.randn(8, 3 * 64 * 64, generator=generator) * 0.01
+    texture_directions[4:] = 0  # four texture directions: the model's four components
+    textures = (mean_texture.flatten() + embeddings @ texture_directions).view(-1, 3, 64, 64)
+    mean_landmarks = decoder.mean_landmarks.clone()
+    landmarks = mean_landmarks + (embeddings @ (torch.randn(8, 136, generator=generator) * 0.3)).view(-1, 68, 2)
+    untrained = decoder(embeddings[:2])
+    torch.testing.assert_close(untrained.landmarks, mean_landmarks.expand(2, -1, -1))  # the mean face
+    decoder.set_mean_face(mean_landmarks, mean_texture)
+    decoder.fit_face_model(embeddings, landmarks, textures)
+    fitted = decoder(embeddings[:50])
+    torch.testing.assert_close(fitted.texture, textures[:50], atol=1e-3, rtol=0)
+    torch.testing.assert_close(fitted.landmarks, landmarks[:50], atol=1e-3, rtol=0)
+    assert decoder.first_layer is decoder.head and decoder.head.out_features == 136 + 4
+    with pytest.raises(ValueError, match="at least 1"):
+        DECODERS.create("linear_face_decoder_tiny", components=0)
 
 
 def test_landmark_and_size_mismatches_are_config_errors() -> None:
@@ -220,6 +260,34 @@ def test_the_trained_decoder_beats_the_mean_face_on_held_out_faces(world: Path, 
     assert float(rows[-1]["val/image_l1"]) < float(rows[-1]["val/mean_face_image_l1"])
     assert float(rows[-1]["val/landmark_px"]) < float(rows[-1]["val/mean_face_landmark_px"])
     assert float(rows[-1]["val/texture"]) < float(rows[0]["val/texture"])
+
+
+@pytest.mark.slow
+def test_the_linear_face_decoder_draws_each_held_out_face_not_an_average(world: Path, tmp_path: Path) -> None:
+    import lightning as L
+
+    L.seed_everything(0, verbose=False)
+    decoder = DECODERS.create("linear_face_decoder_tiny")
+    system = FaceDecoderSystem(decoder, None, lr=3e-3, grid_faces=0)
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=STEPS, limit_val_batches=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
+    )  # fmt: skip
+    trainer.fit(system, datamodule=S2FDataModule(str(world), batch_size=16, clip_seconds=0.1, decode_faces=True))
+    faces, landmarks, embeddings = _held_out(world)
+    images = F.interpolate(faces.float() / 255, size=(64, 64), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        drawn = decoder.eval()(embeddings).image
+    # Pixel distance from every decoded face to every held-out true face: a decoder that draws the average
+    # face is as far from its own face as from the others; one that draws the person is nearest its own.
+    distance = (drawn[:, None] - images[None]).abs().flatten(2).mean(-1)
+    own, others = distance.diag(), distance[~torch.eye(len(images), dtype=torch.bool)]
+    nearest_is_own = (distance.argmin(dim=1) == torch.arange(len(images))).float().mean().item()
+    mean_face = (decoder.mean_texture - images).abs().flatten(1).mean(-1)
+    print(f"\nlinear face decoder, {len(images)} held-out faces: own {own.mean():.4f}, others {others.mean():.4f},"
+          f" mean face {mean_face.mean():.4f}; nearest is own {nearest_is_own:.0%} (chance {1 / len(images):.0%})")
+    assert own.mean() < 0.8 * mean_face.mean()
+    assert nearest_is_own >= 10 / len(images)
 
 
 @pytest.mark.slow

@@ -9,11 +9,7 @@ its appearance separately:
 - landmarks: a shallow MLP with ReLU, predicting offsets from the mean shape;
 - texture: FC -> 14 x 14 x 256 -> transposed convolutions (kernel 5, stride 2, ReLU) doubling the
   side and halving the channels (never below 32) up to the output size -> 1x1 convolution to RGB.
-  The texture lives in the canonical frame where every face has the mean shape. Alternatively
-  (``texture_components=K``) the texture is a *linear texture model*, as in a morphable model
-  (Blanz & Vetter 1999): the mean texture plus K learned basis images, weighted by coefficients
-  an FC layer predicts. The training system starts the basis at the principal components of the
-  training faces' canonical textures, so the decoder only has to learn K numbers per face;
+  The texture lives in the canonical frame where every face has the mean shape;
 - warp: a thin-plate spline moves the texture from the mean shape onto the predicted landmarks,
   with the image border held fixed (:func:`s2f.decoders.tps.tps_warp`).
 
@@ -21,12 +17,6 @@ The mean shape and the mean canonical texture are buffers, so they travel with t
 training system fills them from the training faces before the first step. The texture is predicted
 as a change to the mean texture (in logit space, through a zero-initialised last layer), so an
 untrained decoder renders the mean face and training starts from there.
-
-Why two texture branches: Cole et al.'s CNN learns its texture from scratch and needs far more
-faces and steps than a small data set or a CPU budget give it; on ``s2f demo``'s world (720
-training faces, a few minutes on two cores) it renders the average face for every embedding,
-while the linear texture model draws faces that dlib recognises as their person (``docs/synth.md``
-has the measurements). On a large data set both are worth trying; the CNN is the paper's.
 
 Example:
     >>> import torch
@@ -54,7 +44,7 @@ from ..vision.alignment import mean_shape
 from .face_decoder import FaceDecoder, FaceOutput
 from .tps import pixels_to_unit, tps_warp, unit_to_pixels
 
-__all__ = ["WarpDecoder", "warp_decoder", "warp_decoder_tiny"]
+__all__ = ["WarpDecoder", "initial_shape", "load_decoder_weights", "warp_decoder", "warp_decoder_tiny"]
 
 _WEIGHTS_FILE = "model.safetensors"
 
@@ -75,9 +65,6 @@ class WarpDecoder(FaceDecoder):
         border_points: Fixed points per image side in the warp.
         flow_size: Resolution the warp's displacement field is computed at (then upsampled);
             the output's by default.
-        texture_components: ``None``: Cole et al.'s CNN texture branch. A number K: a linear
-            texture model of K basis images (see the module docstring); ``base_size``,
-            ``base_channels`` and ``min_channels`` then do not apply.
         weights: A trained decoder to load: a ``.safetensors`` / ``.pt`` state dict, a ``.ckpt``
             written by :class:`s2f.train.FaceDecoderSystem`, or a saved model folder. The
             architecture arguments must match the ones it was trained with.
@@ -91,7 +78,6 @@ class WarpDecoder(FaceDecoder):
 
     mean_landmarks: torch.Tensor
     mean_texture: torch.Tensor
-    texture_basis: nn.Parameter | None
 
     def __init__(
         self,
@@ -105,7 +91,6 @@ class WarpDecoder(FaceDecoder):
         min_channels: int = 32,
         border_points: int = 4,
         flow_size: int | None = None,
-        texture_components: int | None = None,
         weights: str | None = None,
     ) -> None:
         super().__init__()
@@ -119,34 +104,27 @@ class WarpDecoder(FaceDecoder):
         self.base_channels = base_channels
         self.border_points = border_points
         self.flow_size = flow_size
-        self.texture_components = texture_components
 
         self.first = nn.Linear(embed_dim, hidden_dim)
         landmark_out = nn.Linear(landmark_hidden_dim, 2 * num_landmarks)
         self.landmark_mlp = nn.Sequential(nn.Linear(hidden_dim, landmark_hidden_dim), nn.ReLU(), landmark_out)
-        heads: list[nn.Linear | nn.Conv2d] = [landmark_out]
-        if texture_components is None:
-            self.texture_fc = nn.Linear(hidden_dim, base_channels * base_size * base_size)
-            self.upsample, channels = _upsampling(base_channels, min_channels, int(doublings))
-            self.to_rgb = nn.Conv2d(channels, 3, 1)
-            heads.append(self.to_rgb)
-            self.texture_basis = None
-        else:
-            if texture_components < 1:
-                raise ValueError(f"texture_components must be at least 1, got {texture_components}")
-            self.texture_coefficients = nn.Linear(hidden_dim, texture_components)
-            heads.append(self.texture_coefficients)
-            # Small random images until the training system sets the principal components of real faces.
-            basis = torch.randn(texture_components, 3 * image_size * image_size) * 1e-3
-            self.texture_basis = nn.Parameter(basis)
+        self.texture_fc = nn.Linear(hidden_dim, base_channels * base_size * base_size)
+        layers: list[nn.Module] = []
+        channels = base_channels
+        for _ in range(int(doublings)):
+            out_channels = max(channels // 2, min_channels)
+            layers += [nn.ConvTranspose2d(channels, out_channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU()]
+            channels = out_channels
+        self.upsample = nn.Sequential(*layers)
+        self.to_rgb = nn.Conv2d(channels, 3, 1)
         # Zero-initialised heads: an untrained decoder renders the mean face, and training moves from there.
         with torch.no_grad():
-            for head in heads:
+            for head in (landmark_out, self.to_rgb):
                 head.weight.zero_()
                 if head.bias is not None:
                     head.bias.zero_()
 
-        self.register_buffer("mean_landmarks", _initial_shape(num_landmarks, image_size))
+        self.register_buffer("mean_landmarks", initial_shape(num_landmarks, image_size))
         self.register_buffer("mean_texture", torch.full((3, image_size, image_size), 0.5))
         if weights is not None:
             self.load_weights(weights)
@@ -162,24 +140,6 @@ class WarpDecoder(FaceDecoder):
             self.mean_landmarks.copy_(landmarks)
             self.mean_texture.copy_(texture.clamp(1e-3, 1 - 1e-3))
 
-    def set_texture_basis(self, basis: torch.Tensor) -> None:
-        """Starts the linear texture model at ``basis`` [K, 3, S, S]: changes to the mean texture whose
-        coefficients are about unit-sized (e.g. principal components times their standard deviation)."""
-        if self.texture_basis is None:
-            raise ValueError("this decoder draws its texture with a CNN; it has no texture basis")
-        with torch.no_grad():
-            self.texture_basis.copy_(basis.reshape(self.texture_basis.shape))
-
-    def predict_texture(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The canonical texture [B, 3, S, S] in [0, 1] from the shared first layer's output."""
-        size = self.image_size
-        if self.texture_basis is not None:
-            change = self.texture_coefficients(hidden) @ self.texture_basis.to(hidden.dtype)
-            return (self.mean_texture.to(hidden.dtype) + change.view(-1, 3, size, size)).clamp(0.0, 1.0)
-        features = torch.relu(self.texture_fc(hidden)).view(-1, self.base_channels, self.base_size, self.base_size)
-        mean_logit = torch.logit(self.mean_texture.to(features.dtype))
-        return torch.sigmoid(mean_logit + self.to_rgb(self.upsample(features)))
-
     def render(self, texture: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Warps canonical textures [B, 3, S, S] from the mean shape onto landmarks [B, K, 2] (pixels)."""
         mean = self.mean_landmarks.to(landmarks.dtype).expand_as(landmarks)
@@ -191,36 +151,34 @@ class WarpDecoder(FaceDecoder):
         mean_unit = pixels_to_unit(self.mean_landmarks, self.image_size)
         offsets = self.landmark_mlp(hidden).view(-1, self.num_landmarks, 2)
         landmarks = unit_to_pixels(mean_unit + offsets, self.image_size)
-        texture = self.predict_texture(hidden)
+        features = torch.relu(self.texture_fc(hidden)).view(-1, self.base_channels, self.base_size, self.base_size)
+        mean_logit = torch.logit(self.mean_texture.to(features.dtype))
+        texture = torch.sigmoid(mean_logit + self.to_rgb(self.upsample(features)))
         image = self.render(texture, landmarks).clamp(0.0, 1.0)
         return FaceOutput(image=image, landmarks=landmarks, texture=texture)
 
     def load_weights(self, path: str | Path) -> None:
         """Fills the decoder from a trained one (see ``weights``); a mismatch is a :class:`WeightsError`."""
-        path = Path(path).expanduser()
-        if path.is_dir():
-            path = path / _WEIGHTS_FILE
-        state = read_state_dict(path, "face decoder")
-        # Training checkpoints and saved models hold the decoder under "decoder."; a bare state dict does not.
-        prefixed = {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
-        if prefixed:
-            state = prefixed
-        elif any(k.startswith("encoder.") for k in state):
-            raise WeightsError(f"{path} holds a voice encoder but no face decoder")
-        load_into(self, state, path, f"face decoder ({type(self).__name__}, {self.embed_dim}-D in)")
+        load_decoder_weights(self, path)
 
 
-def _upsampling(channels: int, min_channels: int, doublings: int) -> tuple[nn.Sequential, int]:
-    """Transposed convolutions (kernel 5, stride 2, ReLU) doubling the side and halving the channels."""
-    layers: list[nn.Module] = []
-    for _ in range(doublings):
-        out_channels = max(channels // 2, min_channels)
-        layers += [nn.ConvTranspose2d(channels, out_channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU()]
-        channels = out_channels
-    return nn.Sequential(*layers), channels
+def load_decoder_weights(decoder: FaceDecoder, path: str | Path) -> None:
+    """Fills ``decoder`` from a state dict, a training checkpoint or a saved model folder; a mismatch is a
+    :class:`WeightsError`."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / _WEIGHTS_FILE
+    state = read_state_dict(path, "face decoder")
+    # Training checkpoints and saved models hold the decoder under "decoder."; a bare state dict does not.
+    prefixed = {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
+    if prefixed:
+        state = prefixed
+    elif any(k.startswith("encoder.") for k in state):
+        raise WeightsError(f"{path} holds a voice encoder but no face decoder")
+    load_into(decoder, state, path, f"face decoder ({type(decoder).__name__}, {decoder.embed_dim}-D in)")
 
 
-def _initial_shape(num_landmarks: int, image_size: int) -> torch.Tensor:
+def initial_shape(num_landmarks: int, image_size: int) -> torch.Tensor:
     if num_landmarks == 68:
         shape = mean_shape(image_size)
     else:

@@ -37,11 +37,18 @@ __all__ = ["ConformerEncoder", "s2f_conformer", "s2f_conformer_tiny"]
 _KERNEL, _STRIDE = 3, 2
 
 
-def _subsampled(size: int) -> int:
-    """Length of one axis after the two unpadded 3x3, stride-2 convolutions."""
-    for _ in range(2):
-        size = (size - _KERNEL) // _STRIDE + 1
+def _subsampled(size: int, strides: tuple[int, int] = (_STRIDE, _STRIDE)) -> int:
+    """Length of one axis after the two unpadded 3x3 convolutions with these strides."""
+    for stride in strides:
+        size = (size - _KERNEL) // stride + 1
     return size
+
+
+def _frequency_strides(frequency_subsampling: int) -> tuple[int, int]:
+    strides = {4: (2, 2), 2: (1, 2), 1: (1, 1)}
+    if frequency_subsampling not in strides:
+        raise ValueError(f"frequency_subsampling must be 1, 2 or 4, got {frequency_subsampling}")
+    return strides[frequency_subsampling]
 
 
 class ConvSubsampling(nn.Module):
@@ -52,17 +59,22 @@ class ConvSubsampling(nn.Module):
         channels: Output channels of both convolutions.
         d_model: Width of the frame vectors it produces.
         dropout: Dropout on the projected frames.
+        frequency_subsampling: How much the two convolutions shrink the frequency axis: 4 (both
+            stride 2), 2 (only the second) or 1 (neither). Time is always subsampled 4x.
     """
 
-    def __init__(self, num_bins: int, channels: int, d_model: int, dropout: float) -> None:
+    def __init__(
+        self, num_bins: int, channels: int, d_model: int, dropout: float, frequency_subsampling: int = 4
+    ) -> None:
         super().__init__()
+        first, second = _frequency_strides(frequency_subsampling)
         self.convs = nn.Sequential(
-            nn.Conv2d(2, channels, _KERNEL, stride=_STRIDE),
+            nn.Conv2d(2, channels, _KERNEL, stride=(_STRIDE, first)),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, _KERNEL, stride=_STRIDE),
+            nn.Conv2d(channels, channels, _KERNEL, stride=(_STRIDE, second)),
             nn.ReLU(inplace=True),
         )
-        self.proj = nn.Linear(channels * _subsampled(num_bins), d_model)
+        self.proj = nn.Linear(channels * _subsampled(num_bins, (first, second)), d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -107,6 +119,9 @@ class ConformerEncoder(VoiceEncoder):
             ``None`` projects the pooled vector straight to ``embed_dim``.
         embed_dim: Size of the output embedding; must match the teacher's.
         num_bins: Frequency bins of the input spectrogram (n_fft // 2 + 1).
+        frequency_subsampling: How much the subsampling convolutions shrink the frequency axis (4, 2
+            or 1). At 4, 31 Hz bins become 125 Hz ones, coarser than the harmonics of most voices
+            (f0 of 85-255 Hz), so pitch must be read from the harmonics' pattern; 2 keeps them apart.
     """
 
     def __init__(
@@ -122,6 +137,7 @@ class ConformerEncoder(VoiceEncoder):
         hidden_dim: int | None = 4096,
         embed_dim: int = 4096,
         num_bins: int = 257,
+        frequency_subsampling: int = 4,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -136,7 +152,7 @@ class ConformerEncoder(VoiceEncoder):
             raise ValueError(f"{num_bins} frequency bins are too few for 4x subsampling")
         self.embed_dim = embed_dim
         self.num_bins = num_bins
-        self.subsampling = ConvSubsampling(num_bins, subsampling_channels, d_model, dropout)
+        self.subsampling = ConvSubsampling(num_bins, subsampling_channels, d_model, dropout, frequency_subsampling)
         self.conformer = Conformer(
             input_dim=d_model,
             num_heads=num_heads,

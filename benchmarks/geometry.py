@@ -116,14 +116,14 @@ def kornia_tps_map(source: torch.Tensor, target: torch.Tensor, size: int, query:
 def kornia_tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor, *, flow_size: int) -> torch.Tensor:
     """``tps_warp``'s pipeline with kornia's spline: the field on a coarse grid, upsampled, then sampled."""
     batch, size = image.shape[0], image.shape[-1]
-    coarse = _pixel_centres(flow_size, image.dtype).expand(batch, -1, -1)
+    coarse = _pixel_centers(flow_size, image.dtype).expand(batch, -1, -1)
     flow = (kornia_tps_map(source, target, size, coarse) - coarse).reshape(batch, flow_size, flow_size, 2)
     flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False)
-    grid = _pixel_centres(size, image.dtype).reshape(1, size, size, 2) + flow.permute(0, 2, 3, 1)
+    grid = _pixel_centers(size, image.dtype).reshape(1, size, size, 2) + flow.permute(0, 2, 3, 1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _pixel_centres(size: int, dtype: torch.dtype) -> torch.Tensor:
+def _pixel_centers(size: int, dtype: torch.dtype) -> torch.Tensor:
     axis = (torch.arange(size, dtype=dtype) * 2 + 1) / size - 1
     grid_y, grid_x = torch.meshgrid(axis, axis, indexing="ij")
     return torch.stack([grid_x, grid_y], -1).reshape(1, -1, 2)
@@ -215,7 +215,7 @@ def bench_tps(batch: int, repeats: int, sizes: Sequence[tuple[int, int]]) -> lis
         seconds = fastest_each(timings, repeats)
         reference = _warp_and_gradients(warps["s2f"], texture.double(), mean.double(), target.double())
         source_u, target_u = pixels_to_unit(mean.double(), size), pixels_to_unit(target.double(), size)
-        query = _pixel_centres(flow, torch.float64).expand(batch, -1, -1)
+        query = _pixel_centers(flow, torch.float64).expand(batch, -1, -1)
         moved = (target - mean).double().norm(dim=-1).amax(-1)  # each face's largest landmark move, px
         for library, warp_fn in warps.items():
             image, landmark_grad, texture_grad = _warp_and_gradients(warp_fn, texture, mean, target)

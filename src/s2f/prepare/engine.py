@@ -79,19 +79,6 @@ class WorkItem:
     reject: Reject | None = None
 
 
-def _reject(task: ClipTask, reason: str, detail: str) -> Reject:
-    return Reject(
-        clip_id=task.clip_id,
-        speaker_id=task.speaker_id,
-        reason=reason,
-        detail=detail,
-        source=task.source,
-        path=task.media,
-        start=task.start,
-        end=task.end,
-    )
-
-
 class DecodeDataset(Dataset[WorkItem]):
     """The clips of one rank's parts, decoded on access (in DataLoader workers).
 
@@ -142,9 +129,9 @@ class DecodeDataset(Dataset[WorkItem]):
             clip.seconds += time.perf_counter() - began
             return WorkItem(part, task, clip, frames, views, scales)
         except MediaError as err:
-            return WorkItem(part, task, reject=_reject(task, err.reason, err.detail))
+            return WorkItem(part, task, reject=task.rejected(err.reason, err.detail))
         except Exception as err:  # one odd file must not stop a two-million-clip run; it is reported
-            return WorkItem(part, task, reject=_reject(task, FAILED, f"{task.media}: {type(err).__name__}: {err}"))
+            return WorkItem(part, task, reject=task.rejected(FAILED, f"{task.media}: {type(err).__name__}: {err}"))
 
 
 def _collate(items: list[WorkItem]) -> list[WorkItem]:
@@ -301,13 +288,13 @@ class FacePipeline(pl.LightningModule):
             try:
                 best, failure = self._choose(item, frame_faces)
                 if best is None:
-                    outcomes[position] = Outcome(item.part, None, _reject(item.task, *failure), timings)
+                    outcomes[position] = Outcome(item.part, None, item.task.rejected(*failure), timings)
                     continue
                 face, frame, frame_time = best
                 aligned = self.aligner.align(frame.numpy(), face)
             except Exception as err:  # one odd frame must not stop the run; it is reported
                 detail = f"{item.task.media}: {type(err).__name__}: {err}"
-                outcomes[position] = Outcome(item.part, None, _reject(item.task, FAILED, detail), timings)
+                outcomes[position] = Outcome(item.part, None, item.task.rejected(FAILED, detail), timings)
                 continue
             accepted.append((item, aligned.image, aligned.landmarks, frame_time))
             timings["detect"] += time.perf_counter() - began

@@ -42,9 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s2f._version import __version__
 from s2f.errors import S2FError, ShardFormatError
-from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SAMPLE_RATE, SPLITS, ShardManifest, SplitInfo
+from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SPLITS, ShardManifest, SplitInfo
 
 from .rejects import Reject, write_rejects
 
@@ -287,10 +286,8 @@ class PartStore:
             teacher=teacher,
             embed_dim=embed_dim,
             splits=splits,
-            sample_rate=SAMPLE_RATE,
             max_seconds=max_seconds,
             audio_codec=audio_codec,
-            s2f_version=__version__,
             extra=dict(extra or {}),
         )
         _write_json_atomic(manifest_path, manifest.to_dict())

@@ -130,12 +130,6 @@ def plan_parts(
     ]
 
 
-def _early_reject(task: ClipTask) -> Reject:
-    assert task.problem is not None
-    reason, detail = task.problem
-    return Reject(task.clip_id, task.speaker_id, reason, detail, task.source, task.media, task.start, task.end)
-
-
 def _make_teacher(teacher: FaceTeacher | str, weights: str | None) -> FaceTeacher:
     if not isinstance(teacher, str):
         return teacher
@@ -248,7 +242,7 @@ def _plan(store: PartStore, tasks: Iterable[ClipTask], split_fractions: Sequence
     done_ids = {clip_id for part in done for clip_id in part.clip_ids}
     known_splits = {speaker: split for part in done for speaker, split in part.speakers.items()}
     resolve_splits(listed, split_fractions, known_splits)
-    early = [_early_reject(t) for t in listed if t.clip_id not in done_ids and t.problem is not None]
+    early = [t.rejected(*t.problem) for t in listed if t.clip_id not in done_ids and t.problem is not None]
     pending = [t for t in listed if t.clip_id not in done_ids and t.problem is None]
     return _Plan(listed, duplicates, early, pending, store.next_number())
 

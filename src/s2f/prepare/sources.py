@@ -31,7 +31,7 @@ from typing import Any
 
 from s2f.errors import S2FError
 
-from .rejects import NO_VIDEO, VIDEO_MISSING
+from .rejects import NO_VIDEO, VIDEO_MISSING, Reject
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -93,6 +93,19 @@ class ClipTask:
     def media(self) -> str:
         """The file the sound comes from (for messages and the rejects file)."""
         return self.video or self.audio or ""
+
+    def rejected(self, reason: str, detail: str) -> Reject:
+        """This clip as a line of the rejects file, for ``reason`` (a code of :mod:`s2f.prepare.rejects`)."""
+        return Reject(
+            clip_id=self.clip_id,
+            speaker_id=self.speaker_id,
+            reason=reason,
+            detail=detail,
+            source=self.source,
+            path=self.media,
+            start=self.start,
+            end=self.end,
+        )
 
 
 def _suffix(path: str | Path) -> str:

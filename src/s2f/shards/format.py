@@ -24,6 +24,8 @@ from litdata.streaming.serializers import (
     StringSerializer,
 )
 
+from s2f._version import __version__
+
 __all__ = [
     "AUDIO_CODECS",
     "FACE_SIZE",
@@ -144,7 +146,7 @@ class ShardManifest:
         max_seconds: Longest clip the writer accepted, in seconds.
         audio_codec: ``"flac"`` or ``"pcm16"``.
         face_size: Side of the square face crops in pixels.
-        s2f_version: Version of s2f that wrote the shards.
+        s2f_version: Version of s2f that wrote the shards (by default, this one).
         format: Always ``"s2f-shards"``.
         version: Format version, :data:`FORMAT_VERSION` for shards this s2f can read.
         extra: Optional top-level keys beyond the required ones, kept as read and written back
@@ -160,7 +162,7 @@ class ShardManifest:
     max_seconds: float = 6.0
     audio_codec: str = "flac"
     face_size: int = FACE_SIZE
-    s2f_version: str = "0+unknown"
+    s2f_version: str = __version__
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)

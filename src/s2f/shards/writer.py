@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from litdata.streaming.writer import BinaryWriter
 
-from s2f._version import __version__
 from s2f.errors import ShardFormatError
 
 from .codec import _encode_audio, _encode_face, _finite_float, _metadata_json, _to_int16
@@ -281,11 +280,8 @@ class ShardWriter:
             teacher=self.teacher,
             embed_dim=self.embed_dim,
             splits=splits,
-            sample_rate=SAMPLE_RATE,
             max_seconds=self.max_seconds,
             audio_codec=self.audio_codec,
-            face_size=FACE_SIZE,
-            s2f_version=__version__,
         )
         path = os.path.join(self.root, MANIFEST_NAME)
         tmp = path + ".tmp"

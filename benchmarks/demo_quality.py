@@ -83,7 +83,13 @@ def main() -> int:
         ok = passes(mean, comparison, target)
         missed += not ok
         rows.append(
-            {"what": what, "mean": mean, "std": spread, "target": f"{comparison} {target:g}", "met": "yes" if ok else "NO"}
+            {
+                "what": what,
+                "mean": mean,
+                "std": spread,
+                "target": f"{comparison} {target:g}",
+                "met": "yes" if ok else "NO",
+            }
         )
     print(
         format_table(

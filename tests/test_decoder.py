@@ -25,10 +25,10 @@ from media import tone, write_wav
 from s2f import DECODERS, TEACHERS, Speech2Face
 from s2f.cli import main
 from s2f.data import ClipRecord, iter_records
+from s2f.decoders.linear_face import principal_components
 from s2f.errors import ConfigError, WeightsError
 from s2f.pipeline import load_decoder, save_decoder
 from s2f.train import FaceDecoderSystem, Speech2FaceSystem
-from s2f.decoders.linear_face import principal_components
 from s2f.train.datamodule import S2FDataModule
 from s2f.vision.alignment import mean_shape
 
@@ -274,7 +274,7 @@ def test_the_linear_face_decoder_draws_each_held_out_face_not_an_average(world: 
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
     )  # fmt: skip
     trainer.fit(system, datamodule=S2FDataModule(str(world), batch_size=16, clip_seconds=0.1, decode_faces=True))
-    faces, landmarks, embeddings = _held_out(world)
+    faces, _, embeddings = _held_out(world)
     images = F.interpolate(faces.float() / 255, size=(64, 64), mode="bilinear", antialias=True)
     with torch.no_grad():
         drawn = decoder.eval()(embeddings).image
@@ -284,8 +284,10 @@ def test_the_linear_face_decoder_draws_each_held_out_face_not_an_average(world: 
     own, others = distance.diag(), distance[~torch.eye(len(images), dtype=torch.bool)]
     nearest_is_own = (distance.argmin(dim=1) == torch.arange(len(images))).float().mean().item()
     mean_face = (decoder.mean_texture - images).abs().flatten(1).mean(-1)
-    print(f"\nlinear face decoder, {len(images)} held-out faces: own {own.mean():.4f}, others {others.mean():.4f},"
-          f" mean face {mean_face.mean():.4f}; nearest is own {nearest_is_own:.0%} (chance {1 / len(images):.0%})")
+    print(
+        f"\nlinear face decoder, {len(images)} held-out faces: own {own.mean():.4f}, others {others.mean():.4f},"
+        f" mean face {mean_face.mean():.4f}; nearest is own {nearest_is_own:.0%} (chance {1 / len(images):.0%})"
+    )
     assert own.mean() < 0.8 * mean_face.mean()
     assert nearest_is_own >= 10 / len(images)
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from s2f import Speech2Face
 from s2f.cli import main
+from s2f.eval.headline import HEADLINE_KEYS
 
 
 @pytest.mark.slow
@@ -33,6 +34,15 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     assert recall_lines and all("chance" in line for line in recall_lines)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["data"]["teacher"] == "dlib_resnet" and metrics["data"]["speakers"] >= 10
+    # The flat headline block has every documented key, and with dlib's teacher and a decoder, a number
+    # for each: voice retrieval, angles, demographics, and whether decoded faces find their person.
+    headline = metrics["headline"]
+    assert tuple(headline) == HEADLINE_KEYS
+    assert headline["seconds"] == "3s"
+    assert all(isinstance(headline[key], int | float) for key in HEADLINE_KEYS if key != "seconds"), headline
+    assert headline["recall_at_1"] == metrics["retrieval"]["3s"]["cos"]["R@1"]
+    assert headline["f2f_recall_at_1"] == metrics["face_identity"]["f2f"]["R@1"]
+    assert "faces from true embeddings, re-embedded: R@1" in printed
 
     # The report is self-contained: every image is inline and decodes.
     html = (out / "eval" / "report.html").read_text()

@@ -24,5 +24,10 @@ def main(args: list[str]) -> int:
         "the encoder, evaluate, and write report.html.",
     )
     options.add_to(parser)
-    options.function(**options.kwargs(parser.parse_args(args)))
+    from s2f.demo import DEMO_PLANS
+
+    # A plan is a name here; the function also takes a DemoPlan, which a command line cannot spell.
+    parser.add_argument("--plan", choices=list(DEMO_PLANS), help="a named plan (overrides --quick)")
+    namespace = parser.parse_args(args)
+    options.function(**options.kwargs(namespace), plan=namespace.plan)
     return 0

@@ -129,7 +129,9 @@ class LinearFaceDecoder(FaceDecoder):
             coefficients[:, live] = solution.T
         mean_unit = pixels_to_unit(self.mean_landmarks, self.image_size)
         offsets = (pixels_to_unit(landmarks.to(device).float(), self.image_size) - mean_unit).flatten(1)
-        weight, bias = ridge_regression(embeddings.to(device).float(), torch.cat([offsets, coefficients], 1), self.ridge)
+        weight, bias = ridge_regression(
+            embeddings.to(device).float(), torch.cat([offsets, coefficients], 1), self.ridge
+        )
         self.head.weight.copy_(weight)
         self.head.bias.copy_(bias)
 

@@ -365,5 +365,7 @@ def _face_lines(metrics: dict[str, Any]) -> list[str]:
                 f"(chance {_pct(1 / size)}, {_pct(min(10, size) / size)})"
             )
     if "f2f" in demographics:
-        lines.append(f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}")
+        lines.append(
+            f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}"
+        )
     return lines

@@ -453,6 +453,8 @@ def test_killed_run_resumes_with_every_clip_exactly_once(corpus: Path, prepared,
 
 
 @pytest.mark.slow
+# Its own deadlines (two runs of up to 400 s) come first and show the run's stderr.
+@pytest.mark.timeout(1200)
 def test_two_processes_each_write_their_own_parts(corpus: Path, prepared, tmp_path: Path) -> None:
     reference_root, _ = prepared
     shutil.copytree(corpus, tmp_path / "corpus")

@@ -92,6 +92,8 @@ def _read(log: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+# Its own deadlines (240 + 30 + 300 + 300 s) come first and say which process got stuck.
+@pytest.mark.timeout(1200)
 def test_killed_run_resumes_from_last_checkpoint_with_the_same_data_order(shards: Path, tmp_path: Path) -> None:
     # The uninterrupted reference runs while the crashing run is being set up: two cores, two processes.
     reference_log = tmp_path / "reference.jsonl"

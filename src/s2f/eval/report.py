@@ -360,10 +360,10 @@ def _face_lines(metrics: dict[str, Any]) -> list[str]:
         size = int(identity["f2f"]["gallery_size"])
         for name, what in (("f2f", "faces from true embeddings"), ("s2f", "faces from voices")):
             found = identity[name]
-            lines.append(
-                f"  {what}, re-embedded: R@1 {_pct(found['R@1'])}, R@10 {_pct(found['R@10'])} "
-                f"(chance {_pct(1 / size)}, {_pct(min(10, size) / size)})"
-            )
+            ks = [k for k in (1, 10) if f"R@{k}" in found]  # K beyond a small gallery is left out
+            recalls = ", ".join(f"R@{k} {_pct(found[f'R@{k}'])}" for k in ks)
+            chances = ", ".join(_pct(k / size) for k in ks)
+            lines.append(f"  {what}, re-embedded: {recalls} (chance {chances})")
     if "f2f" in demographics:
         lines.append(
             f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}"

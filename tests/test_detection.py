@@ -128,6 +128,7 @@ def test_align_face_outside_the_frame_is_black_not_an_error() -> None:
     assert crop.image.shape == (224, 224, 3)
 
 
+@pytest.mark.slow
 def test_embeddings_agree_for_one_face_and_differ_between_faces(detector: FaceDetector) -> None:
     from s2f import TEACHERS
 

@@ -34,14 +34,14 @@ import torch
 import torch.nn as nn
 
 from .._registry import DECODERS
-from .face_decoder import FaceDecoder, FaceOutput
-from .tps import pixels_to_unit, tps_warp, unit_to_pixels
-from .warp import initial_shape, load_decoder_weights
+from .canonical import CanonicalFrameDecoder
+from .face_decoder import FaceOutput
+from .tps import pixels_to_unit, unit_to_pixels
 
 __all__ = ["LinearFaceDecoder", "linear_face_decoder", "linear_face_decoder_tiny", "principal_components"]
 
 
-class LinearFaceDecoder(FaceDecoder):
+class LinearFaceDecoder(CanonicalFrameDecoder):
     """Embedding -> (landmark offsets, texture coefficients) by one linear layer -> texture -> warp.
 
     Args:
@@ -62,9 +62,6 @@ class LinearFaceDecoder(FaceDecoder):
         Linear(in_features=8, out_features=139, bias=True)
     """
 
-    mean_landmarks: torch.Tensor
-    mean_texture: torch.Tensor
-
     def __init__(
         self,
         embed_dim: int = 4096,
@@ -81,18 +78,13 @@ class LinearFaceDecoder(FaceDecoder):
             raise ValueError(f"components must be at least 1, got {components}")
         self.embed_dim = embed_dim
         self.components = components
-        self.num_landmarks = num_landmarks
-        self.image_size = image_size
-        self.border_points = border_points
-        self.flow_size = flow_size
+        self.init_canonical_frame(num_landmarks, image_size, border_points, flow_size)
         self.ridge = ridge
         self.head = nn.Linear(embed_dim, 2 * num_landmarks + components)
         with torch.no_grad():  # an unfitted decoder renders the mean face
             self.head.weight.zero_()
             self.head.bias.zero_()
         self.texture_basis = nn.Parameter(torch.zeros(components, 3 * image_size * image_size))
-        self.register_buffer("mean_landmarks", initial_shape(num_landmarks, image_size))
-        self.register_buffer("mean_texture", torch.full((3, image_size, image_size), 0.5))
         if weights is not None:
             self.load_weights(weights)
 
@@ -100,12 +92,6 @@ class LinearFaceDecoder(FaceDecoder):
     def first_layer(self) -> nn.Module:
         """The linear layer from the embedding to the face-model coefficients."""
         return self.head
-
-    def set_mean_face(self, landmarks: torch.Tensor, texture: torch.Tensor) -> None:
-        """Sets the canonical frame: mean landmarks [K, 2] in output pixels, mean canonical texture [3, S, S]."""
-        with torch.no_grad():
-            self.mean_landmarks.copy_(landmarks)
-            self.mean_texture.copy_(texture.clamp(0.0, 1.0))
 
     @torch.no_grad()
     def fit_face_model(self, embeddings: torch.Tensor, landmarks: torch.Tensor, textures: torch.Tensor) -> None:
@@ -143,13 +129,7 @@ class LinearFaceDecoder(FaceDecoder):
         change = out[:, 2 * self.num_landmarks :] @ self.texture_basis.to(out.dtype)
         size = self.image_size
         texture = (self.mean_texture.to(out.dtype) + change.view(-1, 3, size, size)).clamp(0.0, 1.0)
-        mean = self.mean_landmarks.to(landmarks.dtype).expand_as(landmarks)
-        image = tps_warp(texture, mean, landmarks, border_per_side=self.border_points, flow_size=self.flow_size)
-        return FaceOutput(image=image.clamp(0.0, 1.0), landmarks=landmarks, texture=texture)
-
-    def load_weights(self, path: str) -> None:
-        """Fills the decoder from a trained one; a mismatch is a :class:`~s2f.errors.WeightsError`."""
-        load_decoder_weights(self, path)
+        return FaceOutput(image=self.render(texture, landmarks).clamp(0.0, 1.0), landmarks=landmarks, texture=texture)
 
 
 def principal_components(rows: torch.Tensor, mean: torch.Tensor, count: int) -> torch.Tensor:

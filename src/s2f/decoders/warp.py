@@ -31,25 +31,19 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from .._registry import DECODERS
-from .._weights import load_into, read_state_dict
-from ..errors import WeightsError
-from ..vision.alignment import mean_shape
-from .face_decoder import FaceDecoder, FaceOutput
-from .tps import pixels_to_unit, tps_warp, unit_to_pixels
+from .canonical import CanonicalFrameDecoder
+from .face_decoder import FaceOutput
+from .tps import pixels_to_unit, unit_to_pixels
 
-__all__ = ["WarpDecoder", "initial_shape", "load_decoder_weights", "warp_decoder", "warp_decoder_tiny"]
-
-_WEIGHTS_FILE = "model.safetensors"
+__all__ = ["WarpDecoder", "warp_decoder", "warp_decoder_tiny"]
 
 
-class WarpDecoder(FaceDecoder):
+class WarpDecoder(CanonicalFrameDecoder):
     """Embedding -> landmarks (MLP) + canonical texture (CNN) -> image (thin-plate-spline warp).
 
     Args:
@@ -76,8 +70,7 @@ class WarpDecoder(FaceDecoder):
         torch.Size([1, 3, 28, 28])
     """
 
-    mean_landmarks: torch.Tensor
-    mean_texture: torch.Tensor
+    texture_floor = 1e-3  # the texture is predicted around the mean texture's logit
 
     def __init__(
         self,
@@ -98,12 +91,9 @@ class WarpDecoder(FaceDecoder):
         if image_size % base_size or not doublings.is_integer():
             raise ValueError(f"image_size ({image_size}) must be base_size ({base_size}) times a power of 2")
         self.embed_dim = embed_dim
-        self.image_size = image_size
-        self.num_landmarks = num_landmarks
+        self.init_canonical_frame(num_landmarks, image_size, border_points, flow_size)
         self.base_size = base_size
         self.base_channels = base_channels
-        self.border_points = border_points
-        self.flow_size = flow_size
 
         self.first = nn.Linear(embed_dim, hidden_dim)
         landmark_out = nn.Linear(landmark_hidden_dim, 2 * num_landmarks)
@@ -124,8 +114,6 @@ class WarpDecoder(FaceDecoder):
                 if head.bias is not None:
                     head.bias.zero_()
 
-        self.register_buffer("mean_landmarks", initial_shape(num_landmarks, image_size))
-        self.register_buffer("mean_texture", torch.full((3, image_size, image_size), 0.5))
         if weights is not None:
             self.load_weights(weights)
 
@@ -133,17 +121,6 @@ class WarpDecoder(FaceDecoder):
     def first_layer(self) -> nn.Module:
         """The layer the embedding enters (embed_dim -> hidden_dim); the paper's f_dec for the L1 loss."""
         return self.first
-
-    def set_mean_face(self, landmarks: torch.Tensor, texture: torch.Tensor) -> None:
-        """Sets the canonical frame: mean landmarks [K, 2] in output pixels, mean canonical texture [3, S, S]."""
-        with torch.no_grad():
-            self.mean_landmarks.copy_(landmarks)
-            self.mean_texture.copy_(texture.clamp(1e-3, 1 - 1e-3))
-
-    def render(self, texture: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """Warps canonical textures [B, 3, S, S] from the mean shape onto landmarks [B, K, 2] (pixels)."""
-        mean = self.mean_landmarks.to(landmarks.dtype).expand_as(landmarks)
-        return tps_warp(texture, mean, landmarks, border_per_side=self.border_points, flow_size=self.flow_size)
 
     def forward(self, embedding: torch.Tensor) -> FaceOutput:
         hidden = torch.relu(self.first(embedding))
@@ -156,35 +133,6 @@ class WarpDecoder(FaceDecoder):
         texture = torch.sigmoid(mean_logit + self.to_rgb(self.upsample(features)))
         image = self.render(texture, landmarks).clamp(0.0, 1.0)
         return FaceOutput(image=image, landmarks=landmarks, texture=texture)
-
-    def load_weights(self, path: str | Path) -> None:
-        """Fills the decoder from a trained one (see ``weights``); a mismatch is a :class:`WeightsError`."""
-        load_decoder_weights(self, path)
-
-
-def load_decoder_weights(decoder: FaceDecoder, path: str | Path) -> None:
-    """Fills ``decoder`` from a state dict, a training checkpoint or a saved model folder; a mismatch is a
-    :class:`WeightsError`."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / _WEIGHTS_FILE
-    state = read_state_dict(path, "face decoder")
-    # Training checkpoints and saved models hold the decoder under "decoder."; a bare state dict does not.
-    prefixed = {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
-    if prefixed:
-        state = prefixed
-    elif any(k.startswith("encoder.") for k in state):
-        raise WeightsError(f"{path} holds a voice encoder but no face decoder")
-    load_into(decoder, state, path, f"face decoder ({type(decoder).__name__}, {decoder.embed_dim}-D in)")
-
-
-def initial_shape(num_landmarks: int, image_size: int) -> torch.Tensor:
-    if num_landmarks == 68:
-        shape = mean_shape(image_size)
-    else:
-        angles = np.linspace(0, 2 * np.pi, num_landmarks, endpoint=False)
-        shape = (0.5 + 0.3 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)) * image_size - 0.5
-    return torch.tensor(shape, dtype=torch.float32)
 
 
 @DECODERS.register("warp_decoder")

@@ -352,7 +352,7 @@ def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, An
     correlations = cranio.correlate(cranio.measure_all(points[:half]), cranio.measure_all(points[half:]), seed=seed)
     return {
         "faces": half,
-        "detector": "dlib HOG face detector + 68-point shape predictor (s2f.faces.FaceLandmarker)",
+        "detector": "dlib HOG face detector + 68-point shape predictor (s2f.vision.landmarks.FaceLandmarker)",
         "not_detected": {"f2f": int(half - sum(found[:half])), "s2f": int(half - sum(found[half:]))},
         "not_detected_note": "faces the detector missed are measured in the canonical face box, not dropped",
         "correlations": correlations,

@@ -126,7 +126,7 @@ class FaceDecoderSystem(L.LightningModule):
         if landmarks.ndim != 3 or landmarks.shape[1] == 0:
             raise ConfigError(
                 "the shards hold no landmarks; the face decoder learns from them: prepare shards with landmarks "
-                "(s2f.faces.FaceLandmarker)"
+                "(s2f.vision.landmarks.FaceLandmarker)"
             )
         expected = getattr(self.decoder, "num_landmarks", landmarks.shape[1])
         if landmarks.shape[1] != expected:

@@ -15,13 +15,12 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from s2f.shards import ClipRecord, ShardWriter
+from s2f.shards import SAMPLE_RATE, ClipRecord, ShardWriter
 
 __all__ = ["TOY_TEACHER", "ShardFactory", "random_record", "toy_corpus_shards", "write_shards"]
 
 T = TypeVar("T")
 
-SAMPLE_RATE = 16_000
 # The teacher every toy root is embedded with: a seeded random network, so no weights file is needed.
 TOY_TEACHER = "vggface_tiny"
 

@@ -49,7 +49,7 @@ from _table import format_table, machine
 from s2f.decoders.tps import border_points, pixels_to_unit, tps_displacement, tps_warp
 from s2f.synth.face_sources import canonical_shape
 from s2f.synth.morph import extended_points, piecewise_affine
-from s2f.vision.alignment import ALIGNMENT_POINTS, mean_shape, similarity_transform, warp_similarity
+from s2f.vision.alignment import ALIGNMENT_POINTS, mean_shape, shrink_before_warp, similarity_transform, warp_similarity
 
 try:
     import cv2
@@ -302,15 +302,7 @@ def _handwritten_warp_similarity(
     """
     dtype = torch.float64 if exact else torch.float32
     pixels = torch.from_numpy(np.array(image, dtype=np.float64)).permute(2, 0, 1)[None].to(dtype)
-    matrix = np.asarray(matrix, np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    if scale < 0.8:
-        height, width = image.shape[:2]
-        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-        pixels = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-        sx, sy = new_w / width, new_h / height
-        to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-        matrix = (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(to_small))[:2]
+    pixels, matrix = shrink_before_warp(pixels, np.asarray(matrix, np.float64))
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     axis = np.arange(size, dtype=np.float64)
     grid_x, grid_y = np.meshgrid(axis, axis)

@@ -143,16 +143,7 @@ def warp_similarity(image: np.ndarray, matrix: np.ndarray, size: int, *, padding
     from kornia.geometry.transform import warp_affine
 
     pixels = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None]
-    matrix = np.asarray(matrix, np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    if scale < 0.8:
-        height, width = image.shape[:2]
-        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-        pixels = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-        # Pixel centers move with the resize: x_small = (x + 0.5) * w_small / w - 0.5.
-        sx, sy = new_w / width, new_h / height
-        to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
-        matrix = (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(to_small))[:2]
+    pixels, matrix = shrink_before_warp(pixels, np.asarray(matrix, np.float64))
     # align_corners=False keeps pixel centers at integers (kornia >= 0.9 normalises with it; earlier
     # versions mixed the two conventions). Same crops as the hand-written grid it replaced, up to a
     # grey level of rounding, and faster (benchmarks/geometry.py).
@@ -186,3 +177,19 @@ def align_face(
     crop = warp_similarity(load_rgb(image), matrix, size, padding=padding)
     moved = landmarks @ matrix[:, :2].T + matrix[:, 2]
     return AlignedFace(image=crop, landmarks=moved.astype(np.float32), matrix=matrix)
+
+
+def shrink_before_warp(pixels: torch.Tensor, matrix: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Pixels [1, C, H, W] shrunk with an antialiasing filter when ``matrix`` (2 x 3) shrinks them by more
+    than 0.8, and the matrix that maps the shrunk image where ``matrix`` mapped the original, so a bilinear
+    warp afterwards does not alias."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale >= 0.8:
+        return pixels, matrix
+    height, width = pixels.shape[-2:]
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    pixels = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    # Pixel centers move with the resize: x_small = (x + 0.5) * w_small / w - 0.5.
+    sx, sy = new_w / width, new_h / height
+    to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+    return pixels, (np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(to_small))[:2]

@@ -270,6 +270,7 @@ def _fit_encoder(
     import lightning as L
 
     from ._registry import ENCODERS
+    from .calibration import calibrate_on_shards
     from .train import Speech2FaceSystem
     from .train.datamodule import S2FDataModule
 
@@ -290,7 +291,9 @@ def _fit_encoder(
     with Path(trainer.logger.log_dir, "metrics.csv").open() as handle:
         losses = [float(r["train/loss_epoch"]) for r in csv.DictReader(handle) if r.get("train/loss_epoch")]
     system.clip_seconds = plan.seconds  # the model hears whole clips at inference, as in the paper
-    return system.export(), losses[:1] + losses[-1:]
+    model = system.export()
+    calibrate_on_shards(model, shards, "train", seed=seed, progress=progress)
+    return model, losses[:1] + losses[-1:]
 
 
 # -- reporting -------------------------------------------------------------------------------------

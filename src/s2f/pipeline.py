@@ -31,7 +31,8 @@ import torch.nn as nn
 from ._config import build_component, component_spec
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, load_clip
-from .decoders.face_decoder import FaceDecoder
+from .calibration import EmbeddingCalibration
+from .decoders.face_decoder import FaceDecoder, FaceOutput
 from .encoders.voice_encoder import VoiceEncoder
 from .errors import ConfigError, WeightsError
 
@@ -46,7 +47,9 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "s2f-model"
-MODEL_FORMAT_VERSION = 1
+# Version 2 added the calibration; a model without one is still written as version 1, which every
+# s2f release reads.
+MODEL_FORMAT_VERSION = 2
 DECODER_FORMAT = "s2f-decoder"
 DECODER_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -77,6 +80,8 @@ class Speech2Face(nn.Module):
         decoder: A face decoder for the encoder's embedding space, if any.
         clip_seconds: Length every input is cropped or loop-repeated to (the paper: 6 s).
         teacher: A description of the teacher whose space the embeddings live in (name, embed_dim).
+        calibration: Where the encoder's predictions are moved to, and how far apart they are drawn
+            (:mod:`s2f.calibration`); fit one with :func:`~s2f.calibration.calibrate_on_shards`.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class Speech2Face(nn.Module):
         *,
         clip_seconds: float = 6.0,
         teacher: dict[str, Any] | None = None,
+        calibration: EmbeddingCalibration | None = None,
     ) -> None:
         super().__init__()
         if decoder is not None and decoder.embed_dim != encoder.embed_dim:
@@ -97,6 +103,7 @@ class Speech2Face(nn.Module):
         self.frontend = SpectrogramFrontend(**encoder.frontend_config())  # type: ignore[arg-type]
         self.clip_seconds = clip_seconds
         self.teacher = dict(teacher or {})
+        self.calibration = calibration
 
     @property
     def sample_rate(self) -> int:
@@ -110,7 +117,17 @@ class Speech2Face(nn.Module):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         """Face embeddings [B, D] of waveforms [B, N] at the model's sample rate."""
-        return self.encoder(self.frontend(waves))
+        embedding = self.encoder(self.frontend(waves))
+        return embedding if self.calibration is None else self.calibration(embedding)
+
+    def draw(self, embeddings: torch.Tensor) -> FaceOutput:
+        """The faces of predicted embeddings [B, D]: scaled to real faces' spread by the calibration, if
+        any, then decoded. For a teacher's embedding of a real face, call the ``decoder`` itself."""
+        if self.decoder is None:
+            raise ConfigError("this model has no face decoder; attach one: s2f export CKPT OUT --decoder DECODER")
+        if self.calibration is not None:
+            embeddings = self.calibration.for_drawing(embeddings)
+        return self.decoder(embeddings)
 
     @overload
     def predict(self, audio: AudioInput, *, seconds: float | None = None) -> Prediction: ...
@@ -136,7 +153,7 @@ class Speech2Face(nn.Module):
             embeddings = self(waves.to(self.device)).float().cpu()
             predictions = [Prediction(embedding=e) for e in embeddings]
             if self.decoder is not None:
-                faces = self.decoder(embeddings.to(self.device))
+                faces = self.draw(embeddings.to(self.device))
                 for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks, strict=True):
                     prediction.image = _to_pil(image)
                     prediction.landmarks = landmarks.float().cpu()
@@ -150,12 +167,13 @@ class Speech2Face(nn.Module):
         """Everything needed to rebuild this model, as JSON-ready values."""
         return {
             "format": MODEL_FORMAT,
-            "version": MODEL_FORMAT_VERSION,
+            "version": MODEL_FORMAT_VERSION if self.calibration is not None else 1,
             "s2f_version": __version__,
             "encoder": component_spec(self.encoder),
             "decoder": None if self.decoder is None else component_spec(self.decoder),
             "teacher": self.teacher,
             "preprocessing": {"clip_seconds": self.clip_seconds, **self.encoder.frontend_config()},
+            "calibration": None if self.calibration is None else self.calibration.config(),
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -181,7 +199,13 @@ class Speech2Face(nn.Module):
         encoder = build_component(config["encoder"], VoiceEncoder)
         decoder = build_component(config["decoder"], FaceDecoder) if config.get("decoder") else None
         seconds = float(config.get("preprocessing", {}).get("clip_seconds", 6.0))
-        return cls(encoder, decoder, clip_seconds=seconds, teacher=config.get("teacher"))
+        calibration = config.get("calibration")
+        if calibration is not None:
+            try:
+                calibration = EmbeddingCalibration(**calibration)
+            except TypeError as exc:
+                raise ConfigError(f"{source}: unreadable calibration record ({exc})") from None
+        return cls(encoder, decoder, clip_seconds=seconds, teacher=config.get("teacher"), calibration=calibration)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Speech2Face:
@@ -260,7 +284,9 @@ class Speech2Face(nn.Module):
         The decoder must read the encoder's embedding space: same size, and trained on the same
         teacher's embeddings (see :func:`load_decoder`'s ``teacher`` check).
         """
-        return type(self)(self.encoder, decoder, clip_seconds=self.clip_seconds, teacher=self.teacher)
+        return type(self)(
+            self.encoder, decoder, clip_seconds=self.clip_seconds, teacher=self.teacher, calibration=self.calibration
+        )
 
 
 def save_decoder(decoder: FaceDecoder, directory: str | os.PathLike, *, teacher: dict[str, Any] | None = None) -> Path:

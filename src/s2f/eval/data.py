@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,12 +94,13 @@ def predict_embeddings(
 
 
 @torch.inference_mode()
-def decode_faces(decoder: Any, embeddings: torch.Tensor, *, batch_size: int = 32) -> np.ndarray:
-    """The decoder's face of each embedding, as RGB uint8 [N, S, S, 3]."""
-    device = next(decoder.parameters()).device
-    decoder.eval()
+def decode_faces(
+    draw: Callable[[torch.Tensor], Any], embeddings: torch.Tensor, device: torch.device, *, batch_size: int = 32
+) -> np.ndarray:
+    """The face ``draw`` (a decoder, or a model's :meth:`~s2f.pipeline.Speech2Face.draw`) makes of each
+    embedding, as RGB uint8 [N, S, S, 3]."""
     images = []
     for start in range(0, len(embeddings), batch_size):
-        image = decoder(embeddings[start : start + batch_size].to(device)).image.float().clamp(0, 1)
+        image = draw(embeddings[start : start + batch_size].to(device)).image.float().clamp(0, 1)
         images.append((image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(images)

@@ -181,7 +181,12 @@ def _voice_metrics(
             "max_clips": max_clips,
             "seed": seed,
         },
-        "model": {"teacher": model.teacher, "decoder": model.decoder is not None, "clip_seconds": model.clip_seconds},
+        "model": {
+            "teacher": model.teacher,
+            "decoder": model.decoder is not None,
+            "clip_seconds": model.clip_seconds,
+            "calibration": None if model.calibration is None else model.calibration.config(),
+        },
         "seconds": keys,
         "paper": PAPER,
         "protocol": {
@@ -226,8 +231,11 @@ def _face_metrics(
             raise ConfigError(
                 "craniofacial and demographic metrics need a model with a face decoder (s2f export --decoder)"
             )
-        faces_from_voice = decode_faces(model.decoder, predicted[longest])
-        faces_from_face = decode_faces(model.decoder, held.embeddings)
+        model.eval()
+        # Faces from voices go through the model's calibration (drawn at real faces' spread); faces
+        # from true embeddings already have it.
+        faces_from_voice = decode_faces(model.draw, predicted[longest], model.device)
+        faces_from_face = decode_faces(model.decoder, held.embeddings, model.device)
     reason = "the model has no face decoder (attach one: s2f export CKPT OUT --decoder DECODER)"
     if _wanted(craniofacial, has_decoder):
         metrics["craniofacial"] = _craniofacial(faces_from_face, faces_from_voice, seed, progress)

@@ -30,6 +30,9 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     assert (out / "world" / "vox_meta.csv").is_file() and (out / "world" / "identities.csv").is_file()
     model = Speech2Face.from_pretrained(out / "model")
     assert model.teacher["name"] == "dlib_resnet" and model.decoder is not None
+    # Calibrated on its own training clips, and drawn farther from the mean than it predicts.
+    assert model.calibration is not None and model.calibration.fitted_on["split"] == "train"
+    assert model.calibration.spread > 1.0
     assert f"report: {out / 'eval' / 'report.html'}" in printed
 
     # The headline numbers are printed beside their chance level, and they are numbers.
@@ -45,6 +48,8 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     assert all(isinstance(headline[key], int | float) for key in HEADLINE_KEYS if key != "seconds"), headline
     assert headline["recall_at_1"] == metrics["retrieval"]["3s"]["cos"]["R@1"]
     assert headline["f2f_recall_at_1"] == metrics["face_identity"]["f2f"]["R@1"]
+    assert headline["true_vs_recorded_gender"] == metrics["demographics"]["recorded_gender_agreement"]["true"]
+    assert metrics["model"]["calibration"]["spread"] == pytest.approx(model.calibration.spread)
     assert "faces from true embeddings, re-embedded: R@1" in printed
 
     # The report is self-contained: every image is inline and decodes.

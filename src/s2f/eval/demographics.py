@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AGE_GROUPS", "GENDERS", "PAPER_GENDER_AGREEMENT", "age_group", "agreement", "classify_faces"]
+__all__ = [
+    "AGE_GROUPS",
+    "GENDERS",
+    "PAPER_GENDER_AGREEMENT",
+    "age_group",
+    "agreement",
+    "classify_faces",
+    "metadata_genders",
+]
 
 GENDERS = ("female", "male")
 AGE_GROUPS = ("0-19", "20-29", "30-39", "40-49", "50-59", "60+")
@@ -36,6 +44,19 @@ def age_group(years: float) -> str:
         ('0-19', '30-39', '60+')
     """
     return AGE_GROUPS[int(min(max(years, 0) // 10, 6)) - 1] if years >= 20 else AGE_GROUPS[0]
+
+
+def metadata_genders(metadata: Sequence[dict[str, Any]]) -> list[str] | None:
+    """Each clip's gender as its data set records it (VoxCeleb's meta: ``m``/``f``), as :data:`GENDERS`
+    labels; None unless every clip has one.
+
+    Example:
+        >>> metadata_genders([{"gender": "m"}, {"gender": "Female"}]), metadata_genders([{"gender": "m"}, {}])
+        (['male', 'female'], None)
+    """
+    names = {"m": "male", "male": "male", "f": "female", "female": "female"}
+    genders = [names.get(str(record.get("gender", "")).strip().lower()) for record in metadata]
+    return None if not genders or None in genders else [g for g in genders if g is not None]
 
 
 def classify_faces(

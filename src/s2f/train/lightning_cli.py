@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import S2FError
@@ -20,7 +21,17 @@ class S2FLightningCLI(LightningCLI):
     GPU recipes ask for ``bf16-mixed``; when such a recipe runs with ``accelerator: auto`` on a
     machine without a GPU, training falls back to fp32 (``32-true``), which is what a CPU without
     AMX runs fastest and most accurately. An explicit ``accelerator: cpu`` keeps the precision asked for.
+    ``sync_batchnorm`` (on in ``ddp.yaml``) is turned off on the CPU, where DDP refuses SyncBatchNorm:
+    each process then normalises its own batch, so the DDP recipe still runs as a smoke test there.
     """
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        # s2f always passes its arguments in `args` and leaves sys.argv as the user typed it: Lightning's
+        # DDP launcher starts the other ranks by re-running sys.argv, so it must hold the whole command.
+        # LightningCLI warns whenever both are set, which here is every run, never a mistake.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended", category=UserWarning)
+            super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -31,6 +42,9 @@ class S2FLightningCLI(LightningCLI):
         if precision in _GPU_PRECISIONS and trainer.get("accelerator") == "auto" and not _has_accelerator():
             rank_zero_info(f"s2f: no GPU found, so training runs in 32-true instead of {precision}")
             trainer["precision"] = "32-true"
+        if trainer.get("sync_batchnorm") and _runs_on_the_cpu(trainer.get("accelerator")):
+            rank_zero_info("s2f: SyncBatchNorm needs GPUs, so on the CPU each process normalises its own batch")
+            trainer["sync_batchnorm"] = False
 
     def instantiate_classes(self) -> None:
         try:
@@ -54,6 +68,10 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
 
 
+def _runs_on_the_cpu(accelerator: object) -> bool:
+    return accelerator == "cpu" or (accelerator == "auto" and not _has_accelerator())
+
+
 def _s2f_error_in_chain(exc: BaseException) -> S2FError | None:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -66,8 +84,13 @@ def _s2f_error_in_chain(exc: BaseException) -> S2FError | None:
 
 
 def run_lightning_cli(args: Sequence[str]) -> S2FLightningCLI:
-    """Runs ``fit``/``validate``/``test``/``predict`` as LightningCLI does, on the given arguments."""
-    program, sys.argv = sys.argv, sys.argv[:1]  # the arguments come from `args`; LightningCLI warns when both are set
+    """Runs ``fit``/``validate``/``test``/``predict`` as LightningCLI does, on the given arguments.
+
+    ``sys.argv`` stays untouched. With ``strategy: ddp`` and several devices, Lightning starts ranks 1..N-1
+    by running this process's command line again (``sys.executable`` with ``sys.argv``, or ``-m`` and the
+    ``__main__`` module's name), so each of them reaches this function with the same ``args``: the ``s2f``
+    command derives them from ``sys.argv``, a script that passes fixed ones passes them again.
+    """
     try:
         return S2FLightningCLI(
             L.LightningModule,
@@ -79,7 +102,6 @@ def run_lightning_cli(args: Sequence[str]) -> S2FLightningCLI:
             auto_configure_optimizers=False,
         )
     finally:
-        sys.argv = program
         _finish_wandb_run()
 
 

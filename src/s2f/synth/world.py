@@ -229,9 +229,9 @@ def _clip_path(root: Path, spec: IdentitySpec, clip: int, seed: int, media: str)
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(bank: SourceBank | None, cache_dir: str | None, photos: str | None) -> None:
-    if "morpher" not in _STATE:
-        _STATE["morpher"] = Morpher(bank if bank is not None else load_bank(cache_dir, photos=photos))
+def _init_worker(bank: SourceBank | None) -> None:
+    if "morpher" not in _STATE and bank is not None:
+        _STATE["morpher"] = Morpher(bank)
 
 
 def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str]) -> int:
@@ -333,6 +333,7 @@ def synthesize_world(
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     photos: str | os.PathLike[str] | None = None,
+    sources: tuple[str, ...] | None = None,
 ) -> SynthWorld:
     """Writes a synthetic audio-visual world (or completes one that was interrupted) and returns it.
 
@@ -349,6 +350,9 @@ def synthesize_world(
         cache_dir: Where the source photos and their aligned bank are cached
             (default ``$S2F_CACHE/face-sources`` or ``~/.cache/s2f/face-sources``).
         photos: A folder of extra frontal face photos to morph.
+        sources: Which of the photos shipped in packages to morph, by name
+            (``s2f.synth.face_sources.PHOTO_SOURCES``), or ``public-domain`` for the four whose
+            licence lets the world's faces be published; default: all thirteen.
 
     Raises:
         S2FError: Bad settings, or ``out_dir`` holds a world made with other settings.
@@ -369,7 +373,7 @@ def synthesize_world(
         raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
     began = time.perf_counter()
     folder = Path(out_dir)
-    bank = load_bank(cache_dir, photos=photos)
+    bank = load_bank(cache_dir, photos=photos, sources=sources)
     settings = {
         "version": WORLD_VERSION,
         "identities": identities,
@@ -388,13 +392,13 @@ def synthesize_world(
     (folder / "world.json").write_text(json.dumps(settings, indent=1) + "\n")
 
     _STATE.clear()
-    _init_worker(bank, None, None)
+    _init_worker(bank)
     specs = draw_identities(_STATE["morpher"], identities, seed, test_fraction)
     _write_csv(world.identities_csv, [_identity_row(spec, bank.names) for spec in specs])
     _write_csv(world.meta_csv, [_meta_row(spec) for spec in specs], delimiter="\t")
 
     jobs = [(spec, world.root, clips_per_identity, seed, seconds, media) for spec in specs]
-    _render_all(jobs, workers, progress, cache_dir, photos)
+    _render_all(jobs, workers, progress, bank)
     world.seconds_taken = time.perf_counter() - began
     return world
 
@@ -403,8 +407,7 @@ def _render_all(
     jobs: list[tuple[IdentitySpec, Path, int, int, float, str]],
     workers: int | None,
     progress: bool,
-    cache_dir: str | os.PathLike[str] | None,
-    photos: str | os.PathLike[str] | None,
+    bank: SourceBank,
 ) -> None:
     """Renders every identity's clips, in this process or in a pool of ``workers`` processes."""
     count = max(1, min(workers if workers is not None else _cores(), len(jobs)))
@@ -414,9 +417,10 @@ def _render_all(
     else:
         import multiprocessing
 
-        # fork shares the parent's morpher (no rebuilding per worker); the workers use numpy only.
+        # fork shares the parent's morpher; under spawn each worker gets the bank itself (2 MB), never
+        # rebuilding it. The workers use numpy only.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        initargs = (None, str(cache_dir) if cache_dir else None, str(photos) if photos else None)
+        initargs = (None if method == "fork" else bank,)
         with ProcessPoolExecutor(
             count, mp_context=multiprocessing.get_context(method), initializer=_init_worker, initargs=initargs
         ) as pool:

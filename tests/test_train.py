@@ -60,6 +60,12 @@ def test_debug_recipe_learns_and_the_saved_model_reloads(shards: Path, tmp_path:
     from_folder = Speech2Face.from_pretrained(exported).predict(voice).embedding
     assert torch.equal(from_ckpt, from_folder)
     assert json.loads((exported / "config.json").read_text())["teacher"]["name"] == "vggface_tiny"
+    calibrated = tmp_path / "calibrated"
+    assert main(["export", str(checkpoint), str(calibrated), "--calibrate-on", str(shards)]) == 0
+    config = json.loads((calibrated / "config.json").read_text())
+    assert config["version"] == 2 and config["calibration"]["fitted_on"]["split"] == "train"
+    moved = Speech2Face.from_pretrained(calibrated).predict(voice).embedding
+    assert not torch.allclose(moved, from_folder)
 
     assert main(["predict", "--model", str(exported), str(voice), "-o", str(tmp_path / "e.npy")]) == 0
     assert np.allclose(np.load(tmp_path / "e.npy")[0], from_folder.numpy())

@@ -1,4 +1,5 @@
-"""``s2f export CKPT OUT_DIR [--decoder DECODER]``: a training checkpoint as a saved model folder."""
+"""``s2f export CKPT OUT_DIR [--decoder DECODER] [--calibrate-on SHARDS]``: a training checkpoint as a saved
+model folder."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--decoder", help="attach a trained face decoder (its .ckpt or saved folder): predictions then include a face"
     )
+    parser.add_argument(
+        "--calibrate-on",
+        metavar="SHARDS",
+        help="fit the calibration (s2f.calibration) on this shard root's training split: predictions are moved onto "
+        "the teacher's mean, and faces are drawn at the spread of real faces",
+    )
+    parser.add_argument("--calibration-split", default="train", help="the split to calibrate on (default: train)")
     return parser
 
 
@@ -27,6 +35,14 @@ def main(args: list[str]) -> int:
     model = Speech2Face.from_pretrained(source) if source.is_dir() else Speech2Face.from_checkpoint(source)
     if options.decoder:
         model = model.with_decoder(load_decoder(options.decoder, teacher=model.teacher.get("name")))
+    if options.calibrate_on:
+        from s2f.calibration import calibrate_on_shards
+
+        calibration = calibrate_on_shards(model, options.calibrate_on, options.calibration_split)
+        print(
+            f"calibrated on {calibration.fitted_on['clips']} {options.calibration_split} clips: faces drawn "
+            f"{calibration.spread:.2f}x farther from the mean than predicted"
+        )
     folder = model.save_pretrained(options.output)
     print(f"wrote {folder}/config.json and model.safetensors" + (" (with the face decoder)" if model.decoder else ""))
     return 0

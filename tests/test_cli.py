@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -177,7 +178,11 @@ def test_prepare_takes_its_old_keywords_or_the_option_groups() -> None:
 # -- prediction: audio, or LightningCLI's -------------------------------------------------------------------------
 
 
-def test_predict_with_a_recipe_is_lightnings_predict_for_one_more_release(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_with_a_recipe_is_lightnings_predict_for_one_more_release(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").touch()  # a recipe given by path reaches LightningCLI as given
     ran: list[list[str]] = []
     monkeypatch.setattr(lightning_commands, "lightning", lambda args: ran.append(args) or 0)
     assert main(["predict-lightning", "--config", "r.yaml", "--ckpt_path", "c.ckpt"]) == 0
@@ -191,7 +196,10 @@ def test_predict_with_a_recipe_is_lightnings_predict_for_one_more_release(monkey
     ]
 
 
-def test_run_stacks_recipes_as_config_files(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_stacks_recipes_as_config_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).touch()
     ran: list[list[str]] = []
     monkeypatch.setattr(lightning_commands, "lightning", lambda args: ran.append(args) or 0)
     assert main(["run", "a.yaml", "b.yaml", "--trainer.max_steps", "2"]) == 0

@@ -6,7 +6,15 @@ the CLI prints that line instead of a traceback.
 
 from __future__ import annotations
 
-__all__ = ["AudioError", "ConfigError", "MediaError", "S2FError", "ShardFormatError", "WeightsError"]
+__all__ = [
+    "AudioError",
+    "ConfigError",
+    "MediaError",
+    "MissingExtraError",
+    "S2FError",
+    "ShardFormatError",
+    "WeightsError",
+]
 
 
 class S2FError(Exception):
@@ -27,6 +35,13 @@ class ShardFormatError(S2FError, ValueError):
 
 class ConfigError(S2FError, ValueError):
     """A saved model or recipe is incomplete or inconsistent."""
+
+
+class MissingExtraError(S2FError, ImportError):
+    """A command or model needs an optional extra that is not installed; the message says how to install it.
+
+    An ``ImportError`` too, so code that falls back when an optional package is missing keeps doing so.
+    """
 
 
 class MediaError(S2FError):

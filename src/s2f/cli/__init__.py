@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from s2f._noise import drop_third_party_noise
 from s2f.errors import S2FError
+from s2f.extras import extra_for_module, missing_extra_error, require_extra
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -27,12 +29,15 @@ class Command:
         module: The module of this package that holds the function.
         function: The function's name: it takes the arguments after the name and returns the exit status.
         help: One line for ``s2f --help``.
+        extra: The optional extra the command cannot run without (:mod:`s2f.extras`), checked before it
+            starts; a command whose needs depend on its input checks for itself.
     """
 
     name: str
     module: str
     function: str
     help: str
+    extra: str | None = None
 
     def load(self) -> Callable[[list[str]], int]:
         """The command's function (importing its module)."""
@@ -40,8 +45,8 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("demo", "demo_command", "main", "the whole pipeline on a synthetic world, in minutes: report.html"),
-    Command("synth", "synth_command", "main", "a synthetic audio-visual world (mp4 + manifest) to prepare"),
+    Command("demo", "demo_command", "main", "the whole pipeline on a synthetic world, in minutes: report.html", "demo"),
+    Command("synth", "synth_command", "main", "a synthetic audio-visual world (mp4 + manifest) to prepare", "demo"),
     Command("prepare", "prepare_command", "main", "media -> training shards (resumable; every rejected clip listed)"),
     Command("fit", "lightning_commands", "fit", "train with LightningCLI: s2f fit --config RECIPE [--key value ...]"),
     Command("validate", "lightning_commands", "validate", "LightningCLI validate: --config RECIPE --ckpt_path CKPT"),
@@ -53,9 +58,16 @@ COMMANDS: tuple[Command, ...] = (
         "LightningCLI predict over a recipe's data: --config RECIPE --ckpt_path CKPT",
     ),
     Command("run", "lightning_commands", "run", "fit with stacked recipes: s2f run RECIPE [RECIPE ...] [--key value]"),
+    Command("recipes", "recipes_command", "main", "the bundled recipes (paper, debug, ...); --copy DIR to edit them"),
     Command("export", "export_command", "main", "a training checkpoint -> a model folder (config.json + safetensors)"),
     Command("predict", "predict_command", "main", "the face (embedding, image) behind audio files: --model DIR AUDIO"),
-    Command("eval", "eval_command", "main", "the paper's evaluation of a model on shards: metrics.json + report.html"),
+    Command(
+        "eval",
+        "eval_command",
+        "main",
+        "the paper's evaluation of a model on shards: metrics.json + report.html",
+        "eval",
+    ),
     Command("models", "models_command", "main", "what is registered: kind, parameters, embedding size, package"),
 )
 """Every subcommand, in the order ``s2f --help`` lists them."""
@@ -75,9 +87,11 @@ def usage() -> str:
         "commands:",
         *(f"  {command.name:<{width}}{command.help}" for command in COMMANDS),
         "",
-        "`s2f COMMAND --help` lists a command's options. Training recipes are YAML files read by LightningCLI",
-        "(class_path / init_args; stack several with --config), e.g.",
-        "  s2f fit --config recipes/paper.yaml --config recipes/debug.yaml --data.data_dir shards/",
+        "`s2f COMMAND --help` lists a command's options; `s2f --version` prints s2f's version. Training recipes",
+        "are YAML files read by LightningCLI (class_path / init_args); the bundled ones run by name",
+        "(`s2f recipes` lists them), and a path to your own works wherever a name does:",
+        "  s2f run paper debug --data.data_dir shards/",
+        "  s2f fit --config paper --config my_recipe.yaml --data.data_dir shards/",
     ]
     return "\n".join(lines)
 
@@ -88,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 0 if args else 2
+    if args[0] == "--version":
+        from s2f._version import __version__
+
+        print(f"s2f {__version__}")
+        return 0
     if args[0].startswith("-"):  # LightningCLI's own options, given before its subcommand: `s2f -c RECIPE fit`
         command, args = _LIGHTNING, ["", *args]
     elif args[0] in _BY_NAME:
@@ -95,11 +114,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"s2f: error: no command {args[0]!r}; `s2f --help` lists them", file=sys.stderr)
         return 2
+    drop_third_party_noise()
     try:
-        return command.load()(args[1:])
+        return command.load()(_arguments(command, args[1:]))
     except S2FError as exc:
         print(f"s2f: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = extra_for_module(exc.name or "")
+        if extra is None:
+            raise
+        needed_by = f"s2f {command.name}".strip()
+        print(f"s2f: error: {missing_extra_error(extra, needed_by, [exc.name or ''])}", file=sys.stderr)
+        return 2
+
+
+def _arguments(command: Command, args: list[str]) -> list[str]:
+    """The command's arguments once its extra is checked and, for LightningCLI, recipe names are paths."""
+    asks_for_help = any(arg in ("-h", "--help") for arg in args)
+    if command.extra and not asks_for_help:
+        require_extra(command.extra, f"s2f {command.name}")
+    if command.module == "lightning_commands":
+        from .recipes_command import with_recipe_paths
+
+        return with_recipe_paths(args, leading_recipes=command.name == "run")
+    return args
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from s2f.extras import require_extra
+
 from ._options import Flag, FunctionOptions
 
 __all__ = ["main"]
@@ -84,8 +86,9 @@ def main(args: list[str]) -> int:
     if parsed.voxceleb_meta and not parsed.voxceleb:
         parser.error("--voxceleb-meta goes with --voxceleb")
     kwargs = options.kwargs(parsed)
-    if parsed.pairs:
+    if parsed.pairs:  # crops already: no detection, only the teacher (which says what it needs)
         return _prepare_pairs(parsed.pairs, kwargs)
+    require_extra("faces", "s2f prepare", modules=("facenet_pytorch",))  # before listing a single clip
 
     from s2f.prepare.engine import PrepareInterrupted
 

@@ -31,7 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from s2f._noise import quiet_lightning_machinery
 from s2f.errors import S2FError
+from s2f.extras import require_extra
 from s2f.shards.format import ShardManifest, _check_fractions, assign_split
 
 from .options import ComputeOptions, DecodeOptions, FaceOptions, PrepareOptions, ShardOptions
@@ -181,6 +183,8 @@ def prepare(
         PrepareInterrupted: When stopped by SIGTERM (everything written so far is committed).
         TypeError: A keyword that none of the groups has.
     """
+    # MTCNN finds every face; dlib's landmarks are used when installed (FaceOptions.landmarks="auto").
+    require_extra("faces", "s2f prepare", modules=("facenet_pytorch",))
     groups = {"decode": decode, "face": face, "shards": shards, "compute": compute}
     options = PrepareOptions.from_keywords(groups, keywords)
     began = time.perf_counter()
@@ -194,7 +198,8 @@ def prepare(
     plan = _plan(store, tasks, options.shards.split_fractions)
     rank = _launcher_rank()
     if plan.pending:
-        rank = _run(model, store, plan, settings, options)
+        with quiet_lightning_machinery():  # the Trainer is machinery here: no device banners or tips
+            rank = _run(model, store, plan, settings, options)
     if rank != 0:  # rank 0 assembles; the others only wrote their parts
         manifest = ShardManifest(str(store.root), model.name, int(model.embed_dim), {})
         seconds = time.perf_counter() - began

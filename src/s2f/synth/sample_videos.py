@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.extras import missing_extra_error
+
 __all__ = ["FACE_BOXES", "compose_frame", "photo", "speech", "write_video"]
 
 # The face (MTCNN's box) in each photo, in its own pixels: where a placed photo's face will be.
@@ -49,7 +51,7 @@ def photo(name: str) -> np.ndarray:
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except ImportError as err:
-        raise ImportError(f"sample photos need scikit-image and matplotlib: pip install 's2f[dev]' ({err})") from None
+        raise missing_extra_error("demo", "the sample photos", [err.name or "skimage"]) from None
     raise ValueError(f"unknown photo {name!r}; choose one of {sorted(FACE_BOXES)}")
 
 

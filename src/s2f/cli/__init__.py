@@ -69,6 +69,7 @@ COMMANDS: tuple[Command, ...] = (
         "eval",
     ),
     Command("models", "models_command", "main", "what is registered: kind, parameters, embedding size, package"),
+    Command("check", "check_command", "main", "verify a shard root: counts, every chunk's size and checksum"),
 )
 """Every subcommand, in the order ``s2f --help`` lists them."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from litdata import StreamingDataset
+from litdata.streaming.sampler import ChunkedIndex
 
 from s2f._version import __version__
 from s2f.errors import ShardFormatError
@@ -32,6 +35,7 @@ from .format import (
     _root_str,
     _serializers,
 )
+from .integrity import check_counts, read_index, verify_chunk
 from .remote import RemoteFileNotFound, allow_plain_http_endpoint, read_remote_text
 
 __all__ = ["ClipDataset", "iter_records", "mean_embedding", "read_manifest"]
@@ -164,6 +168,7 @@ def _split_dir(manifest: ShardManifest, split: str, storage_options: Mapping[str
         _check_remote_index(path, storage_options)
     else:
         _check_index(path)
+        check_counts(path, read_index(path), manifest.splits[split].clips)
     return path
 
 
@@ -272,19 +277,52 @@ def mean_embedding(
     return torch.from_numpy(total / count).float()
 
 
+class VerifiedRows(StreamingDataset):
+    """A litdata dataset that verifies each local chunk (size, rows, checksum) the first time a row of it is read.
+
+    Each DataLoader worker verifies the chunks it reads, once; rows of object-storage roots are not
+    verified here (``s2f check`` on a local copy does it).
+    """
+
+    def __init__(self, split_dir: str, **streaming_kwargs: Any) -> None:
+        super().__init__(split_dir, **streaming_kwargs)
+        self._local_split = None if _is_url(split_dir) else split_dir
+        chunks = read_index(split_dir)["chunks"] if self._local_split else []
+        self._chunks: list[dict[str, Any]] = chunks
+        self._chunk_ends = list(itertools.accumulate(int(chunk["chunk_size"]) for chunk in chunks))
+        self._verified_chunks: set[int] = set()
+
+    def _verify_once(self, index: Any) -> None:
+        if self._local_split is None:
+            return
+        if isinstance(index, ChunkedIndex):
+            chunk = index.chunk_index
+        elif isinstance(index, int):  # a global row number, in stored order
+            chunk = bisect.bisect_right(self._chunk_ends, index)
+        else:
+            return
+        if chunk not in self._verified_chunks and 0 <= chunk < len(self._chunks):
+            verify_chunk(self._local_split, self._chunks[chunk])
+            self._verified_chunks.add(chunk)
+
+    def __getitem__(self, index: Any) -> Any:
+        self._verify_once(index)
+        return super().__getitem__(index)
+
+
 def _stored_rows(
     root: str | os.PathLike[str], split: str, streaming_kwargs: dict[str, Any]
-) -> tuple[ShardManifest, StreamingDataset]:
+) -> tuple[ShardManifest, VerifiedRows]:
     """The manifest and the undecoded rows of one split, in stored order."""
     storage_options = streaming_kwargs.get("storage_options")
     manifest = read_manifest(root, storage_options)
     if _is_url(manifest.root):
         allow_plain_http_endpoint(storage_options)
     streaming_kwargs.setdefault("serializers", _serializers())
-    return manifest, StreamingDataset(_split_dir(manifest, split, storage_options), shuffle=False, **streaming_kwargs)
+    return manifest, VerifiedRows(_split_dir(manifest, split, storage_options), shuffle=False, **streaming_kwargs)
 
 
-class ClipDataset(StreamingDataset):
+class ClipDataset(VerifiedRows):
     """One split of a shard root as a litdata :class:`~litdata.StreamingDataset` of decoded clips.
 
     litdata spreads chunks over ranks and DataLoader workers, shuffles chunks and the rows within

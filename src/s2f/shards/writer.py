@@ -34,6 +34,7 @@ from .format import (
     _serializers,
     assign_split,
 )
+from .integrity import add_checksums
 from .reader import _check_index
 
 __all__ = ["ShardWriter"]
@@ -304,6 +305,7 @@ def _merge_own_index(split_dir: str) -> None:
         raise RuntimeError(f"{split_dir}: expected one writer index, found {sorted(own)}")
     with open(os.path.join(split_dir, own[0]), encoding="utf-8") as handle:
         index = json.load(handle)
+    index = add_checksums(split_dir, index)
     index["updated_at"] = str(time.time())
     target = os.path.join(split_dir, INDEX_NAME)
     with open(target + ".tmp", "w", encoding="utf-8") as handle:

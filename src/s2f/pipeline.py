@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -70,6 +71,15 @@ class Prediction:
     embedding: torch.Tensor
     image: Any | None = None
     landmarks: torch.Tensor | None = None
+
+    def cartoon(self, *, size: int = 256) -> str:
+        """The decoded face as a flat, stylised avatar: an SVG drawn from its landmarks, in its colours
+        (:func:`s2f.cartoon.cartoon_svg`). Deterministic: the same face gives the same SVG."""
+        if self.image is None or self.landmarks is None:
+            raise ConfigError("a cartoon is drawn from the decoded face; this model has no face decoder")
+        from .cartoon import cartoon_svg
+
+        return cartoon_svg(self.image, self.landmarks, size=size)
 
 
 class Speech2Face(nn.Module):
@@ -176,9 +186,24 @@ class Speech2Face(nn.Module):
             "calibration": None if self.calibration is None else self.calibration.config(),
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Writes ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed)."""
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        evaluation: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Writes ``config.json``, ``model.safetensors`` and the model card ``README.md`` into ``directory``
+        (created if needed).
+
+        Args:
+            directory: The folder.
+            evaluation: An ``s2f eval`` result (its ``metrics.json``) for the card's figures.
+            training: What the model was trained on and how (``data``, ``recipe``), for the card.
+        """
         from safetensors.torch import save_file
+
+        from .model_card import CARD_FILE, model_card
 
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,6 +213,7 @@ class Speech2Face(nn.Module):
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        (folder / CARD_FILE).write_text(model_card(self, evaluation=evaluation, training=training), encoding="utf-8")
         return folder
 
     @classmethod

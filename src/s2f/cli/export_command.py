@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
         "the teacher's mean, and faces are drawn at the spread of real faces",
     )
     parser.add_argument("--calibration-split", default="train", help="the split to calibrate on (default: train)")
+    parser.add_argument(
+        "--eval", metavar="METRICS", help="an `s2f eval` metrics.json: its figures go into the model card"
+    )
+    parser.add_argument("--data", help="what the model was trained on, for the model card (e.g. 'VoxCeleb2 dev')")
+    parser.add_argument("--recipe", help="how it was trained, for the model card (e.g. 'paper conformer')")
     return parser
 
 
@@ -43,6 +48,26 @@ def main(args: list[str]) -> int:
             f"calibrated on {calibration.fitted_on['clips']} {options.calibration_split} clips: faces drawn "
             f"{calibration.spread:.2f}x farther from the mean than predicted"
         )
-    folder = model.save_pretrained(options.output)
-    print(f"wrote {folder}/config.json and model.safetensors" + (" (with the face decoder)" if model.decoder else ""))
+    training = {key: value for key, value in (("data", options.data), ("recipe", options.recipe)) if value}
+    folder = model.save_pretrained(options.output, evaluation=_evaluation(options.eval), training=training)
+    print(
+        f"wrote {folder}/config.json, model.safetensors and README.md (the model card)"
+        + (" (with the face decoder)" if model.decoder else "")
+    )
     return 0
+
+
+def _evaluation(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    import json
+
+    from s2f.errors import ConfigError
+
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read this s2f eval result ({str(exc).splitlines()[0]})") from None
+    if not isinstance(result, dict) or "headline" not in result:
+        raise ConfigError(f"{path}: not an s2f eval metrics.json (no 'headline'); give the one `s2f eval` wrote")
+    return result

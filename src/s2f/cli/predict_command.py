@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", required=True, help="saved model folder, .ckpt, or hf-hub:ORG/NAME")
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp4, ...)")
     parser.add_argument("--output", "-o", help="write embeddings (.npy/.json) or the face image (.png/.jpg)")
+    parser.add_argument(
+        "--cartoon", metavar="OUT.svg", help="also draw the decoded face as a cartoon (SVG; one per file, numbered)"
+    )
     parser.add_argument("--seconds", type=float, help="clip length (default: the model's, 6 s in the paper)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     return parser
@@ -60,7 +63,17 @@ def main(args: list[str]) -> int:
     if options.output:
         _write(Path(options.output), options.audio, predictions, options.model)
         print(f"wrote {options.output}")
+    if options.cartoon:
+        for target, prediction in zip(_numbered(Path(options.cartoon), len(predictions)), predictions, strict=True):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(prediction.cartoon(), encoding="utf-8")
+            print(f"wrote {target}")
     return 0
+
+
+def _numbered(out: Path, count: int) -> list[Path]:
+    """``out`` for one file; ``out_0``, ``out_1``, ... for several, as the face images are."""
+    return [out] if count == 1 else [out.with_stem(f"{out.stem}_{index}") for index in range(count)]
 
 
 def _is_lightning_predict(args: list[str]) -> bool:

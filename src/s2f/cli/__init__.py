@@ -68,6 +68,13 @@ COMMANDS: tuple[Command, ...] = (
         "the paper's evaluation of a model on shards: metrics.json + report.html",
         "eval",
     ),
+    Command(
+        "serve",
+        "serve_command",
+        "main",
+        "a local web page: speak, see the face, its cartoon and the nearest faces",
+        "serve",
+    ),
     Command("models", "models_command", "main", "what is registered: kind, parameters, embedding size, package"),
     Command("check", "check_command", "main", "verify a shard root: counts, every chunk's size and checksum"),
 )

@@ -1,0 +1,104 @@
+"""``s2f serve [--model DIR] [--gallery SHARDS] [--host 127.0.0.1] [--port 7860]``: the face behind a voice,
+in a browser.
+
+Without ``--model`` it serves what ``s2f demo`` left in ``runs/demo`` (the model and, as the gallery,
+its shards' test split), and says how to make one when there is none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from s2f.errors import ConfigError
+
+__all__ = ["main"]
+
+DEMO_MODEL, DEMO_SHARDS = Path("runs/demo/model"), Path("runs/demo/shards")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from s2f.serve import Limits
+
+    limits = Limits()
+    parser = argparse.ArgumentParser(
+        prog="s2f serve",
+        description="A local web page: record or upload speech, see the decoded face, its cartoon and the nearest "
+        "gallery faces. Binds to 127.0.0.1 (this machine only) unless --host says otherwise.",
+    )
+    parser.add_argument("--model", "-m", help=f"saved model folder with a face decoder (default: {DEMO_MODEL})")
+    parser.add_argument("--gallery", help=f"shard root whose faces are compared with predictions (default with the "
+                        f"demo model: {DEMO_SHARDS})")  # fmt: skip
+    parser.add_argument("--gallery-split", default="test", help="the gallery's split (default: test)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--top-k", type=int, default=5, help="nearest gallery faces shown (default 5)")
+    parser.add_argument("--max-upload-mb", type=float, default=limits.max_upload_mb, help="largest upload, MB")
+    parser.add_argument("--max-seconds", type=float, default=limits.max_seconds, help="longest recording, seconds")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    return parser
+
+
+def main(args: list[str]) -> int:
+    """Runs ``s2f serve ARGS`` until interrupted; returns the exit status."""
+    options = _parser().parse_args(args)
+    model_dir, gallery_root = _model_and_gallery(options.model, options.gallery)
+
+    from s2f.pipeline import Speech2Face
+    from s2f.serve import FaceService, Gallery, Limits
+    from s2f.serve.app import build_app, upload_folder
+
+    uploads = upload_folder()  # before Gradio is imported: it reads GRADIO_TEMP_DIR once
+    # A plain `kill` ends the server through the `finally` below too, so its upload folder goes with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        model = Speech2Face.from_pretrained(model_dir, device=options.device)
+        teacher = model.teacher.get("name")
+        gallery = None
+        if gallery_root is not None:
+            gallery = Gallery.from_shards(gallery_root, split=options.gallery_split, teacher=teacher)
+        limits = Limits(max_upload_mb=options.max_upload_mb, max_seconds=options.max_seconds)
+        service = FaceService(model, gallery, limits, top_k=options.top_k)
+        app = build_app(service, _card(model_dir, model), uploads)
+        where = "this machine only" if options.host in ("127.0.0.1", "localhost", "::1") else "reachable from others"
+        print(f"s2f serve: {model_dir} with " + (f"{len(gallery)} gallery faces" if gallery else "no gallery"))
+        print(f"s2f serve: listening on http://{options.host}:{options.port} ({where}); Ctrl-C stops it", flush=True)
+        app.launch(
+            server_name=options.host,
+            server_port=options.port,
+            max_file_size=f"{options.max_upload_mb:g}mb",
+            quiet=True,
+            ssr_mode=False,
+            show_error=False,
+            run_history=False,
+        )
+    finally:
+        shutil.rmtree(uploads, ignore_errors=True)
+    return 0
+
+
+def _model_and_gallery(model: str | None, gallery: str | None) -> tuple[str, str | None]:
+    if model is not None:
+        return model, gallery
+    if not (DEMO_MODEL / "config.json").is_file():
+        raise ConfigError(
+            f"no --model given and no demo model in {DEMO_MODEL}: make one with `s2f demo` (a few minutes on a CPU, "
+            "needs s2f[demo]) or give --model DIR [--gallery SHARDS]"
+        )
+    return str(DEMO_MODEL), gallery if gallery is not None else (str(DEMO_SHARDS) if DEMO_SHARDS.is_dir() else None)
+
+
+def _card(model_dir: str, model: object) -> str:
+    """The folder's own model card, or one written now for a folder saved before cards existed."""
+    card = Path(model_dir) / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+    else:
+        from s2f.model_card import model_card
+
+        text = model_card(model)  # type: ignore[arg-type]
+    return re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)  # the hub's metadata header is not for reading

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,21 @@ AudioInput = str | os.PathLike | BinaryIO | Waveform | tuple
 """A path, a binary file object, a :class:`Waveform`, or ``(samples, sample_rate)``."""
 
 
-def load_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+def load_audio(source: AudioInput, sample_rate: int = SAMPLE_RATE, *, max_seconds: float | None = None) -> torch.Tensor:
     """Reads any :data:`AudioInput` as mono float32 samples in [-1, 1] at ``sample_rate``.
 
+    Args:
+        source: The audio.
+        sample_rate: The rate to return it at.
+        max_seconds: Decode only the first ``max_seconds`` (a 2-hour recording then costs what its start
+            costs); the silence check looks at that part only. ``None`` reads everything.
+
     Raises:
-        AudioError: one line naming the input, when it is missing, unreadable, empty or silent.
+        AudioError: one line naming the input, when it is missing, a directory, unreadable, empty,
+            not finite (NaN or infinite samples) or silent.
     """
     name = _describe(source)
-    samples, rate = _decode(source, name)
+    samples, rate = _decode(source, name, max_seconds)
     wave = torch.as_tensor(samples)
     if wave.dtype == torch.int16:
         wave = wave.float() / 32768.0
@@ -106,7 +114,9 @@ def fit_to_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 def load_clip(source: AudioInput, seconds: float = 6.0, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """:func:`load_audio`, then :func:`fit_to_length` to exactly ``seconds``."""
-    return fit_to_length(load_audio(source, sample_rate), round(seconds * sample_rate))
+    # A second more than needed, so resampling sees the same neighbourhood at the end of the clip.
+    wave = load_audio(source, sample_rate, max_seconds=seconds + 1.0)
+    return fit_to_length(wave, round(seconds * sample_rate))
 
 
 def num_frames(num_samples: int, win_length: int = 400, hop_length: int = 160) -> int:
@@ -183,7 +193,7 @@ def _describe(source: AudioInput) -> str:
     return getattr(source, "name", None) or "audio file object"
 
 
-def _decode(source: AudioInput, name: str) -> tuple[np.ndarray | torch.Tensor, int]:
+def _decode(source: AudioInput, name: str, max_seconds: float | None) -> tuple[np.ndarray | torch.Tensor, int]:
     if isinstance(source, Waveform):
         return source.samples, source.sample_rate
     if isinstance(source, tuple):
@@ -192,29 +202,33 @@ def _decode(source: AudioInput, name: str) -> tuple[np.ndarray | torch.Tensor, i
         return source[0], int(source[1])
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise AudioError(f"{path} is a directory; give an audio file")
         if not path.is_file():
             raise AudioError(f"{path}: no such audio file; check the path")
-        return _decode_file(path, name)
+        return _decode_file(path, name, max_seconds)
     if hasattr(source, "read"):
-        return _decode_file(source, name)
+        return _decode_file(source, name, max_seconds)
     raise AudioError(f"unsupported audio input {type(source).__name__}; give a path, a file object or (samples, rate)")
 
 
-def _decode_file(file: Path | BinaryIO, name: str) -> tuple[np.ndarray, int]:
+def _decode_file(file: Path | BinaryIO, name: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     start = file.tell() if not isinstance(file, Path) and file.seekable() else None
     try:
-        samples, rate = sf.read(file, dtype="float32", always_2d=True)
-        return samples.T, int(rate)
+        with sf.SoundFile(file) as handle:
+            frames = -1 if max_seconds is None else math.ceil(max_seconds * handle.samplerate)
+            samples = handle.read(frames, dtype="float32", always_2d=True)
+            return samples.T, int(handle.samplerate)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass  # not a format libsndfile reads (mp4, m4a, mp3, webm...): let FFmpeg try
     if start is not None and not isinstance(file, Path):
         file.seek(start)
-    return _decode_with_av(file, name)
+    return _decode_with_av(file, name, max_seconds)
 
 
-def _decode_with_av(file: Path | BinaryIO, name: str) -> tuple[np.ndarray, int]:
+def _decode_with_av(file: Path | BinaryIO, name: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
     import av
 
     try:
@@ -230,9 +244,12 @@ def _decode_with_av(file: Path | BinaryIO, name: str) -> tuple[np.ndarray, int]:
         try:
             # Resample to planar float so every codec's layout comes out the same.
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout.name, rate=rate)
+            wanted = math.inf if max_seconds is None else max_seconds * rate
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())
+                if sum(chunk.shape[-1] for chunk in chunks) >= wanted:
+                    break
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
         except (av.error.FFmpegError, ValueError) as exc:

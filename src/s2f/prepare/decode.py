@@ -232,6 +232,8 @@ def decode_clip(
     if path is None:
         raise MediaError(NO_VIDEO, f"clip {task.clip_id} names no media file")
     samples = read_audio(path, media_start, segment)
+    if not np.isfinite(samples).all():  # would turn into arbitrary int16 samples on the way to the shards
+        raise MediaError(UNDECODABLE, f"{path}: the audio decodes to NaN or infinite samples")
     kept = samples.size / SAMPLE_RATE
     if kept < min_seconds:
         raise MediaError(TOO_SHORT, f"{path}: {kept:.2f} s of audio from {task.start:.2f} s, need {min_seconds:g} s")

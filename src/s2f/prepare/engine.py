@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
+from s2f.shards.format import _FP16_MAX
 from s2f.teachers.face_teacher import FaceTeacher
 from s2f.vision.detection import Face, FaceAligner, FaceDetector, choose_face, detection_view
 
@@ -132,6 +133,11 @@ class DecodeDataset(Dataset[WorkItem]):
             return WorkItem(part, task, reject=task.rejected(err.reason, err.detail))
         except Exception as err:  # one odd file must not stop a two-million-clip run; it is reported
             return WorkItem(part, task, reject=task.rejected(FAILED, f"{task.media}: {type(err).__name__}: {err}"))
+
+
+def _storable(embedding: np.ndarray) -> bool:
+    """Whether an embedding survives float16 storage as finite numbers."""
+    return bool(np.isfinite(embedding).all()) and float(np.abs(embedding).max(initial=0.0)) <= _FP16_MAX
 
 
 def _collate(items: list[WorkItem]) -> list[WorkItem]:
@@ -318,6 +324,10 @@ class FacePipeline(pl.LightningModule):
                 task, clip = item.task, item.clip
                 outcome = outcomes[position]
                 outcome.timings["embed"] = embed_share
+                if not _storable(embeddings[index]):  # a NaN row would stop the writer, and the whole run
+                    detail = f"{task.media}: the teacher's embedding holds NaN/inf or exceeds float16 (|x| > 65504)"
+                    outcome.reject = task.rejected(FAILED, detail)
+                    continue
                 outcome.record = ClipRecord(
                     clip_id=task.clip_id,
                     speaker_id=task.speaker_id,

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..pipeline import decoder_config
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
+from .nonfinite import skip_nonfinite_step
 
 __all__ = ["FaceDecoderSystem", "face_grid"]
 
@@ -62,6 +63,7 @@ class FaceDecoderSystem(L.LightningModule):
         fit_mean_face: Measure the mean shape and texture on the training faces before training.
         mean_face_clips: How many training faces (spread over the split) to measure them on.
         grid_faces: Faces in each validation grid (0 writes none).
+        max_nonfinite_steps: Steps with a NaN or infinite loss skipped (with a warning) before the run stops.
 
     Example:
         >>> import torch
@@ -87,6 +89,7 @@ class FaceDecoderSystem(L.LightningModule):
         fit_mean_face: bool = True,
         mean_face_clips: int = 1000,
         grid_faces: int = 8,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["decoder", "teacher"])
@@ -179,8 +182,10 @@ class FaceDecoderSystem(L.LightningModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         total, terms = self.losses(batch)
+        if skip_nonfinite_step(self, total, self.hparams["max_nonfinite_steps"]):
+            return None  # no weight update from a NaN or infinite loss
         log_terms(self, "train", total, terms, batch["embedding"].shape[0])
         return total
 

@@ -20,6 +20,7 @@ from ..losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
+from .nonfinite import skip_nonfinite_step
 
 __all__ = ["Speech2FaceSystem"]
 
@@ -67,6 +68,9 @@ class Speech2FaceSystem(L.LightningModule):
             (measured in ``s2f demo``: held-out R@10 at chance without it). The mean is stored in
             checkpoints, and the encoder still predicts ordinary teacher embeddings.
         center_clips: How many training clips (the first ones of the split) the mean is measured on.
+        max_nonfinite_steps: Training steps with a NaN or infinite loss that are skipped (no weight
+            update, a warning, counted as ``train/skipped_steps``) before the run stops with one line;
+            ``0`` stops at the first.
 
     Example:
         >>> import torch
@@ -95,6 +99,7 @@ class Speech2FaceSystem(L.LightningModule):
         channels_last: bool = False,
         center_embeddings: bool = False,
         center_clips: int = 10_000,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
@@ -159,8 +164,10 @@ class Speech2FaceSystem(L.LightningModule):
             terms = {**terms, "angle_deg": angles_deg(predicted, target).mean()}
         return total, terms
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         total, terms = self._losses(batch)
+        if skip_nonfinite_step(self, total, self.hparams["max_nonfinite_steps"]):
+            return None  # no weight update from a NaN or infinite loss
         log_terms(self, "train", total, terms, batch["audio"].shape[0])
         return total
 

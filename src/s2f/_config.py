@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from .errors import ConfigError
+from .errors import ConfigError, S2FError
 
 __all__ = ["RecordsConfig", "build_component", "component_spec"]
 
@@ -144,8 +144,12 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
         raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")
     try:
         return cls(**init_args)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot build {class_path} from its init_args ({_first_line(exc)})") from None
+    except S2FError:
+        raise  # already one line that says what to do (a missing extra, a weights file)
+    except Exception as exc:  # whatever the constructor makes of values from a file: one line naming them
+        raise ConfigError(
+            f"cannot build {class_path} from its init_args ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

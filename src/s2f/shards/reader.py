@@ -139,8 +139,11 @@ def _read_manifest_text(root: str, path: str, storage_options: Mapping[str, Any]
             f"{path} does not exist: {root} is not an s2f shard root (or `s2f prepare` did not finish); "
             "run `s2f prepare` to (re)build it"
         )
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise _manifest_error(path, f"cannot read it as UTF-8 text ({_first_line(err)})") from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -181,7 +184,7 @@ def _check_index(split_dir: str) -> None:
     try:
         with open(index, encoding="utf-8") as handle:
             text = handle.read()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ShardFormatError(
             f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
         ) from None

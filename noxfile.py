@@ -55,6 +55,7 @@ BENCHMARKS = (
     "train_step.py",
     "synth_throughput.py",
     "geometry.py",
+    "retrieval_scale.py",
 )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -58,7 +61,6 @@ def test_orthogonal_and_opposite_embeddings_give_90_and_180_degrees() -> None:
     assert opposite["angle_deg"]["std"] == pytest.approx(0.0, abs=1e-3)
 
 
-@pytest.mark.slow  # 3-9 s: torchmetrics ranks each of the 1,000 queries on its own
 def test_random_embeddings_retrieve_at_chance() -> None:
     generator = torch.Generator().manual_seed(0)
     gallery_size, queries = 40, 1000
@@ -300,6 +302,40 @@ def test_s2f_eval_writes_a_self_contained_report_with_every_number_beside_its_ch
 
     (run,) = set(Path(os.environ["WANDB_DIR"]).glob("wandb/offline-run-*")) - runs_before
     assert list(run.glob("*.wandb")), "the offline W&B run should hold the logged evaluation"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+               f"--user-data-dir={profile}", *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+def test_a_real_browser_shows_every_section_of_the_report(world: Path, trained_model: Path, tmp_path: Path) -> None:
+    from s2f.eval.protocols_report import FIELD_SECTION_TITLES
+
+    result = evaluate(trained_model, world, out_dir=tmp_path / "eval", progress=False)
+    assert result.report_path is not None
+    browser, url = _chromium() or "", result.report_path.resolve().as_uri()
+    dom = _headless(browser, tmp_path / "profile", "--dump-dom", url).stdout
+    headings = [html.unescape(re.sub(r"<[^>]+>", "", h)) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", dom, flags=re.S)]
+    paper = ["Feature similarity", "Speech -> face retrieval", "Same-speaker consistency", "Craniofacial measurements",
+             "Demographic agreement", "By label group"]  # fmt: skip
+    assert [h for h in [*paper, *FIELD_SECTION_TITLES] if h not in headings] == []
+    assert "Skipped" not in dom.split("Independent evaluator</h2>")[1][:200]  # vggface_tiny's evaluator: dlib
+    shot = tmp_path / "report.png"
+    _headless(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,16000", url)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (16000, 1200)
+    inked = (pixels < 200).mean(axis=1) > 0.002  # rows with text, lines or pictures
+    assert pixels.std() > 20 and inked.mean() > 0.2, "the page rendered blank"
+    # Content runs from the title down to the last section, not only a strip at the top.
+    assert inked[:1000].any() and np.flatnonzero(inked)[-1] > 4000
 
 
 def test_evaluate_api_without_files_or_decoder_parts(world: Path, tmp_path: Path) -> None:

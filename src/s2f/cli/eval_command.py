@@ -1,4 +1,4 @@
-"""``s2f eval``: the paper's evaluation of a saved model on a shard root.
+"""``s2f eval``: the paper's evaluation of a saved model on a shard root, and the protocols of later work.
 
 s2f eval --model models/s2f --data data/shards [--out runs/eval] [--split test] [--seconds 3 6]
 
@@ -32,7 +32,9 @@ def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f eval",
         description="Feature similarity, speech -> face retrieval, same-speaker consistency, craniofacial and "
-        "demographic agreement on held-out speakers; writes metrics.json and a self-contained report.html.",
+        "demographic agreement on held-out speakers (the paper's protocols), beside SF2F's identity-mean galleries, "
+        "Wen et al.'s 1:2 matching, an attribute-only baseline, an independent evaluator network and an identity "
+        "score; writes metrics.json and a self-contained report.html.",
     )
     parser.add_argument("--model", "-m", required=True, help="saved model folder or .ckpt")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")

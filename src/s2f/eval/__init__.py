@@ -1,4 +1,6 @@
-"""The paper's evaluation: feature similarity, retrieval, consistency, craniofacial and demographic agreement.
+"""The paper's evaluation (feature similarity, retrieval, consistency, craniofacial and demographic agreement)
+and the protocols of later work (SF2F's identity-mean galleries, Wen et al.'s 1:2 matching, an attribute-only
+baseline, an independent evaluator network, an identity score).
 
 :func:`evaluate` runs all of it on one split of a shard root and writes ``metrics.json`` and a
 self-contained ``report.html``; ``s2f eval`` is its command line. The metric functions work on plain
@@ -7,9 +9,13 @@ tensors, so they can be used on their own.
 
 from __future__ import annotations
 
+from .attribute_baseline import attribute_predictions
 from .consistency import equal_error_rate, speaker_consistency
 from .craniofacial import MEASUREMENTS, correlate, measure
-from .retrieval import PAPER_KS, choose_gallery, recall_at_k
+from .galleries import identity_gallery_recall, identity_means
+from .identity_score import identity_scores
+from .matching import matching_accuracy
+from .retrieval import PAPER_KS, choose_gallery, own_ranks, recall_at_k
 from .runner import EvalResult, evaluate
 from .similarity import feature_similarity, pairwise_distance
 
@@ -17,12 +23,18 @@ __all__ = [
     "MEASUREMENTS",
     "PAPER_KS",
     "EvalResult",
+    "attribute_predictions",
     "choose_gallery",
     "correlate",
     "equal_error_rate",
     "evaluate",
     "feature_similarity",
+    "identity_gallery_recall",
+    "identity_means",
+    "identity_scores",
+    "matching_accuracy",
     "measure",
+    "own_ranks",
     "pairwise_distance",
     "recall_at_k",
     "speaker_consistency",

@@ -22,7 +22,7 @@ import torch
 from ..errors import S2FError
 from .retrieval import recall_at_k
 
-__all__ = ["FIDELITY_KS", "identity_retrieval", "reembed_faces"]
+__all__ = ["FIDELITY_KS", "identity_retrieval", "reembed_faces", "teacher_embeddings"]
 
 FIDELITY_KS = (1, 5, 10)
 
@@ -37,6 +37,23 @@ def reembed_faces(faces: Sequence[np.ndarray] | np.ndarray, teacher: Any, batch_
     return torch.cat(embeddings)
 
 
+def teacher_embeddings(
+    faces: dict[str, Any], teacher_name: str | None, *, teacher: Any = None
+) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """Each set of decoded faces embedded again by the teacher, or ``(None, reason)`` when it cannot be built here
+    (e.g. VGG-Face without a local weights file)."""
+    if teacher is None:
+        from .._registry import TEACHERS
+
+        if not teacher_name:
+            return None, "the model does not say which teacher its embeddings come from"
+        try:
+            teacher = TEACHERS.create(teacher_name)
+        except (S2FError, TypeError, ValueError) as exc:
+            return None, f"teacher {teacher_name!r} cannot be built without more arguments ({exc})"
+    return {name: reembed_faces(images, teacher) for name, images in faces.items()}, ""
+
+
 def identity_retrieval(
     faces: dict[str, Any],
     teacher_name: str | None,
@@ -45,6 +62,7 @@ def identity_retrieval(
     gallery_speakers: Sequence[str],
     *,
     teacher: Any = None,
+    embedded: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """R@K of decoded faces, re-embedded by the teacher, against the gallery, for each set of faces.
 
@@ -55,21 +73,13 @@ def identity_retrieval(
         gallery: One true face embedding per speaker.
         gallery_speakers: The speaker of each gallery face.
         teacher: The teacher itself, when already built (otherwise built from its name).
+        embedded: The faces already re-embedded by the teacher (:func:`teacher_embeddings`), by name.
 
     Returns:
-        ``{name: recall dict}``, or ``{"skipped": reason}`` when the teacher cannot be built here
-        (e.g. VGG-Face without a local weights file).
+        ``{name: recall dict}``, or ``{"skipped": reason}`` when the teacher cannot be built here.
     """
-    if teacher is None:
-        from .._registry import TEACHERS
-
-        if not teacher_name:
-            return {"skipped": "the model does not say which teacher its embeddings come from"}
-        try:
-            teacher = TEACHERS.create(teacher_name)
-        except (S2FError, TypeError, ValueError) as exc:
-            return {"skipped": f"teacher {teacher_name!r} cannot be built without more arguments ({exc})"}
-    return {
-        name: recall_at_k(reembed_faces(images, teacher), speakers, gallery, gallery_speakers, ks=FIDELITY_KS)
-        for name, images in faces.items()
-    }
+    if embedded is None:
+        embedded, reason = teacher_embeddings(faces, teacher_name, teacher=teacher)
+        if embedded is None:
+            return {"skipped": reason}
+    return {name: recall_at_k(v, speakers, gallery, gallery_speakers, ks=FIDELITY_KS) for name, v in embedded.items()}

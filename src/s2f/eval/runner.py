@@ -18,8 +18,10 @@ from . import craniofacial as cranio
 from . import demographics as demo
 from .consistency import speaker_consistency
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
-from .faces_fidelity import identity_retrieval
+from .faces_fidelity import identity_retrieval, teacher_embeddings
+from .field_protocols import ProtocolOptions, field_protocols
 from .headline import FACE_IDENTITY_PROTOCOL, headline
+from .label_groups import metrics_by_label_group
 from .retrieval import choose_gallery, recall_at_k
 from .similarity import DISTANCES, feature_similarity
 
@@ -87,6 +89,12 @@ def evaluate(
     craniofacial: Switch = "auto",
     demographics: Switch = "auto",
     face_identity: Switch = "auto",
+    gallery_size: int = 100,
+    gallery_draws: int = 10,
+    matching_resamples: int = 1000,
+    evaluator: str = "auto",
+    evaluator_weights: str | None = None,
+    identity_splits: int = 5,
     train_split: str = "train",
     logger: Any = None,
     progress: bool = True,
@@ -107,7 +115,13 @@ def evaluate(
         face_identity: ``"auto"`` re-embeds the decoded faces (from the true embedding and from the voice)
             with the model's teacher and retrieves their speakers, when the model has a face decoder and
             its teacher can be built here (see :mod:`s2f.eval.faces_fidelity`).
-        train_split: The split whose mean embedding is the constant baseline.
+        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
+        gallery_draws: Random identity-mean galleries the recall is averaged over.
+        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
+        evaluator: Network that re-embeds decoded faces: 'auto' (see :mod:`s2f.eval.independent`), a teacher, 'off'.
+        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
+        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
+        train_split: The split whose mean embedding is the constant baseline (its label means: the attribute-only).
         logger: A Lightning logger or a ``wandb`` run to log the metrics and figures to.
         progress: Show progress bars.
         title: The report's title.
@@ -123,36 +137,63 @@ def evaluate(
         raise ConfigError("give at least one input length in seconds")
     held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     _check_compatible(model, held, data_dir)
-    lengths = sorted(set(float(s) for s in seconds))
-    keys = [f"{s:g}s" for s in lengths]
     predicted = {
-        key: predict_embeddings(model, held.audio, s, progress=progress) for key, s in zip(keys, lengths, strict=True)
+        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=progress)
+        for s in sorted({float(x) for x in seconds})
     }
-    longest = keys[-1]
     gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)
-    gallery_speakers = list(gallery_of)
-    gallery = held.embeddings[list(gallery_of.values())]
-
-    metrics = _voice_metrics(model, held, predicted, gallery, gallery_speakers, title, data_dir, split, max_clips, seed)
-    metrics["baseline"] = _baseline(data_dir, train_split, held, gallery, gallery_speakers)
-    faces_from_voice, faces_from_face, demographic_labels = _face_metrics(
-        metrics, model, held, predicted, longest, craniofacial, demographics, seed, progress
+    run = {"title": title, "data_dir": data_dir, "split": split, "train_split": train_split, "max_clips": max_clips,
+           "seed": seed, "progress": progress}  # fmt: skip
+    protocols = ProtocolOptions(
+        gallery_size=gallery_size, gallery_draws=gallery_draws, matching_resamples=matching_resamples,
+        evaluator=evaluator, evaluator_weights=evaluator_weights, identity_splits=identity_splits,
+    )  # fmt: skip
+    metrics, faces_from_voice = _metrics(
+        model, held, predicted, gallery_of, run, (craniofacial, demographics, face_identity), protocols
     )
-    if _wanted(face_identity, model.decoder is not None) and faces_from_face is not None:
-        metrics["face_identity"] = identity_retrieval(
-            {"f2f": faces_from_face, "s2f": faces_from_voice},
-            (model.teacher or {}).get("name"),
-            held.speaker_ids,
-            gallery,
-            gallery_speakers,
-        )
-        metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=longest)
-    metrics["headline"] = headline(metrics)
-    metrics["slices"] = _slices(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
     report_path = _write_report(
         metrics, model, held, predicted, gallery_of, faces_from_voice, out_dir=out_dir, logger=logger, seed=seed
     )
     return EvalResult(metrics, report_path)
+
+
+def _metrics(
+    model: Any,
+    held: HeldOut,
+    predicted: dict[str, torch.Tensor],
+    gallery_of: dict[str, int],
+    run: dict[str, Any],
+    switches: tuple[Switch, Switch, Switch],
+    protocols: ProtocolOptions,
+) -> tuple[dict[str, Any], Any]:
+    """Every section of ``metrics.json``, and the faces decoded from the voices (None without a decoder).
+
+    ``run`` holds what the run was (title, data_dir, split, train_split, max_clips, seed, progress);
+    ``switches`` are the craniofacial, demographics and face_identity switches.
+    """
+    craniofacial, demographics, face_identity = switches
+    seed, longest = run["seed"], list(predicted)[-1]
+    gallery_speakers, gallery = list(gallery_of), held.embeddings[list(gallery_of.values())]
+    metrics = _voice_metrics(
+        model, held, predicted, gallery, gallery_speakers, run["title"], run["data_dir"], run["split"],
+        run["max_clips"], seed,
+    )  # fmt: skip
+    metrics["baseline"] = _baseline(run["data_dir"], run["train_split"], held, gallery, gallery_speakers)
+    faces_from_voice, faces_from_face, demographic_labels = _face_metrics(
+        metrics, model, held, predicted, longest, craniofacial, demographics, seed, run["progress"]
+    )
+    decoded = None if faces_from_face is None else {"f2f": faces_from_face, "s2f": faces_from_voice}
+    reembedded = _face_identity(metrics, model, held, decoded, gallery, gallery_speakers, face_identity, longest)
+    metrics.update(
+        field_protocols(
+            metrics, held, predicted, gallery, gallery_speakers, data_dir=run["data_dir"],
+            train_split=run["train_split"], model=model, decoded=decoded, teacher_embedded=reembedded,
+            options=protocols, seed=seed,
+        )
+    )  # fmt: skip
+    metrics["headline"] = headline(metrics)
+    metrics["slices"] = metrics_by_label_group(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
+    return metrics, faces_from_voice
 
 
 def _voice_metrics(
@@ -263,6 +304,30 @@ def _face_metrics(
     else:
         metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
     return faces_from_voice, faces_from_face, demographic_labels
+
+
+def _face_identity(
+    metrics: dict[str, Any],
+    model: Any,
+    held: HeldOut,
+    decoded: dict[str, Any] | None,
+    gallery: torch.Tensor,
+    gallery_speakers: list[str],
+    face_identity: Switch,
+    longest: str,
+) -> dict[str, torch.Tensor] | None:
+    """Adds ``face_identity`` (decoded faces re-embedded by the teacher, retrieving their speaker) to ``metrics``;
+    returns those embeddings by name, or None when the section did not run."""
+    if not _wanted(face_identity, model.decoder is not None) or decoded is None:
+        return None
+    embedded, reason = teacher_embeddings(decoded, (model.teacher or {}).get("name"))
+    metrics["face_identity"] = (
+        {"skipped": reason}
+        if embedded is None
+        else identity_retrieval(decoded, None, held.speaker_ids, gallery, gallery_speakers, embedded=embedded)
+    )
+    metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=longest)
+    return embedded
 
 
 def _write_report(
@@ -407,38 +472,3 @@ def _demographics(
             "mean_age": float(np.mean([x["age"] for x in from_face])),
         },
     }
-
-
-def _slices(
-    held: HeldOut,
-    predicted: torch.Tensor,
-    gallery: torch.Tensor,
-    gallery_speakers: list[str],
-    demographic_labels: dict[str, list[Any]] | None,
-    max_groups: int = 20,
-) -> dict[str, Any]:
-    """Each metric again for the clips of each metadata label group (same full gallery, same chance)."""
-    sliced: dict[str, Any] = {}
-    keys = sorted({k for m in held.metadata for k, v in m.items() if isinstance(v, str | bool | int)})
-    for key in keys:
-        values = [str(m.get(key, "(missing)")) for m in held.metadata]
-        groups = sorted(set(values))
-        if not 2 <= len(groups) <= max_groups:
-            continue
-        sliced[key] = {}
-        for group in groups:
-            rows = [i for i, v in enumerate(values) if v == group]
-            speakers = [held.speaker_ids[i] for i in rows]
-            entry: dict[str, Any] = {
-                "clips": len(rows),
-                "speakers": len(set(speakers)),
-                "similarity": feature_similarity(predicted[rows], held.embeddings[rows]),
-                "retrieval_cos": recall_at_k(
-                    predicted[rows], speakers, gallery, gallery_speakers, metric="cos", ks=(1, 5, 10)
-                ),
-            }
-            if demographic_labels is not None:
-                pairs = [(demographic_labels["gender_true"][i], demographic_labels["gender_s2f"][i]) for i in rows]
-                entry["gender_agreement"] = float(np.mean([a == b for a, b in pairs]))
-            sliced[key][group] = entry
-    return sliced

@@ -23,8 +23,17 @@ import torch
 import torch.nn.functional as F
 
 from ..angles import angles_deg
+from ..errors import ConfigError
 
-__all__ = ["DISTANCES", "Distance", "angles_deg", "feature_similarity", "paired_distances", "pairwise_distance"]
+__all__ = [
+    "DISTANCES",
+    "Distance",
+    "angles_deg",
+    "feature_similarity",
+    "paired_distances",
+    "pairwise_distance",
+    "unit_distances",
+]
 
 Distance = Literal["cos", "l2", "l1"]
 DISTANCES: tuple[Distance, ...] = ("cos", "l2", "l1")
@@ -66,10 +75,15 @@ def pairwise_distance(queries: torch.Tensor, items: torch.Tensor, metric: Distan
     three rank the same way when the embeddings are all of one length.
     """
     unit_q, unit_g = F.normalize(queries.double(), dim=-1), F.normalize(items.double(), dim=-1)
+    return unit_distances(unit_q, unit_g, metric).float()
+
+
+def unit_distances(unit_queries: torch.Tensor, unit_items: torch.Tensor, metric: Distance) -> torch.Tensor:
+    """:func:`pairwise_distance` of rows that are already unit vectors, in their own dtype and device."""
     if metric == "cos":
-        return (1.0 - unit_q @ unit_g.T).float()
+        return 1.0 - unit_queries @ unit_items.T
     if metric == "l2":
-        return torch.cdist(unit_q, unit_g, p=2.0).float()
+        return torch.cdist(unit_queries, unit_items, p=2.0)
     if metric == "l1":
-        return torch.cdist(unit_q, unit_g, p=1.0).float()
-    raise ValueError(f"unknown distance {metric!r}; use one of {', '.join(DISTANCES)}")
+        return torch.cdist(unit_queries, unit_items, p=1.0)
+    raise ConfigError(f"unknown distance {metric!r}; use one of {', '.join(DISTANCES)}")

@@ -132,8 +132,7 @@ def calibrate_on_shards(
     clips = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     model.calibration = None  # measure the encoder itself, not an earlier calibration
     predicted = predict_embeddings(model, clips.audio, model.clip_seconds, progress=progress)
-    calibration = fit_calibration(
-        predicted, clips.embeddings, {"split": split, "seconds": model.clip_seconds}
-    ).to(model.device)
+    fitted_on = {"split": split, "seconds": model.clip_seconds}
+    calibration = fit_calibration(predicted, clips.embeddings, fitted_on).to(model.device)
     model.calibration = calibration
     return calibration

@@ -205,9 +205,7 @@ def run_demo(
 # -- stages ----------------------------------------------------------------------------------------
 
 
-def _synthesize(
-    folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...] | None, progress: bool
-) -> SynthWorld:
+def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...] | None, progress: bool) -> SynthWorld:
     from .synth import synthesize_world
 
     return synthesize_world(

@@ -16,7 +16,7 @@ Peak memory is the process's resident high-water mark during the step, above wha
 inputs: 50,000 x 4096 float32 queries are 0.8 GB); Linux resets the mark through ``/proc/self/clear_refs``.
 Times are the fastest of ``--repeats``; threads are torch's default (the cores the machine has).
 
-    python benchmarks/retrieval_scale.py                 # the paper's scale, float32: about a minute on 2 cores
+    python benchmarks/retrieval_scale.py                 # the paper's scale, float32: 1-2 minutes on 2 cores
     python benchmarks/retrieval_scale.py --quick         # 500 faces, 5,000 queries, 512-D: a smoke test
     python benchmarks/retrieval_scale.py --metrics cos,l2 --dtype float64 --json retrieval.json
 """

@@ -56,6 +56,7 @@ BENCHMARKS = (
     "synth_throughput.py",
     "geometry.py",
     "retrieval_scale.py",
+    "serve_load.py",
 )
 
 

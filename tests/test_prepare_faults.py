@@ -19,6 +19,7 @@ import torch
 
 from s2f import TEACHERS
 from s2f.prepare import prepare
+from s2f.prepare.diskspace import DiskFull
 from s2f.prepare.lock import RootLocked
 from s2f.prepare.rejects import read_rejects
 from s2f.prepare.sources import read_avspeech
@@ -116,3 +117,32 @@ def test_other_ranks_of_the_same_run_do_not_take_the_lock(tmp_path: Path, monkey
         monkeypatch.setenv("LOCAL_RANK", "0")
         with pytest.raises(RootLocked), hold_root(tmp_path):
             pass
+
+
+def test_a_full_disk_mid_run_is_one_line_and_the_rerun_after_freeing_space_finishes(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import errno
+
+    import s2f.prepare.engine as engine
+
+    real_write = engine.ShardWriter.write
+    writes = []
+
+    def write(self, record):  # type: ignore[no-untyped-def]
+        writes.append(record.clip_id)
+        if len(writes) == 2:  # the second clip: the first part is committed, the second is being written
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.root))
+        return real_write(self, record)
+
+    monkeypatch.setattr(engine.ShardWriter, "write", write)
+    out = tmp_path / "shards"
+    with pytest.raises(DiskFull) as error:
+        prepare(_tasks(corpus), out, "dlib_resnet", num_workers=0, progress=False, part_size=1)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{out}: no space left on the device (")
+    assert "MB free" in message and "run the same command again" in message
+    assert not (out / "s2f_shards.json").exists()  # nothing half-written is visible to readers
+    monkeypatch.setattr(engine.ShardWriter, "write", real_write)
+    summary = prepare(_tasks(corpus), out, "dlib_resnet", num_workers=0, progress=False, part_size=1)
+    assert _rows(out) == set(WANTED) and summary.processed == 1

@@ -36,6 +36,7 @@ from s2f.errors import S2FError
 from s2f.extras import require_extra
 from s2f.shards.format import ShardManifest, _check_fractions, assign_split
 
+from .diskspace import naming_the_folder_when_the_disk_is_full
 from .lock import hold_root
 from .options import ComputeOptions, DecodeOptions, FaceOptions, PrepareOptions, ShardOptions
 from .parts import REJECTS_NAME, PartRecord, PartStore
@@ -199,14 +200,16 @@ def prepare(
         store.check_settings(settings, overwrite=overwrite)
         plan = _plan(store, tasks, options.shards.split_fractions)
         rank = _launcher_rank()
-        if plan.pending:
-            with quiet_lightning_machinery():  # the Trainer is machinery here: no device banners or tips
-                rank = _run(model, store, plan, settings, options)
-        if rank != 0:  # rank 0 assembles; the others only wrote their parts
-            manifest = ShardManifest(str(store.root), model.name, int(model.embed_dim), {})
-            seconds = time.perf_counter() - began
-            return PrepareSummary(str(store.root), manifest, len(plan.listed), plan.duplicates, {}, {}, 0, seconds)
-        return _assemble(store, model, plan, settings, began)
+        committed = len(plan.listed) - len(plan.pending) - len(plan.early)
+        with naming_the_folder_when_the_disk_is_full(store.root, committed, len(plan.pending)):
+            if plan.pending:
+                with quiet_lightning_machinery():  # the Trainer is machinery here: no device banners or tips
+                    rank = _run(model, store, plan, settings, options)
+            if rank != 0:  # rank 0 assembles; the others only wrote their parts
+                manifest = ShardManifest(str(store.root), model.name, int(model.embed_dim), {})
+                seconds = time.perf_counter() - began
+                return PrepareSummary(str(store.root), manifest, len(plan.listed), plan.duplicates, {}, {}, 0, seconds)
+            return _assemble(store, model, plan, settings, began)
 
 
 def _settings(model: FaceTeacher, scheme: str, options: PrepareOptions) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""A full disk (or a read-only, over-quota output folder) during ``s2f prepare``: one line, and a clean rerun.
+
+Parts are committed one at a time (``done.json`` last), so a write that fails leaves at most one
+uncommitted part folder, which readers never see and the next run removes. What the user needs is
+the folder, how much space is free, and roughly how much the rest of the run needs: measured from
+the bytes the committed parts already take per clip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from s2f.errors import S2FError
+
+__all__ = ["DiskFull", "naming_the_folder_when_the_disk_is_full"]
+
+_DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "over the disk quota"}
+_DISK_ERRORS[errno.EROFS] = "the file system is read-only"
+
+
+class DiskFull(S2FError):
+    """``s2f prepare`` could not write its output folder: no space, over quota, or read-only."""
+
+
+def _megabytes(count: float) -> str:
+    return f"{count / 1e6:,.0f} MB"
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(directory, name))
+    return total
+
+
+def _need(root: Path, committed_clips: int, pending_clips: int) -> str:
+    if committed_clips == 0 or pending_clips == 0:
+        return "free some space"
+    per_clip = _bytes_under(root) / committed_clips
+    return (
+        f"the {pending_clips} clips still to do need about {_megabytes(per_clip * pending_clips)} "
+        f"({per_clip / 1e3:,.0f} kB a clip so far)"
+    )
+
+
+@contextlib.contextmanager
+def naming_the_folder_when_the_disk_is_full(root: Path, committed_clips: int, pending_clips: int) -> Iterator[None]:
+    """Turns a disk-full, over-quota or read-only ``OSError`` inside the block into one :class:`DiskFull` line."""
+    try:
+        yield
+    except OSError as err:
+        problem = _DISK_ERRORS.get(err.errno or 0)
+        if problem is None:
+            raise
+        try:
+            free = f"{_megabytes(shutil.disk_usage(root).free)} free"
+        except OSError:
+            free = "free space unknown"
+        need = _need(root, committed_clips, pending_clips)
+        raise DiskFull(
+            f"{root}: {problem} ({free}) while writing {err.filename or 'the shards'}; {need}, "
+            "then run the same command again: committed parts are kept, the unfinished one is redone"
+        ) from None

@@ -18,7 +18,7 @@ def _batches(bad: int | None, count: int = 4) -> list[dict[str, torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     batches = []
     for index in range(count):
-        batch = {"audio": 0.1 * torch.randn(2, 3 * 16_000, generator=generator), "embedding": torch.randn(2, 64)}
+        batch = {"audio": 0.1 * torch.randn(2, 16_000, generator=generator), "embedding": torch.randn(2, 64)}
         if index == bad:
             batch["embedding"][0, 5] = float("nan")  # an fp16 embedding that overflowed on the way in
         batches.append(batch)
@@ -55,6 +55,7 @@ def test_a_nan_loss_skips_its_step_with_a_warning_and_leaves_the_weights_finite(
     assert any(not torch.equal(before[name], after[name]) for name in before)  # the other steps did train
 
 
+@pytest.mark.slow
 def test_the_skipped_step_is_the_only_difference_from_a_run_without_that_batch() -> None:
     with_nan = _system()
     _fit(with_nan, _batches(bad=1))

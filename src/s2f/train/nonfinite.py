@@ -35,7 +35,7 @@ def skip_nonfinite_step(module: L.LightningModule, total: torch.Tensor, limit: i
     if finite:
         return False
     skipped = getattr(module, "nonfinite_steps", 0) + 1
-    module.nonfinite_steps = skipped
+    module.__dict__["nonfinite_steps"] = skipped  # a plain attribute: not a parameter, buffer or submodule
     if skipped > limit:
         raise NonFiniteLoss(
             f"step {module.global_step}: the training loss is NaN or infinite, {skipped} steps so far, more than "

@@ -118,3 +118,8 @@ def test_s2f_check_says_which_chunks_it_could_not_checksum(tmp_path: Path, capsy
     root = Path(shutil.copytree(LEGACY_SHARDS, tmp_path / "shards"))
     assert s2f_main(["check", str(root)]) == 0
     assert "without a checksum" in capsys.readouterr().out
+
+
+def test_s2f_check_of_a_url_says_it_reads_local_roots(capsys: pytest.CaptureFixture[str]) -> None:
+    assert s2f_main(["check", "s3://bucket/shards"]) == 2
+    assert "reads local shard roots" in capsys.readouterr().err

@@ -23,9 +23,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     """Runs ``s2f check ARGS``; a damaged root is an S2FError (one line, exit status 2)."""
     options = _parser().parse_args(args)
+    from s2f.errors import ShardFormatError
     from s2f.shards.integrity import check_root
     from s2f.shards.reader import read_manifest
 
+    if "://" in options.shards:  # chunks in object storage are fetched by litdata, not read in place
+        raise ShardFormatError(f"{options.shards}: s2f check reads local shard roots; copy the root to a disk first")
     started = time.perf_counter()
     manifest = read_manifest(options.shards)
     for split, chunks, with_checksum in check_root(manifest):

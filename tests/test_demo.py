@@ -33,6 +33,9 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     # Calibrated on its own training clips, and drawn farther from the mean than it predicts.
     assert model.calibration is not None and model.calibration.fitted_on["split"] == "train"
     assert model.calibration.spread > 1.0
+    # Its model card carries the evaluation and what it was trained on.
+    card = (out / "model" / "README.md").read_text()
+    assert "s2f demo's synthetic world, seed 0" in card and "retrieval R@1 (gallery of" in card
     assert f"report: {out / 'eval' / 'report.html'}" in printed
 
     # The headline numbers are printed beside their chance level, and they are numbers.

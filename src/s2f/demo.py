@@ -185,6 +185,8 @@ def run_demo(
             model, shards, split="test", out_dir=out / "eval", seconds=plan.eval_seconds, seed=seed,
             progress=progress, title="s2f demo: a synthetic world",
         )  # fmt: skip
+    # The card was written before the evaluation existed: write it again with the figures.
+    _write_card(model, model_dir, evaluation.metrics, plan, seed, sources)
     result = DemoResult(
         out=out,
         model_dir=model_dir,
@@ -212,6 +214,21 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...
         folder, identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
         seed=seed, sources=sources, progress=progress,
     )  # fmt: skip
+
+
+def _write_card(
+    model: Any, folder: Path, metrics: dict[str, Any], plan: DemoPlan, seed: int, sources: tuple[str, ...] | None
+) -> None:
+    from .model_card import CARD_FILE, model_card
+
+    photos = ", ".join(sources) if sources else "all 13 package photos"
+    training = {
+        "data": f"s2f demo's synthetic world, seed {seed}: {plan.identities} identities x {plan.clips_per_identity} "
+        f"clips of {plan.seconds:g} s, faces morphed from {photos}; the encoder trained on the train split",
+        "recipe": f"s2f demo plan: {plan.encoder} {dict(plan.encoder_options)}, {plan.encoder_epochs} epochs, batch "
+        f"{plan.batch_size}, {plan.train_seconds:g} s windows, {plan.precision}; the decoder {plan.decoder}",
+    }
+    (folder / CARD_FILE).write_text(model_card(model, evaluation=metrics, training=training), encoding="utf-8")
 
 
 def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) -> Path:

@@ -185,7 +185,7 @@ def run_demo(
             model, shards, split="test", out_dir=out / "eval", seconds=plan.eval_seconds, seed=seed,
             progress=progress, title="s2f demo: a synthetic world",
         )  # fmt: skip
-    # The card was written before the evaluation existed: write it again with the figures.
+    # The folder was saved before the evaluation existed: save it again, its card with the figures.
     _write_card(model, model_dir, evaluation.metrics, plan, seed, sources)
     result = DemoResult(
         out=out,
@@ -219,8 +219,6 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...
 def _write_card(
     model: Any, folder: Path, metrics: dict[str, Any], plan: DemoPlan, seed: int, sources: tuple[str, ...] | None
 ) -> None:
-    from .model_card import CARD_FILE, model_card
-
     photos = ", ".join(sources) if sources else "all 13 package photos"
     training = {
         "data": f"s2f demo's synthetic world, seed {seed}: {plan.identities} identities x {plan.clips_per_identity} "
@@ -228,7 +226,7 @@ def _write_card(
         "recipe": f"s2f demo plan: {plan.encoder} {dict(plan.encoder_options)}, {plan.encoder_epochs} epochs, batch "
         f"{plan.batch_size}, {plan.train_seconds:g} s windows, {plan.precision}; the decoder {plan.decoder}",
     }
-    (folder / CARD_FILE).write_text(model_card(model, evaluation=metrics, training=training), encoding="utf-8")
+    model.save_pretrained(folder, evaluation=metrics, training=training)
 
 
 def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) -> Path:

@@ -11,6 +11,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import S2FError
+from .checkpoint_io import install_atomic_checkpoints
 
 __all__ = ["S2FLightningCLI", "run_lightning_cli"]
 
@@ -56,6 +57,8 @@ class S2FLightningCLI(LightningCLI):
             if cause is None:
                 raise
             raise cause from None
+        # A checkpoint is whole or absent, and a full disk is one line (s2f.train.checkpoint_io).
+        install_atomic_checkpoints(self.trainer)
 
 
 _GPU_PRECISIONS = ("bf16-mixed", "16-mixed", "bf16", "16")

@@ -7,13 +7,15 @@ compare them, and the loggers are off, so that the checkpoints are all a run wri
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import yaml
 
-__all__ = ["RECIPE", "fit_args", "weights"]
+__all__ = ["RECIPE", "StepLog", "fit_args", "read_steps", "weights"]
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "debug.yaml"
 
@@ -62,3 +64,26 @@ def weights(checkpoint: Path) -> tuple[int, dict[str, torch.Tensor]]:
     """A checkpoint's global step and model weights (loads only tensors: ``weights_only``)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return int(state["global_step"]), state["state_dict"]
+
+
+class StepLog(L.Callback):
+    """Appends ``global_step`` to a file as each training batch starts: how far a run got, for a test that kills it.
+
+    Args:
+        path: File to append to.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(f"{trainer.global_step} {time.monotonic()}\n")
+
+
+def read_steps(path: Path) -> list[tuple[int, float]]:
+    """The ``(global_step, monotonic time)`` lines a :class:`StepLog` wrote (none when the file is missing)."""
+    if not path.exists():
+        return []
+    lines = [line.split() for line in path.read_text().splitlines()]
+    return [(int(step), float(when)) for step, when in (line for line in lines if len(line) == 2)]

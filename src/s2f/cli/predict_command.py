@@ -6,6 +6,7 @@ LightningCLI's ``predict`` (a recipe's datamodule through a checkpoint) is ``s2f
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         "when the model has a face decoder, the face image. (LightningCLI's predict over a recipe's data is "
         "`s2f predict-lightning`.)",
     )
-    parser.add_argument("--model", "-m", required=True, help="saved model folder, .ckpt, or hf-hub:ORG/NAME")
+    parser.add_argument(
+        "--model", "-m", required=True, help="saved model folder, .ckpt, hf-hub:ORG/NAME, or MODEL.onnx (s2f export)"
+    )
     parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp4, ...)")
     parser.add_argument("--output", "-o", help="write embeddings (.npy/.json) or the face image (.png/.jpg)")
     parser.add_argument(
@@ -36,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seconds", type=float, help="clip length (default: the model's, 6 s in the paper)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="the encoder's precision (default: auto, bf16 where the device runs it natively)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the encoder: the first clip takes a minute, then faster"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per encoder call (default: 16)")
     return parser
 
 
@@ -52,11 +65,7 @@ def main(args: list[str]) -> int:
 
         return predict_lightning(args)
     options = _parser().parse_args(args)
-
-    from s2f.pipeline import Speech2Face
-
-    model = Speech2Face.from_pretrained(options.model, device=options.device)
-    predictions = model.predict(list(options.audio), seconds=options.seconds)
+    predictions = _predict(options)
     for path, prediction in zip(options.audio, predictions, strict=True):
         e = prediction.embedding
         print(f"{path}: {e.numel()}-D embedding, norm {e.norm():.3f}, first {', '.join(f'{v:.3f}' for v in e[:4])} ...")
@@ -69,6 +78,24 @@ def main(args: list[str]) -> int:
             target.write_text(prediction.cartoon(), encoding="utf-8")
             print(f"wrote {target}")
     return 0
+
+
+def _predict(options: argparse.Namespace) -> list[Prediction]:
+    """The predictions, from a saved model or an ``.onnx`` file; says on stderr how the encoder ran."""
+    if Path(options.model).suffix == ".onnx":
+        from s2f.onnx_export import OnnxSpeech2Face
+
+        onnx_model = OnnxSpeech2Face(options.model)
+        print(f"inference: {onnx_model.describe()}", file=sys.stderr)
+        return onnx_model.predict(list(options.audio), seconds=options.seconds)
+    from s2f.inference import update_settings
+    from s2f.pipeline import Speech2Face
+
+    model = Speech2Face.from_pretrained(options.model, device=options.device)
+    update_settings(model, precision=options.precision, compile=options.compile, batch_size=options.batch_size)
+    predictions = model.predict(list(options.audio), seconds=options.seconds)
+    print(f"inference: {model.last_inference.describe()}", file=sys.stderr)
+    return predictions
 
 
 def _numbered(out: Path, count: int) -> list[Path]:

@@ -76,9 +76,16 @@ def load_held_out(
 
 @torch.inference_mode()
 def predict_embeddings(
-    model: Any, audio: Sequence[np.ndarray], seconds: float, *, batch_size: int = 32, progress: bool = False
+    model: Any,
+    audio: Sequence[np.ndarray],
+    seconds: float,
+    *,
+    batch_size: int = 32,
+    progress: bool = False,
+    precision: str | None = None,
 ) -> torch.Tensor:
-    """The model's embedding [N, D] of each clip, cropped or loop-repeated to ``seconds``, in batches."""
+    """The model's embedding [N, D] of each clip, cropped or loop-repeated to ``seconds``, in batches, through
+    its fast inference path (:meth:`~s2f.pipeline.Speech2Face.embed`) in ``precision`` (None: the model's)."""
     from tqdm.auto import tqdm
 
     from ..audio import Waveform, load_clip
@@ -89,7 +96,7 @@ def predict_embeddings(
     for start in tqdm(starts, desc=f"voices at {seconds:g} s", disable=not progress, unit="batch"):
         chunk = audio[start : start + batch_size]
         waves = torch.stack([load_clip(Waveform(samples, 16_000), seconds, model.sample_rate) for samples in chunk])
-        batches.append(model(waves.to(model.device)).float().cpu())
+        batches.append(model.embed(waves, precision=precision).float().cpu())
     return torch.cat(batches)
 
 

@@ -99,6 +99,7 @@ def evaluate(
     logger: Any = None,
     progress: bool = True,
     title: str = "s2f evaluation",
+    precision: str = "auto",
 ) -> EvalResult:
     """Evaluates a voice model on one split of a shard root, as the paper did.
 
@@ -125,6 +126,7 @@ def evaluate(
         logger: A Lightning logger or a ``wandb`` run to log the metrics and figures to.
         progress: Show progress bars.
         title: The report's title.
+        precision: The encoder's precision: 'auto' (bf16 where the device runs it natively), 'bf16', 'fp32'.
 
     Returns:
         The metrics, and the report's path when one was written.
@@ -138,7 +140,7 @@ def evaluate(
     held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     _check_compatible(model, held, data_dir)
     predicted = {
-        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=progress)
+        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=progress, precision=precision)
         for s in sorted({float(x) for x in seconds})
     }
     gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)
@@ -227,6 +229,7 @@ def _voice_metrics(
             "decoder": model.decoder is not None,
             "clip_seconds": model.clip_seconds,
             "calibration": None if model.calibration is None else model.calibration.config(),
+            "inference": None if model.last_inference is None else model.last_inference.describe(),
         },
         "seconds": keys,
         "paper": PAPER,

@@ -37,10 +37,11 @@ from s2f.extras import require_extra
 from s2f.shards.format import ShardManifest, _check_fractions, assign_split
 
 from .diskspace import naming_the_folder_when_the_disk_is_full
-from .lock import hold_root
+from .lock import _is_first_rank, hold_root
 from .options import ComputeOptions, DecodeOptions, FaceOptions, PrepareOptions, ShardOptions
 from .parts import REJECTS_NAME, PartRecord, PartStore
 from .rejects import Reject, read_rejects
+from .repair import take_back_damaged_parts
 from .sources import SPLIT_DEV, ClipTask
 from .summary import STAGES, PrepareSummary
 
@@ -198,6 +199,8 @@ def prepare(
     store = PartStore(out_dir)
     with hold_root(store.root):  # a second run on the same root refuses instead of interleaving parts
         store.check_settings(settings, overwrite=overwrite)
+        if _is_first_rank():  # a damaged chunk's part is redone (s2f.prepare.repair); other ranks see its result
+            take_back_damaged_parts(store)
         plan = _plan(store, tasks, options.shards.split_fractions)
         rank = _launcher_rank()
         committed = len(plan.listed) - len(plan.pending) - len(plan.early)

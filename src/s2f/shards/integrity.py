@@ -12,15 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from s2f.errors import ShardFormatError
 
 from .format import INDEX_NAME, MANIFEST_NAME, ShardManifest, _join
 
-__all__ = ["add_checksums", "check_root", "chunk_digest", "verify_chunk"]
+__all__ = ["add_checksums", "check_root", "chunk_digest", "damaged_chunks", "verify_chunk"]
 
 CHECKSUM_KEY = "sha256"
 
@@ -39,10 +41,20 @@ def add_checksums(split_dir: str, index: dict[str, Any]) -> dict[str, Any]:
     return {**index, "chunks": chunks}
 
 
+# `s2f prepare` names each chunk of its roots after the part that wrote it: ROOT/SPLIT/chunk-PART-K.bin.
+PREPARED_CHUNK = re.compile(r"^chunk-(\d+)-\d+\.bin$")
+
+
 def _recovery(path: str) -> str:
-    # The chunk's name holds the part that wrote it (chunk-PART-K.bin); parts are not rewritten in
-    # place, so the way back to a good root is a fresh run.
     name = os.path.basename(path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    match = PREPARED_CHUNK.match(name)
+    if match and os.path.isfile(os.path.join(root, ".s2f_prepare", "settings.json")):
+        # s2f.prepare.repair: the rerun finds the damaged chunk and redoes the part that wrote it.
+        return (
+            f"run the same `s2f prepare` command again: it rebuilds part {match.group(1)}, which wrote {name}, "
+            "and keeps every other chunk"
+        )
     return f"rebuild the root with `s2f prepare ... --overwrite` (or copy {name} again from a good copy)"
 
 
@@ -115,3 +127,25 @@ def check_root(manifest: ShardManifest) -> Iterator[tuple[str, int, int]]:
         for chunk in index["chunks"]:
             verify_chunk(split_dir, chunk)
         yield split, len(index["chunks"]), sum(CHECKSUM_KEY in chunk for chunk in index["chunks"])
+
+
+def damaged_chunks(split_dir: str, threads: int = 1) -> list[tuple[str, str]]:
+    """Every chunk of a local split that fails :func:`verify_chunk`, as ``(filename, what is wrong)``.
+
+    ``threads`` chunks are hashed at a time (hashlib releases the GIL while it hashes). A split
+    without a readable ``index.json`` has nothing to check here; :func:`check_root` reports it.
+    """
+    try:
+        chunks = read_index(split_dir)["chunks"]
+    except ShardFormatError:
+        return []
+
+    def problem(chunk: dict[str, Any]) -> tuple[str, str] | None:
+        try:
+            verify_chunk(split_dir, chunk)
+        except ShardFormatError as err:
+            return str(chunk["filename"]), str(err).split(": ", 1)[-1].split("; ", 1)[0]
+        return None
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return [found for found in pool.map(problem, chunks) if found is not None]

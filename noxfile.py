@@ -53,10 +53,12 @@ BENCHMARKS = (
     "compare_encoders.py",
     "prepare_throughput.py",
     "train_step.py",
+    "peer_ve_conv.py",
     "synth_throughput.py",
     "geometry.py",
     "retrieval_scale.py",
     "serve_load.py",
+    "predict_latency.py",
 )
 
 

@@ -1,0 +1,205 @@
+"""The fast inference path (s2f.inference) and the ONNX export (s2f.onnx_export): what runs, and that it agrees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2f import ENCODERS, Speech2Face
+from s2f.cli import main
+from s2f.errors import ConfigError
+from s2f.inference import FastEncoder, choose_precision
+from s2f.synth.sample_videos import speech
+
+SECONDS = 2.0
+BF16_COSINE = 0.999  # the stated tolerance of bf16 embeddings against fp32 ones
+
+
+def _voices(count: int, seconds: float = SECONDS) -> torch.Tensor:
+    """Speech-like clips (a source-filter voice with syllables), one speaker each."""
+    return torch.stack([torch.from_numpy(speech(seconds, seed=seed)) for seed in range(count)])
+
+
+@pytest.fixture(scope="module")
+def model() -> Speech2Face:
+    """The tiny paper CNN with its batch norms set to the statistics of speech, as training leaves them
+    (fresh ones pass activations through unnormalised, which hides what bf16 rounding does)."""
+    torch.manual_seed(0)
+    model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=SECONDS)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(_voices(8))
+    return model.eval()
+
+
+def test_auto_precision_follows_the_device_and_an_argument_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("S2F_PRECISION", raising=False)
+    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: True)
+    assert choose_precision("auto", "cpu")[0] == "bf16"
+    assert choose_precision("fp32", "cpu") == ("fp32", "asked for")
+    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: False)
+    assert choose_precision(None, "cpu")[0] == "fp32"
+    assert choose_precision("bf16", "cpu") == ("bf16", "asked for")
+    monkeypatch.setenv("S2F_PRECISION", "bf16")
+    assert choose_precision("auto", "cpu") == ("bf16", "S2F_PRECISION")
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        choose_precision("fp16", "cpu")
+
+
+def test_bf16_embeddings_of_speech_stay_within_the_stated_cosine_of_fp32(model: Speech2Face) -> None:
+    waves = _voices(6)
+    fp32 = model.embed(waves, precision="fp32")
+    bf16 = model.embed(waves, precision="bf16")
+    assert model.last_inference.precision == "bf16"
+    with torch.inference_mode():
+        eager = model(waves)
+    torch.testing.assert_close(fp32, eager, rtol=1e-4, atol=1e-5)  # fp32 channels-last is the model itself
+    assert not torch.allclose(bf16, fp32, rtol=1e-4, atol=1e-5)  # bf16 did run
+    agreement = torch.cosine_similarity(bf16, fp32)
+    assert agreement.min() >= BF16_COSINE, agreement
+    # The tolerance tells voices apart: different speakers' embeddings are far less alike than that.
+    unit = torch.nn.functional.normalize(fp32, dim=1)
+    between = (unit @ unit.T)[~torch.eye(len(waves), dtype=torch.bool)]
+    assert between.max() < 0.9
+
+
+def test_predict_batches_a_list_and_says_which_precision_ran(
+    model: Speech2Face, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("S2F_PRECISION", raising=False)
+    clips = [(wave, 16_000) for wave in _voices(5)]
+    calls = []
+    encoder_forward = type(model.encoder).forward
+    monkeypatch.setattr(
+        type(model.encoder), "forward", lambda self, spec: calls.append(len(spec)) or encoder_forward(self, spec)
+    )
+    model.inference_settings["batch_size"] = 2
+    try:
+        together = model.predict(clips, precision="fp32")
+    finally:
+        model.inference_settings["batch_size"] = 16
+    assert calls == [2, 2, 1]
+    alone = [model.predict(clip, precision="fp32") for clip in clips]
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.precision == single.precision == "fp32"
+        torch.testing.assert_close(batched.embedding, single.embedding, rtol=1e-4, atol=1e-5)
+
+    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: True)
+    assert model.predict(clips[0], precision="auto").precision == "bf16"
+    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: False)
+    fresh = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=SECONDS)
+    assert fresh.predict(clips[0]).precision == "fp32"
+    assert fresh.last_inference.describe().startswith("fp32 (auto: the CPU has no native bf16)")
+
+
+def test_the_fast_copy_follows_changed_weights_and_leaves_the_model_alone(model: Speech2Face) -> None:
+    waves = _voices(2)
+    keys = set(model.state_dict())
+    before = model.embed(waves, precision="bf16")
+    assert set(model.state_dict()) == keys  # the bf16 copy is no part of the model
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    layer = model.encoder.output_layer()
+    with torch.no_grad():
+        layer.bias.add_(1.0)  # as an optimizer step does: in place
+    try:
+        after = model.embed(waves, precision="bf16")
+        torch.testing.assert_close(after - before, torch.ones_like(before), rtol=0, atol=0.02)
+    finally:
+        with torch.no_grad():
+            layer.bias.sub_(1.0)
+
+
+def test_settings_are_checked(model: Speech2Face) -> None:
+    with pytest.raises(ConfigError, match="unknown precision"):
+        FastEncoder("int8")
+    with pytest.raises(ConfigError, match="unknown inference settings"):
+        model.compile(fullgraph=True)
+    with pytest.raises(ConfigError, match="keywords only"):
+        model.compile("max-autotune")
+    assert model.inference_settings["compile"] is False
+
+
+@pytest.mark.slow
+def test_compiled_encoder_agrees_with_eager_on_a_padded_batch(model: Speech2Face) -> None:
+    waves = _voices(3)
+    fast = FastEncoder("fp32", compile=True)  # one compilation: most of a minute on 2 cores
+    eager = FastEncoder("fp32")
+    torch.testing.assert_close(fast(model, waves), eager(model, waves), rtol=1e-3, atol=1e-4)
+    frames = model.frontend.num_frames(waves.shape[1])
+    assert fast.compiled_shapes == {(4, frames)}  # 3 clips ran as a batch of 4, the padding dropped
+    assert fast.describe().endswith("compiled")
+
+
+@pytest.mark.slow
+def test_onnx_export_runs_in_onnxruntime_like_pytorch_at_any_batch_and_length(
+    model: Speech2Face, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from s2f.calibration import EmbeddingCalibration
+    from s2f.onnx_export import OnnxSpeech2Face
+
+    # The fixture's encoder with a calibration: the graph holds it too.
+    calibrated = Speech2Face(model.encoder, clip_seconds=SECONDS, calibration=EmbeddingCalibration(64))
+    calibrated.calibration.target_mean.fill_(0.5)
+    folder = calibrated.save_pretrained(tmp_path / "model")
+    assert main(["export", str(folder), str(tmp_path / "out"), "--onnx"]) == 0
+    onnx_path = tmp_path / "out" / "model.onnx"
+    assert "model.onnx" in capsys.readouterr().out
+
+    runner = OnnxSpeech2Face(onnx_path, threads=2)
+    assert (runner.sample_rate, runner.clip_seconds) == (16_000, SECONDS)
+    for count, seconds in ((1, SECONDS), (3, 1.5), (2, 3.0)):
+        waves = _voices(count, seconds)
+        with torch.inference_mode():
+            expected = calibrated(waves)
+        _assert_same_embeddings(runner.embed(waves), expected)
+
+    wav = tmp_path / "voice.wav"
+    import soundfile
+
+    soundfile.write(wav, speech(SECONDS, seed=3), 16_000)
+    out = tmp_path / "e.npy"
+    assert main(["predict", "--model", str(onnx_path), str(wav), "-o", str(out)]) == 0
+    assert "inference: fp32 (onnxruntime" in capsys.readouterr().err
+    reference = calibrated.predict(str(wav), precision="fp32").embedding
+    _assert_same_embeddings(torch.from_numpy(np.load(out)[:1]), reference[None])
+
+
+def _assert_same_embeddings(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to float rounding, as the front end spreads it: ``|x|^0.3`` turns the rounding of near-zero
+    STFT bins into visible changes (PyTorch's own STFT in fp64 instead of fp32 moves these embeddings by
+    0.3 % of their largest element), so elements may differ by 1 % of the largest; directions barely."""
+    assert actual.shape == expected.shape
+    assert (actual - expected).abs().max() <= 0.01 * expected.abs().max()
+    assert torch.cosine_similarity(actual, expected).min() >= 0.9999
+
+
+def test_predict_command_says_which_precision_ran(model: Speech2Face, tmp_path: Path, capsys) -> None:
+    import soundfile
+
+    folder = model.save_pretrained(tmp_path / "model")
+    wav = tmp_path / "voice.wav"
+    soundfile.write(wav, speech(SECONDS, seed=1), 16_000)
+    assert main(["predict", "--model", str(folder), str(wav), "--precision", "fp32"]) == 0
+    err = capsys.readouterr().err
+    assert "inference: fp32 (asked for), channels-last, eager" in err
+    assert main(["predict", "--model", str(folder), str(wav), "--precision", "bf16", "--batch-size", "4"]) == 0
+    assert "inference: bf16 (asked for), channels-last, eager" in capsys.readouterr().err
+
+
+def test_eval_embeddings_go_through_the_fast_path(model: Speech2Face) -> None:
+    from s2f.eval.data import predict_embeddings
+
+    audio = [v.numpy() for v in _voices(3)]
+    bf16 = predict_embeddings(model, audio, SECONDS, precision="bf16")
+    assert model.last_inference.precision == "bf16"
+    fp32 = predict_embeddings(model, audio, SECONDS, precision="fp32")
+    assert not torch.equal(bf16, fp32)
+    assert torch.cosine_similarity(bf16, fp32).min() >= BF16_COSINE

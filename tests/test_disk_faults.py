@@ -21,8 +21,15 @@ import torch
 import s2f.train.checkpoint_io as checkpoint_io
 from helpers.fit import fit_args, weights
 from s2f.cli import main
+from s2f.prepare import prepare
+from s2f.prepare.diskspace import DiskFull
+from s2f.prepare.sources import read_avspeech
+from test_prepare import build_corpus, records
 
 EPOCHS, EVERY, STEPS = 1, 2, 8  # 32 training clips in batches of 4: checkpoints at steps 2, 4, 6 and 8
+
+
+WANTED = ("astro-01_x_1.000_7.500", "hopper_02_10.000_15.000", "two_faces_0.500_6.500")
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +145,35 @@ def test_fit_on_a_real_tiny_disk_stops_with_one_line_and_finishes_after_space_is
         assert main(["fit", *args, "--ckpt_path", "last"]) == 0
         steps = _assert_nothing_half_written(folder)
         assert steps["last.ckpt"] == STEPS and sorted(set(steps.values())) == [2, 4, 6, 8]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(root)
+    return root
+
+
+@pytest.mark.slow
+def test_prepare_on_a_real_tiny_disk_stops_with_one_line_and_finishes_after_space_is_freed(
+    corpus: Path, tmp_path: Path
+) -> None:
+    tasks = [t for t in read_avspeech(corpus / "avspeech.csv", corpus / "videos") if t.clip_id in WANTED]
+    disk = tmp_path / "disk"
+    # Each clip takes about 100 kB of chunks: room for the first part and its bookkeeping, not the second.
+    with tiny_disk(disk, kilobytes=260) as resize:
+        out = disk / "shards"
+        with pytest.raises(DiskFull) as error:
+            prepare(tasks, out, "dlib_resnet", num_workers=0, progress=False, part_size=1, batch_size=1)
+        message = str(error.value)
+        print(message)
+        assert "\n" not in message and message.startswith(f"{out}: no space left on the device (")
+        assert "MB free" in message and "still to do need" in message
+        assert not (out / "s2f_shards.json").exists()  # readers see no root at all, so nothing half-written
+        committed = list((out / ".s2f_prepare" / "parts").glob("*/done.json"))
+        assert 1 <= len(committed) < len(WANTED)
+
+        resize(4000)  # space is freed
+        summary = prepare(tasks, out, "dlib_resnet", num_workers=0, progress=False, part_size=1, batch_size=1)
+        assert sorted(records(out)) == sorted(WANTED)
+        assert summary.processed == len(WANTED) - len(committed)

@@ -28,7 +28,7 @@ class DiskFull(S2FError):
 
 
 def _megabytes(count: float) -> str:
-    return f"{count / 1e6:,.0f} MB"
+    return f"{count / 1e6:,.0f} MB" if count >= 10e6 else f"{count / 1e6:.1f} MB"
 
 
 def _bytes_under(folder: Path) -> int:
@@ -45,9 +45,19 @@ def _need(root: Path, committed_clips: int, pending_clips: int) -> str:
         return "free some space"
     per_clip = _bytes_under(root) / committed_clips
     return (
-        f"the {pending_clips} clips still to do need about {_megabytes(per_clip * pending_clips)} "
+        f"the {pending_clips} clip{'s' if pending_clips != 1 else ''} still to do "
+        f"need{'' if pending_clips != 1 else 's'} about {_megabytes(per_clip * pending_clips)} "
         f"({per_clip / 1e3:,.0f} kB a clip so far)"
     )
+
+
+def _accounted_clips(root: Path) -> int:
+    from .parts import PartStore
+
+    try:
+        return sum(len(part.clip_ids) for part in PartStore(root).done_parts())
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 @contextlib.contextmanager
@@ -63,7 +73,10 @@ def naming_the_folder_when_the_disk_is_full(root: Path, committed_clips: int, pe
             free = f"{_megabytes(shutil.disk_usage(root).free)} free"
         except OSError:
             free = "free space unknown"
-        need = _need(root, committed_clips, pending_clips)
+        # Parts this run committed before the disk filled count too: they measure the space a clip takes.
+        done_now = _accounted_clips(root)
+        more = max(0, done_now - committed_clips)
+        need = _need(root, max(committed_clips, done_now), max(0, pending_clips - more))
         raise DiskFull(
             f"{root}: {problem} ({free}) while writing {err.filename or 'the shards'}; {need}, "
             "then run the same command again: committed parts are kept, the unfinished one is redone"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -177,3 +178,21 @@ def test_prepare_on_a_real_tiny_disk_stops_with_one_line_and_finishes_after_spac
         summary = prepare(tasks, out, "dlib_resnet", num_workers=0, progress=False, part_size=1, batch_size=1)
         assert sorted(records(out)) == sorted(WANTED)
         assert summary.processed == len(WANTED) - len(committed)
+
+
+def test_a_full_disk_under_the_logger_is_one_line_too(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lightning.fabric.loggers import csv_logs
+
+    def save(self) -> None:  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device", self.metrics_file_path)
+
+    monkeypatch.setattr(csv_logs._ExperimentWriter, "save", save)
+    run = tmp_path / "run"
+    args = fit_args(shards, run, epochs=EPOCHS, every=EVERY)
+    logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(run / "logs")}}
+    assert main(["fit", *args, "--trainer.logger", json.dumps(logger), "--trainer.max_steps", "2"]) == 2
+    (line,) = _error_lines(capsys)
+    assert line.startswith(f"s2f: error: {run / 'logs'}/lightning_logs/version_0: no space left on the device (")
+    assert "while writing metrics.csv; free some space there" in line

@@ -34,7 +34,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from s2f.errors import S2FError
 
-__all__ = ["AtomicCheckpointIO", "CheckpointDiskFull", "install_atomic_checkpoints"]
+__all__ = ["AtomicCheckpointIO", "CheckpointDiskFull", "disk_full_error", "install_atomic_checkpoints"]
 
 _DISK_ERRORS = {
     errno.ENOSPC: "no space left on the device",
@@ -45,7 +45,8 @@ _PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
 
 
 class CheckpointDiskFull(S2FError):
-    """A checkpoint could not be written: no space, over quota, or a read-only folder."""
+    """A checkpoint (or another file of a run: logs, the saved config) could not be written: no space,
+    over quota, or a read-only folder."""
 
 
 def _megabytes(count: float) -> str:
@@ -117,6 +118,26 @@ def _disk_full_message(folder: Path, name: str, size: int, problem: str) -> str:
         f"{folder}: {problem} ({free}) while writing the checkpoint {name}, which needs {_megabytes(size)}; "
         f"free at least {_megabytes(size)} there (or give the checkpoints another folder), then resume with "
         "the same command and --ckpt_path last: the checkpoints written before are intact"
+    )
+
+
+def disk_full_error(err: OSError) -> CheckpointDiskFull | None:
+    """The one line for a full disk met anywhere else in a run (a logger's file, the saved config), or None.
+
+    Lightning's loggers write in place, so the file named may be cut short; the checkpoints are not.
+    """
+    problem = _DISK_ERRORS.get(err.errno or 0)
+    if problem is None:
+        return None
+    path = Path(os.fsdecode(err.filename)) if err.filename else None
+    folder = path.parent if path is not None else Path.cwd()
+    try:
+        free = f"{_megabytes(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "free space unknown"
+    return CheckpointDiskFull(
+        f"{folder}: {problem} ({free}) while writing {path.name if path else 'a file of the run'}; free some space "
+        "there, then resume with the same command and --ckpt_path last: the checkpoints written before are intact"
     )
 
 

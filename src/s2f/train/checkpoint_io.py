@@ -85,7 +85,7 @@ def remove_stale_partials(folder: Path) -> list[str]:
     return removed
 
 
-def write_atomically(data: bytes, target: Path) -> None:
+def write_atomically(data: bytes | memoryview, target: Path) -> None:
     """Writes ``data`` to ``target`` through a hidden partial file in the same folder, then renames it.
 
     Raises:
@@ -100,6 +100,7 @@ def write_atomically(data: bytes, target: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())  # the rename must not reach the disk before the bytes do
         os.replace(partial, target)
+        _sync_folder(folder)
     except OSError as err:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -107,6 +108,19 @@ def write_atomically(data: bytes, target: Path) -> None:
         if problem is None:
             raise
         raise CheckpointDiskFull(_disk_full_message(folder, target.name, len(data), problem)) from None
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename itself reaches the disk with the folder's entry; best effort where folders cannot be opened.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _disk_full_message(folder: Path, name: str, size: int, problem: str) -> str:
@@ -161,7 +175,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             self._swept.add(target.parent)
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_atomically(buffer.getbuffer().tobytes(), target)
+        with buffer.getbuffer() as view:  # no second copy of a large checkpoint
+            write_atomically(view, target)
 
 
 def install_atomic_checkpoints(trainer: Any) -> bool:

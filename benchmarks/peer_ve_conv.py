@@ -284,6 +284,8 @@ def benchmark(args: argparse.Namespace) -> list[Row]:
             else:
                 contender = _peer(device, precision, args.batch_size)
             rows += _measure(contender, args, precision, ceiling)
+            for row in rows[-2:]:  # as they come: a long run on shared cores leaves something if stopped
+                print(f"# {row.model} {row.precision} {row.mode}: {row.samples_per_s:.3g} samples/s", flush=True)
             del contender
             if device.type == "cuda":
                 torch.cuda.empty_cache()

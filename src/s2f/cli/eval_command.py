@@ -8,7 +8,6 @@ The options are :func:`s2f.eval.evaluate`'s keywords, plus the model to load and
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._options import Flag, FunctionOptions
 
@@ -54,8 +53,8 @@ def main(args: list[str]) -> int:
     model = Speech2Face.from_pretrained(parsed.model, device=parsed.device)
     from s2f.inference import choose_precision
 
+    # Said with the results, not before them: a bad --data or --split must stay a one-line error.
     precision, reason = choose_precision(parsed.precision, model.device)
-    print(f"inference: {precision} ({reason})", file=sys.stderr)
     run = None
     if parsed.wandb:
         import wandb
@@ -67,5 +66,6 @@ def main(args: list[str]) -> int:
         if run is not None:
             run.finish()
     print(result.summary())
+    print(f"inference: {precision} ({reason})")
     print(f"wrote {parsed.out_dir}/metrics.json and {result.report_path}")
     return 0

@@ -34,7 +34,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -49,6 +48,8 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from _table import format_table, load_average, machine
+from _timing import CLOCKS, PRECISIONS, matmul_tflops, timed
+from _timing import autocast as _autocast
 from s2f import TEACHERS
 from s2f.audio import SAMPLE_RATE
 from s2f.losses import normalized_l2
@@ -61,7 +62,6 @@ _POOL_AFTER = (2, 3, 4, 5)  # 0-based: convolutions 3-6 halve time
 _STRIDED = (7, 8)
 PEER_INPUT = (2, 257, 601)  # channels (real, imaginary), frequency bins, frames of 6 s
 CLIP_SECONDS = 6.0
-PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 COLUMNS = (
     ("model", "model", "{}"),
     ("precision", "precision", "{}"),
@@ -135,36 +135,11 @@ class Row:
 # --------------------------------------------------------------------------------------------- timing
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-_clock = time.perf_counter
+_clock = time.perf_counter  # --clock picks one of CLOCKS
 
 
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = _clock()
-    fn()
-    _sync(device)
-    return _clock() - start
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "32-true":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=PRECISIONS[precision])
-
-
-def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5) -> float:
-    """Best TFLOP/s of square ``size`` matmuls in ``dtype``: the ceiling every row is held to."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, dtype)
-    b = torch.randn(size, size, generator=generator).to(device, dtype)
-    torch.mm(a, b)
-    return 2 * size**3 / min(_timed(lambda: torch.mm(a, b), device) for _ in range(repeats)) / 1e12
+    return timed(fn, device, _clock)
 
 
 def _flops(step: Callable[[], object]) -> int:
@@ -277,7 +252,7 @@ def benchmark(args: argparse.Namespace) -> list[Row]:
     device = torch.device(args.device)
     rows: list[Row] = []
     for precision in args.precisions:
-        ceiling = matmul_tflops(device, PRECISIONS[precision], args.matmul_size)
+        ceiling = matmul_tflops(device, PRECISIONS[precision], args.matmul_size, clock=_clock)
         for name in ("s2f", "peer"):
             if name == "s2f":
                 contender = _s2f(device, precision, args.batch_size, args.compile)

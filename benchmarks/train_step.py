@@ -57,6 +57,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from _table import format_table, load_average, machine
+from _timing import PRECISIONS, matmul_tflops
+from _timing import autocast as _autocast
+from _timing import sync as _sync
+from _timing import timed as _timed
 from s2f import TEACHERS
 from s2f.audio import SAMPLE_RATE
 from s2f.data import S2FDataModule
@@ -71,7 +75,6 @@ TARGET_MFU = 0.40
 PAPER_GFLOP_PER_SAMPLE = 617.0  # FlopCounterMode over one training step of s2f_cnn, per clip
 MAX_BATCH = 512
 MODELS = {"tiny": ("s2f_cnn_tiny", "vggface_tiny", {}), "full": ("s2f_cnn", "vggface", {"random_init_seed": 0})}
-PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 COLUMNS = (
     ("model", "model", "{}"),
     ("device", "device", "{}"),
@@ -157,28 +160,6 @@ def loader_samples_per_s(datamodule: S2FDataModule, epochs: int) -> float:
 # --------------------------------------------------------------------------------------------- device
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5) -> float:
-    """Best TFLOP/s of square ``size`` matmuls in ``dtype`` on ``device``: the run's ceiling."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, dtype)
-    b = torch.randn(size, size, generator=generator).to(device, dtype)
-    torch.mm(a, b)
-    return 2 * size**3 / min(_timed(lambda: torch.mm(a, b), device) for _ in range(repeats)) / 1e12
-
-
 def _rss_bytes(field: str) -> float:
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -209,12 +190,6 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
 
 
 # --------------------------------------------------------------------------------------------- step
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "32-true":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
 def _train_step(system: Speech2FaceSystem, optimizer: torch.optim.Optimizer, precision: str) -> Callable[[Any], None]:

@@ -67,23 +67,27 @@ def test_compile_keeps_the_module_tree_checkpoints_and_export_as_they_were() -> 
     assert compiled.export().encoder is compiled.encoder  # the plain module: exported models run eager
 
 
+@pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_compile_trains_like_eager() -> None:
     """One bf16 step of the tiny system, compiled and eager from the same weights: same loss, close updates.
 
-    About 2 minutes on 2 shared cores, nearly all of it inductor compiling the forward and backward.
+    On CUDA only: on the CPU, torch 2.14.1's inductor stops compiling this step's backward with
+    ``InductorError: TypeError: Cannot convert expression to float`` (seen in a clean-clone CI run), so
+    ``compile`` is a GPU option (``recipes/gpu.yaml``) and the CPU recipes leave it off.
     """
     torch.manual_seed(0)
-    eager = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True)
-    compiled = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True, compile=True)
+    device = torch.device("cuda")
+    eager = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True).to(device)
+    compiled = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True, compile=True).to(device)
     compiled.load_state_dict(eager.state_dict())
-    batch = {"audio": 0.1 * torch.randn(4, 16_000), "embedding": torch.rand(4, 64)}
+    batch = {"audio": 0.1 * torch.randn(4, 16_000, device=device), "embedding": torch.rand(4, 64, device=device)}
     losses, weights = [], []
     for system in (eager, compiled):
         system.train()
         optimizer = system.configure_optimizers()["optimizer"]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
             loss, _ = system._losses(batch)
         loss.backward()
         optimizer.step()

@@ -81,7 +81,9 @@ class Speech2FaceSystem(L.LightningModule):
             Checkpoints and :meth:`export` are the same as without it (the exported model runs eager).
             Meant for GPUs: on the CPU it measured 1.7x faster for ``s2f_cnn_tiny`` but 0.6x for the
             paper's CNN (oneDNN's convolution backward is slower on inductor's layouts), so the CPU
-            recipes leave it off (``benchmarks/train_step.py --train-compile`` measures it).
+            recipes leave it off (``benchmarks/train_step.py --train-compile`` measures it). In a
+            clean environment, torch 2.14.1's inductor also failed to compile the tiny system's
+            bf16 backward on the CPU (``Cannot convert expression to float``).
         center_embeddings: Measure the mean teacher embedding of (up to ``center_clips``) training
             clips before the first step, start the encoder's output bias there, and add to the
             normalised L2 term the same distance measured *from that mean* (logged as ``l2_centered``).

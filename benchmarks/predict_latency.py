@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from _table import format_table, load_average, machine
+from peer_ve_conv import build_ve_conv
 from s2f import ENCODERS, Speech2Face
 from s2f.synth.sample_videos import speech
 
@@ -64,32 +65,10 @@ class Row:
 
 
 def build_peer(quick: bool) -> tuple[nn.Module, str]:
-    """The peer's VE_conv: peer_ve_conv.build_ve_conv where that benchmark exists, else a minimal stand-in."""
-    try:
-        from peer_ve_conv import build_ve_conv
-
-        if quick:
-            return build_ve_conv(TINY_CHANNELS, hidden_dim=64, embed_dim=64), "peer_ve_conv.py"
-        return build_ve_conv(), "peer_ve_conv.py"
-    except (ImportError, TypeError):  # that benchmark is missing, or its builder changed
-        return _minimal_ve_conv(TINY_CHANNELS if quick else (64, 64, 128, 128, 128, 256, 512, 512, 512)), "stand-in"
-
-
-def _minimal_ve_conv(channels: Sequence[int], hidden: int = 4096) -> nn.Module:
-    """From the issue's description: unpadded 4x4 convolutions with ReLU and BatchNorm, time pooled after
-    convolutions 3-6, stride 2 in the last two, time averaged, then two fully connected layers."""
-    layers: list[nn.Module] = []
-    in_channels, bins = PEER_INPUT[0], PEER_INPUT[1]
-    for index, out in enumerate(channels):
-        stride = 2 if index >= len(channels) - 2 else 1
-        layers += [nn.Conv2d(in_channels, out, 4, stride=stride), nn.ReLU(), nn.BatchNorm2d(out)]
-        if index in (2, 3, 4, 5):
-            layers.append(nn.MaxPool2d((1, 2)))
-        bins, in_channels = (bins - 4) // stride + 1, out
-    layers += [nn.AdaptiveAvgPool2d((None, 1)), nn.Flatten()]
-    width = hidden if len(channels) and channels[-1] >= 64 else 64
-    layers += [nn.Linear(in_channels * bins, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers)
+    """The peer's VE_conv (peer_ve_conv.build_ve_conv); narrow widths in the quick mode."""
+    if quick:
+        return build_ve_conv(TINY_CHANNELS, hidden_dim=64, embed_dim=64), "peer_ve_conv.py"
+    return build_ve_conv(), "peer_ve_conv.py"
 
 
 def _time(fn: Callable[[], object]) -> float:

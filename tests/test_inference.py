@@ -11,7 +11,7 @@ import torch
 from s2f import ENCODERS, Speech2Face
 from s2f.cli import main
 from s2f.errors import ConfigError
-from s2f.inference import FastEncoder, choose_precision
+from s2f.inference import FastEncoder, MaxOverFramePairs, choose_precision
 from s2f.synth.sample_videos import speech
 
 SECONDS = 2.0
@@ -84,6 +84,28 @@ def test_bf16_embeddings_of_the_paper_cnn_stay_within_the_stated_cosine_of_fp32(
     assert model.last_inference.precision == "fp32"
     assert agreement.min() >= BF16_COSINE, agreement
     assert agreement.max() < 1 - 1e-6  # bf16 did run: its rounding shows
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("frames", [9, 10])
+def test_max_over_frame_pairs_is_the_cnns_time_pool(dtype: torch.dtype, frames: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, frames, 7).to(dtype).contiguous(memory_format=torch.channels_last)
+    x[0, 0, 2:4] = 0.5  # ties, as ReLU then BatchNorm leave them
+    pooled = MaxOverFramePairs()(x)
+    assert torch.equal(pooled, torch.nn.MaxPool2d((2, 1))(x))
+    assert pooled.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_cnns_fast_copy_pools_by_frame_pairs_and_agrees_with_the_model(model: Speech2Face) -> None:
+    waves = _voices(3)
+    fast = model.embed(waves, precision="fp32")
+    copy = model.last_inference.prepare(model)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in copy.modules())
+    assert sum(isinstance(m, MaxOverFramePairs) for m in copy.modules()) == 4
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in model.encoder.modules())  # the model keeps its own
+    with torch.inference_mode():
+        torch.testing.assert_close(fast, model(waves), rtol=1e-4, atol=1e-5)
 
 
 def test_predict_batches_a_list_and_says_which_precision_ran(

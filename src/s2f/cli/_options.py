@@ -148,6 +148,11 @@ def _add(parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: _Opt
     help_text = option.help
     scalar, many = _scalar_type(option.annotation)
     choices = flag.choices or _literal_values(option.annotation)
+    if scalar is bool and not many and not choices and default is None:
+        # None means "decide for me": --x and --no-x both exist, and giving neither keeps None.
+        either = argparse.BooleanOptionalAction
+        parser.add_argument(*names, dest=option.name, action=either, default=None, help=help_text.replace("%", "%%"))
+        return
     if scalar is bool and not many and not choices:
         on = default is not True
         if not on:

@@ -2,9 +2,17 @@
 
 * :class:`DecodeDataset` decodes clips in DataLoader worker processes (PyAV, seeking) and shrinks
   frames for detection there, so the devices never wait on FFmpeg.
-* :class:`FacePipeline` is the LightningModule: per batch it detects faces (MTCNN, batched by frame
-  size), picks and aligns the speaker's face, and embeds every accepted crop in one teacher call,
-  on whatever accelerator the Trainer gives it.
+* :class:`FacePipeline` is the LightningModule: per batch it embeds every accepted crop in one
+  teacher call, on whatever accelerator the Trainer gives it.
+* Where the speaker's face is found (:class:`~s2f.prepare.faces.SpeakerFaceFinder`: MTCNN over all
+  the frames of a batch, then each clip's choice and alignment) depends on the accelerator. On a GPU
+  the main process finds it, on the device, and the workers only decode. On a CPU each worker finds
+  the faces of the batch it decoded and sends back only the aligned crops: detection is most of a CPU
+  run's work, and in the main process it ran on one core while the decoding workers waited
+  (``ComputeOptions.detect_in_workers``). On the 2-core demo world (900 clips, 1 frame each, teacher
+  dlib_resnet, cores shared with other jobs, 1-min load 1.5-2.0 at start) a run took 183 s with
+  detection in the main process and one worker, 115 s with it in two workers; four 300-clip runs,
+  taken in turn, 82 and 89 s against 49 and 54 s. The shards were bit-identical (same MTCNN batches).
 * :class:`PartWriter` is the prediction writer: each rank writes its own parts (a ShardWriter root
   each) and commits a part when every clip of it is written or rejected. On SIGTERM or Ctrl-C it
   commits what the current part has so far, so a polite stop loses nothing; a hard kill loses at
@@ -34,17 +42,15 @@ from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
 from s2f.shards.format import _FP16_MAX
 from s2f.teachers.face_teacher import FaceTeacher
-from s2f.vision.detection import Face, FaceAligner, FaceDetector, choose_face, detection_view
+from s2f.vision.detection import FaceAligner, FaceDetector, detection_view
 
 from .decode import DecodedClip, MediaError, decode_clip
+from .faces import ClipFrames, FoundFace, SpeakerFaceFinder
 from .parts import PartRecord, PartStore
-from .rejects import FACE_NOT_AT_CENTER, FACE_TOO_SMALL, FAILED, NO_FACE, Reject
+from .rejects import FAILED, Reject
 from .sources import ClipTask
 
 __all__ = ["DecodeDataset", "FacePipeline", "PartWriter", "PlannedPart", "PrepareInterrupted", "WorkItem"]
-
-# When no frame gives a usable face, report the failure that got furthest.
-_FAILURE_RANK = {NO_FACE: 0, FACE_NOT_AT_CENTER: 1, FACE_TOO_SMALL: 2}
 
 
 class PrepareInterrupted(S2FError):
@@ -69,7 +75,12 @@ def plan_digest(parts: Sequence[PlannedPart]) -> str:
 
 @dataclass
 class WorkItem:
-    """One clip after the DataLoader worker: decoded media, or the reason it could not be decoded."""
+    """One clip after the DataLoader worker: its face found, its frames to search, or its reject.
+
+    A worker that finds the faces itself sends ``face`` and no frames; otherwise ``frames``, ``views``
+    and ``scales`` go to the main process's detection, which replaces them with ``face`` or
+    ``reject``. ``clip`` (audio, times) is kept for every clip that may become a row.
+    """
 
     part: int
     task: ClipTask
@@ -77,7 +88,14 @@ class WorkItem:
     frames: list[torch.Tensor] = field(default_factory=list)  # full frames, uint8 [H, W, 3]
     views: list[torch.Tensor] = field(default_factory=list)  # the frames shrunk for detection
     scales: list[float] = field(default_factory=list)  # view pixel -> frame pixel
+    face: FoundFace | None = None
     reject: Reject | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds spent on this clip, by stage
+
+    @property
+    def awaits_detection(self) -> bool:
+        """Decoded, and neither found nor rejected yet: the main process detects in it."""
+        return self.clip is not None and self.face is None and self.reject is None
 
 
 class DecodeDataset(Dataset[WorkItem]):
@@ -90,6 +108,7 @@ class DecodeDataset(Dataset[WorkItem]):
         num_frames: Frames to look for the face in.
         silence_dbfs: Quieter clips are rejected.
         detect_size: Longest side of the frames handed to the detector.
+        faces: Finds the speakers' faces of each batch here, in the worker; None leaves that to the main process.
     """
 
     def __init__(
@@ -101,6 +120,7 @@ class DecodeDataset(Dataset[WorkItem]):
         num_frames: int,
         silence_dbfs: float,
         detect_size: int,
+        faces: SpeakerFaceFinder | None = None,
     ) -> None:
         self.items = [(part.number, task) for part in parts for task in part.tasks]
         self.options: dict[str, Any] = {
@@ -110,11 +130,23 @@ class DecodeDataset(Dataset[WorkItem]):
             "silence_dbfs": silence_dbfs,
         }
         self.detect_size = detect_size
+        self.faces = faces
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> WorkItem:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[WorkItem]:
+        """One batch (the DataLoader asks for a batch at once): decoded, and with ``faces`` their faces found,
+        MTCNN running once over all their frames as it would in the main process."""
+        items = [self._decode(index) for index in indices]
+        if self.faces is not None:
+            find_faces(self.faces, items)  # only the crops cross back to the main process, not the frames
+        return items
+
+    def _decode(self, index: int) -> WorkItem:
         part, task = self.items[index]
         try:
             clip = decode_clip(task, **self.options)
@@ -122,17 +154,34 @@ class DecodeDataset(Dataset[WorkItem]):
             views, scales = [], []
             for frame in clip.frames:
                 view, scale = detection_view(frame, self.detect_size)
+                # Tensors cross from the worker through shared memory rather than a pipe.
                 views.append(torch.from_numpy(np.ascontiguousarray(view)))
                 scales.append(scale)
-            # Tensors cross from the worker through shared memory rather than a pipe.
             frames = [torch.from_numpy(np.ascontiguousarray(frame)) for frame in clip.frames]
             clip.frames = []
             clip.seconds += time.perf_counter() - began
-            return WorkItem(part, task, clip, frames, views, scales)
+            return WorkItem(part, task, clip, frames, views, scales, timings={"decode": clip.seconds})
         except MediaError as err:
             return WorkItem(part, task, reject=task.rejected(err.reason, err.detail))
         except Exception as err:  # one odd file must not stop a two-million-clip run; it is reported
             return WorkItem(part, task, reject=task.rejected(FAILED, f"{task.media}: {type(err).__name__}: {err}"))
+
+
+def find_faces(faces: SpeakerFaceFinder, items: Sequence[WorkItem]) -> None:
+    """Finds the face of every decoded clip among ``items`` in one pass, and drops their frames."""
+    waiting = [item for item in items if item.awaits_detection]
+    clips = []
+    for item in waiting:
+        assert item.clip is not None
+        frames, views = [frame.numpy() for frame in item.frames], [view.numpy() for view in item.views]
+        clips.append(ClipFrames(item.task, frames, item.clip.frame_times, views, item.scales))
+    for item, (found, seconds) in zip(waiting, faces.find(clips), strict=True):
+        item.timings["detect"] = seconds
+        if isinstance(found, Reject):
+            item.reject, item.clip = found, None
+        else:
+            item.face = found
+        item.frames, item.views = [], []
 
 
 def _storable(embedding: np.ndarray) -> bool:
@@ -155,14 +204,16 @@ class Outcome:
 
 
 class FacePipeline(pl.LightningModule):
-    """Detect, choose, align and embed: the device side of ``s2f prepare``.
+    """The main-process side of ``s2f prepare``: embed, and first detect, choose and align unless the workers did.
 
     Args:
         teacher: The frozen face network (``embed_images(uint8 [B, 3, H, W]) -> [B, D]``).
         parts: The whole plan; each rank takes every ``world_size``-th part from its rank on.
         digest: :func:`plan_digest` of ``parts``, checked to agree across ranks.
         batch_size: Clips per predict step (and per teacher call).
-        num_workers: DataLoader worker processes decoding media.
+        num_workers: DataLoader worker processes decoding media (and finding faces, with ``detect_in_workers``).
+        detect_in_workers: The workers find the faces too, each over the batch it decoded (on the CPU);
+            otherwise this process does, on its device.
         decode: Keyword arguments of :class:`DecodeDataset`.
         min_face_size: Shortest side, in frame pixels, of a usable face.
         center_margin: See :func:`s2f.vision.detection.choose_face`.
@@ -178,6 +229,7 @@ class FacePipeline(pl.LightningModule):
         *,
         batch_size: int,
         num_workers: int,
+        detect_in_workers: bool = False,
         decode: dict[str, Any],
         min_face_size: float,
         center_margin: float,
@@ -186,15 +238,18 @@ class FacePipeline(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.teacher = teacher
-        self.detector = FaceDetector(min_confidence=min_confidence)
+        self.detector = FaceDetector(min_confidence=min_confidence)  # a submodule: Lightning moves it to the device
         self.aligner = FaceAligner(landmarks, FACE_SIZE)
+        # Holds the same detector object, so it follows the module to the device.
+        self.faces = SpeakerFaceFinder(
+            self.detector, self.aligner, min_face_size=min_face_size, center_margin=center_margin
+        )
         self.parts = list(parts)
         self.digest = digest
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.detect_in_workers = detect_in_workers
         self.decode_options = decode
-        self.min_face_size = min_face_size
-        self.center_margin = center_margin
         self._threads = torch.get_num_threads()
         # With fewer parts than ranks, some ranks have nothing to do; that is fine here.
         self.allow_zero_length_dataloader_with_multiple_devices = True
@@ -215,9 +270,10 @@ class FacePipeline(pl.LightningModule):
                 )
 
     def on_predict_start(self) -> None:
-        # On a CPU, the decoding workers need cores too. OpenMP threads that compete with them for a
-        # core spin instead of sleeping: MTCNN's many small convolutions ran 20x slower with 2 threads
-        # than with 1 on a busy 2-core machine. Give the detector only the cores the workers leave.
+        # On a CPU, the workers need cores too. OpenMP threads that compete with them for a core spin
+        # instead of sleeping: MTCNN's many small convolutions ran 20x slower with 2 threads than with 1
+        # on a busy 2-core machine. Give this process only the cores the workers leave (each worker runs
+        # torch on one thread, the DataLoader's default).
         self._threads = torch.get_num_threads()
         if self.device.type == "cpu":
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -228,8 +284,20 @@ class FacePipeline(pl.LightningModule):
     def on_predict_end(self) -> None:
         torch.set_num_threads(self._threads)
 
+    def _worker_faces(self) -> SpeakerFaceFinder:
+        """The face finder the workers run: this module's on a CPU; on another device, one with a CPU copy of
+        MTCNN, as a worker must not touch the device (a forked process cannot use CUDA)."""
+        if self.device.type == "cpu":
+            return self.faces
+        detector = FaceDetector(min_confidence=self.detector.min_confidence)
+        return SpeakerFaceFinder(
+            detector, self.aligner, min_face_size=self.faces.min_face_size, center_margin=self.faces.center_margin
+        )
+
     def predict_dataloader(self) -> DataLoader[WorkItem]:
-        dataset = DecodeDataset(self.my_parts(), **self.decode_options)
+        # Called after Lightning has moved this module to its device.
+        faces = self._worker_faces() if self.detect_in_workers else None
+        dataset = DecodeDataset(self.my_parts(), **self.decode_options, faces=faces)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -244,105 +312,44 @@ class FacePipeline(pl.LightningModule):
         # decoded frame to the device here would only copy pixels the detector shrinks anyway.
         return batch
 
-    def _choose(
-        self, item: WorkItem, frame_faces: list[list[Face]]
-    ) -> tuple[tuple[Face, torch.Tensor, float] | None, tuple[str, str]]:
-        """The best usable face over the item's frames, or the failure that got furthest."""
-        assert item.clip is not None
-        best: tuple[Face, torch.Tensor, float] | None = None
-        failure = (NO_FACE, "no face detected")
-        for frame, frame_time, scale, faces in zip(
-            item.frames, item.clip.frame_times, item.scales, frame_faces, strict=True
-        ):
-            height, width = frame.shape[:2]
-            choice = choose_face(
-                [face.scaled(scale) for face in faces],
-                (width, height),
-                item.task.center,
-                min_face_size=self.min_face_size,
-                center_margin=self.center_margin,
-            )
-            if choice.face is not None:
-                if best is None or choice.face.score > best[0].score:
-                    best = (choice.face, frame, frame_time)
-            elif _FAILURE_RANK.get(choice.reason or "", -1) >= _FAILURE_RANK.get(failure[0], -1):
-                failure = (choice.reason or NO_FACE, f"frame at {frame_time:.2f} s: {choice.detail}")
-        return best, failure
-
     def predict_step(self, batch: list[WorkItem], batch_idx: int = 0) -> list[Outcome]:
+        # The clips the workers only decoded; on a GPU, MTCNN runs on the device, over the whole batch.
+        find_faces(self.faces, batch)
+        outcomes = [Outcome(item.part, None, item.reject, dict(item.timings)) for item in batch]
+        accepted = [(position, item, item.face) for position, item in enumerate(batch) if item.face is not None]
+        if not accepted:
+            return outcomes
         began = time.perf_counter()
-        views: list[np.ndarray] = []
-        sizes: list[float] = []
-        for item in batch:
-            if item.clip is not None:
-                views.extend(view.numpy() for view in item.views)
-                # Look for faces down to half the usable size, so that smaller ones are reported as
-                # too small rather than missing, and no further: smaller searches cost far more.
-                sizes.extend(self.min_face_size / 2 / scale for scale in item.scales)
-        detections = iter(self.detector.detect(views, sizes)) if views else iter(())
-        detect_share = (time.perf_counter() - began) / max(1, len(batch))
-
-        accepted: list[tuple[WorkItem, np.ndarray, np.ndarray, float]] = []  # item, crop, landmarks, frame time
-        outcomes: dict[int, Outcome] = {}
-        for position, item in enumerate(batch):
-            timings = {"decode": item.clip.seconds if item.clip else 0.0, "detect": detect_share}
-            if item.reject is not None or item.clip is None:
-                outcomes[position] = Outcome(item.part, None, item.reject, timings)
+        images = torch.from_numpy(np.stack([face.crop for _, _, face in accepted])).permute(0, 3, 1, 2)
+        embeddings = self.teacher.embed_images(images.to(self.device)).float().cpu().numpy()
+        expected = (len(accepted), int(self.teacher.embed_dim))
+        if embeddings.shape != expected:
+            raise S2FError(f"teacher {self.teacher.name!r} returned embeddings {embeddings.shape}, not {expected}")
+        embed_share = (time.perf_counter() - began) / len(accepted)
+        for (position, item, face), embedding in zip(accepted, embeddings, strict=True):
+            task, clip = item.task, item.clip
+            assert clip is not None
+            outcome = outcomes[position]
+            outcome.timings["embed"] = embed_share
+            if not _storable(embedding):  # a NaN row would stop the writer, and the whole run
+                detail = f"{task.media}: the teacher's embedding holds NaN/inf or exceeds float16 (|x| > 65504)"
+                outcome.reject = task.rejected(FAILED, detail)
                 continue
-            frame_faces = [next(detections) for _ in item.frames]  # consumed first: keeps later items in step
-            began = time.perf_counter()
-            try:
-                best, failure = self._choose(item, frame_faces)
-                if best is None:
-                    outcomes[position] = Outcome(item.part, None, item.task.rejected(*failure), timings)
-                    continue
-                face, frame, frame_time = best
-                aligned = self.aligner.align(frame.numpy(), face)
-            except Exception as err:  # one odd frame must not stop the run; it is reported
-                detail = f"{item.task.media}: {type(err).__name__}: {err}"
-                outcomes[position] = Outcome(item.part, None, item.task.rejected(FAILED, detail), timings)
-                continue
-            accepted.append((item, aligned.image, aligned.landmarks, frame_time))
-            timings["detect"] += time.perf_counter() - began
-            outcomes[position] = Outcome(item.part, None, None, timings)
-
-        if accepted:
-            began = time.perf_counter()
-            crops = torch.from_numpy(np.stack([crop for _, crop, _, _ in accepted])).permute(0, 3, 1, 2)
-            embeddings = self.teacher.embed_images(crops.to(self.device)).float().cpu().numpy()
-            expected = (len(accepted), int(self.teacher.embed_dim))
-            if embeddings.shape != expected:
-                raise S2FError(f"teacher {self.teacher.name!r} returned embeddings {embeddings.shape}, not {expected}")
-            embed_share = (time.perf_counter() - began) / len(accepted)
-            by_item = {id(item): index for index, (item, _, _, _) in enumerate(accepted)}
-            for position, item in enumerate(batch):
-                index = by_item.get(id(item))
-                if index is None:
-                    continue
-                _, crop, landmarks, frame_time = accepted[index]
-                assert item.clip is not None
-                task, clip = item.task, item.clip
-                outcome = outcomes[position]
-                outcome.timings["embed"] = embed_share
-                if not _storable(embeddings[index]):  # a NaN row would stop the writer, and the whole run
-                    detail = f"{task.media}: the teacher's embedding holds NaN/inf or exceeds float16 (|x| > 65504)"
-                    outcome.reject = task.rejected(FAILED, detail)
-                    continue
-                outcome.record = ClipRecord(
-                    clip_id=task.clip_id,
-                    speaker_id=task.speaker_id,
-                    audio=clip.audio,
-                    face=crop,
-                    embedding=embeddings[index],
-                    landmarks=landmarks,
-                    split=task.split,
-                    source_video=task.source,
-                    source_start=clip.audio_start,
-                    source_end=clip.audio_start + clip.audio.shape[0] / SAMPLE_RATE,
-                    frame_time=frame_time,
-                    metadata=dict(task.metadata),
-                )
-        return [outcomes[position] for position in range(len(batch))]
+            outcome.record = ClipRecord(
+                clip_id=task.clip_id,
+                speaker_id=task.speaker_id,
+                audio=clip.audio,
+                face=face.crop,
+                embedding=embedding,
+                landmarks=face.landmarks,
+                split=task.split,
+                source_video=task.source,
+                source_start=clip.audio_start,
+                source_end=clip.audio_start + clip.audio.shape[0] / SAMPLE_RATE,
+                frame_time=face.frame_time,
+                metadata=dict(task.metadata),
+            )
+        return outcomes
 
 
 class PartWriter(BasePredictionWriter):

@@ -96,8 +96,13 @@ class ComputeOptions:
 
     Attributes:
         batch_size: Clips per predict step and teacher call.
-        num_workers: DataLoader workers decoding media per rank (default: the node's cores per device
-            less one, at most 8).
+        num_workers: DataLoader workers per rank, decoding media and, with ``detect_in_workers``, finding the
+            faces (default: when they find the faces, the node's cores per device; otherwise the cores per
+            device less one, at most 8).
+        detect_in_workers: Find the faces (MTCNN, choice, alignment) in the DataLoader workers, each over
+            the batch it decoded, rather than in the main process. By default (None) on when the
+            accelerator is the CPU and there are workers, so that every core detects; off on a GPU,
+            where detection on the device is faster.
         accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
         devices: Lightning devices per node.
         num_nodes: Lightning nodes.
@@ -107,6 +112,7 @@ class ComputeOptions:
 
     batch_size: int = 16
     num_workers: int | None = None
+    detect_in_workers: bool | None = None
     accelerator: str = "auto"
     devices: int | str = "auto"
     num_nodes: int = 1

@@ -330,6 +330,21 @@ def _launcher_rank() -> int:
     return 0
 
 
+def _workers(compute: ComputeOptions, on_cpu: bool, devices: int) -> tuple[int, bool]:
+    """The DataLoader workers per rank, and whether they find the faces too (see :class:`ComputeOptions`)."""
+    cores = _cores() // max(1, devices)  # the cores this node gives each device
+    detect_in_workers = compute.detect_in_workers
+    num_workers = compute.num_workers
+    if num_workers is None and on_cpu and detect_in_workers is not False:
+        # The workers do nearly all the work and the main process mostly waits for them: one per core.
+        num_workers = max(1, cores)
+    elif num_workers is None:  # the workers only decode; the device's own process keeps a core
+        num_workers = max(0, min(8, cores - 1))
+    if detect_in_workers is None:
+        detect_in_workers = on_cpu and num_workers > 0
+    return num_workers, detect_in_workers
+
+
 def _run(model: FaceTeacher, store: PartStore, plan: _Plan, settings: dict[str, Any], options: PrepareOptions) -> int:
     """Plans the parts and runs the predict over them; returns this process's global rank."""
     import lightning.pytorch as pl
@@ -361,9 +376,7 @@ def _run(model: FaceTeacher, store: PartStore, plan: _Plan, settings: dict[str, 
         callbacks=[writer],
         inference_mode=True,
     )
-    num_workers = compute.num_workers
-    if num_workers is None:  # the cores this node gives each device, less one for the device's own process
-        num_workers = max(0, min(8, _cores() // max(1, trainer.num_devices) - 1))
+    num_workers, detect_in_workers = _workers(compute, trainer.strategy.root_device.type == "cpu", trainer.num_devices)
     # Smaller parts when there is little work, so that every rank gets some.
     size = max(1, min(options.shards.part_size, -(-len(plan.pending) // trainer.world_size)))
     parts = plan_parts(plan.pending, plan.first_part, size)
@@ -374,6 +387,7 @@ def _run(model: FaceTeacher, store: PartStore, plan: _Plan, settings: dict[str, 
         plan_digest(parts),
         batch_size=compute.batch_size,
         num_workers=num_workers,
+        detect_in_workers=detect_in_workers,
         decode={
             "max_seconds": settings["max_seconds"],
             "min_seconds": settings["min_seconds"],

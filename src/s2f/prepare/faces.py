@@ -106,46 +106,35 @@ class SpeakerFaceFinder:
         for clip in clips:
             frame_faces = [next(detections) for _ in clip.views]  # taken in order: keeps later clips in step
             began = time.perf_counter()
-            found = self._conclude(clip.task, clip.frames, clip.frame_times, clip.scales, frame_faces)
+            found = self._conclude(clip, frame_faces)
             results.append((found, share + time.perf_counter() - began))
         return results
 
-    def _conclude(
-        self,
-        task: ClipTask,
-        frames: Sequence[np.ndarray],
-        frame_times: Sequence[float],
-        scales: Sequence[float],
-        frame_faces: Sequence[Sequence[Face]],
-    ) -> FoundFace | Reject:
+    def _conclude(self, clip: ClipFrames, frame_faces: Sequence[Sequence[Face]]) -> FoundFace | Reject:
         """The aligned speaker's face from the faces detected in each frame's view, or the clip's reject."""
         try:
-            best, failure = self._choose(task, frames, frame_times, scales, frame_faces)
+            best, failure = self._choose(clip, frame_faces)
             if best is None:
-                return task.rejected(*failure)
+                return clip.task.rejected(*failure)
             face, frame, frame_time = best
             aligned = self.aligner.align(frame, face)
         except Exception as err:  # one odd frame must not stop the run; it is reported
-            return task.rejected(FAILED, f"{task.media}: {type(err).__name__}: {err}")
+            return clip.task.rejected(FAILED, f"{clip.task.media}: {type(err).__name__}: {err}")
         return FoundFace(aligned.image, aligned.landmarks, frame_time)
 
     def _choose(
-        self,
-        task: ClipTask,
-        frames: Sequence[np.ndarray],
-        frame_times: Sequence[float],
-        scales: Sequence[float],
-        frame_faces: Sequence[Sequence[Face]],
+        self, clip: ClipFrames, frame_faces: Sequence[Sequence[Face]]
     ) -> tuple[tuple[Face, np.ndarray, float] | None, tuple[str, str]]:
         """The most confident usable face over the frames, or the failure that got furthest."""
         best: tuple[Face, np.ndarray, float] | None = None
         failure = (NO_FACE, "no face detected")
-        for frame, frame_time, scale, faces in zip(frames, frame_times, scales, frame_faces, strict=True):
+        views = zip(clip.frames, clip.frame_times, clip.scales, frame_faces, strict=True)
+        for frame, frame_time, scale, faces in views:
             height, width = frame.shape[:2]
             choice = choose_face(
                 [face.scaled(scale) for face in faces],
                 (width, height),
-                task.center,
+                clip.task.center,
                 min_face_size=self.min_face_size,
                 center_margin=self.center_margin,
             )

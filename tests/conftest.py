@@ -1,12 +1,17 @@
-"""Shared fixtures. Tests never reach the network: hubs offline, W&B offline."""
+"""Shared fixtures. Tests never reach the network unless marked ``network``: hubs offline, W&B offline, and a
+test without the mark that opens a connection beyond this machine fails with the test's name."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -28,6 +33,72 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+class NetworkInTestError(RuntimeError):
+    """A test without the ``network`` mark tried to reach another machine (not an OSError, so no retry hides it)."""
+
+
+_LOCAL_NAMES = {"", "localhost", "ip6-localhost", socket.gethostname()}
+
+
+def _is_local(host: object) -> bool:
+    if not isinstance(host, str) or host in _LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False  # a name other than this machine's: resolving it would already ask a DNS server
+    return address.is_loopback or address.is_unspecified
+
+
+@contextmanager
+def _local_only(where: str) -> Iterator[None]:
+    """Name lookups and connections beyond this machine raise :class:`NetworkInTestError` naming ``where``."""
+    real_getaddrinfo, real_connect, real_connect_ex = (socket.getaddrinfo, socket.socket.connect,
+                                                       socket.socket.connect_ex)  # fmt: skip
+
+    def refuse(host: object) -> None:
+        raise NetworkInTestError(f"{where} reached for {host!r} over the network; mark it @pytest.mark.network")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_local(host.decode() if isinstance(host, bytes) else host):
+            refuse(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def checked(real: Any) -> Any:
+        def connect(self: socket.socket, address: Any) -> Any:
+            if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+                refuse(address)
+            return real(self, address)
+
+        return connect
+
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    socket.socket.connect = checked(real_connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = checked(real_connect_ex)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real_getaddrinfo  # type: ignore[assignment]
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Guarded from setup on, so that a module or session fixture built for an unmarked test is guarded too.
+    if item.get_closest_marker("network"):
+        return (yield)
+    with _local_only(item.nodeid):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("network"):
+        return (yield)
+    with _local_only(item.nodeid):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

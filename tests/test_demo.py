@@ -17,6 +17,7 @@ from s2f.eval.headline import HEADLINE_KEYS
 
 
 @pytest.mark.slow
+@pytest.mark.network  # the world's photos come from PyPI when the photo cache is empty
 # The whole pipeline (synth, prepare, two trainings, eval): 4.5 minutes on 2 idle cores, past the default 15
 # minutes when other jobs share the cores.
 @pytest.mark.timeout(1800)

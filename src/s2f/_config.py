@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .errors import ConfigError, S2FError
 
-__all__ = ["RecordsConfig", "build_component", "component_spec"]
+__all__ = ["RecordsConfig", "build_component", "component_spec", "import_trusted", "trusted_packages"]
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -107,40 +107,46 @@ def trusted_packages() -> set[str]:
     return packages
 
 
-def _check_trusted(class_path: str, base: type[nn.Module]) -> None:
-    """Refuses, before importing anything, a class outside s2f and its installed plug-ins.
+def import_trusted(class_path: str, what: str) -> type:
+    """The class at ``class_path``, imported only if it belongs to s2f or an installed plug-in.
 
-    A config.json from elsewhere could otherwise name any installed module, and importing a module
-    runs its code.
+    Args:
+        class_path: ``package.module.Class``.
+        what: What the class is for, in messages ("VoiceEncoder", "encoder").
     """
     top = class_path.split(".", 1)[0]
     if top not in trusted_packages():
         raise ConfigError(
-            f"refusing to import {class_path!r} for the {base.__name__}: saved models may only name classes of s2f "
+            f"refusing to import {class_path!r} for the {what}: saved models may only name classes of s2f "
             "or of an installed s2f plug-in (entry-point groups s2f.encoders/teachers/decoders)"
         )
+    try:
+        module_name, _, class_name = class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot rebuild the {what} from {class_path!r}: {exc}; is the package that defines it installed?"
+        ) from None
+    if not isinstance(cls, type):
+        raise ConfigError(f"{class_path} is not a class; refusing to build the {what} from it")
+    return cls
 
 
 def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
     """Rebuilds a module from :func:`component_spec`'s record; it must be a subclass of ``base``.
 
-    Only classes of s2f and of installed plug-ins are imported (see :func:`trusted_packages`).
+    Only classes of s2f and of installed plug-ins are imported (see :func:`trusted_packages`). The
+    arguments are passed as they are: a record read from a file is first held to
+    :mod:`s2f.config_schema` by the loaders.
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
         raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: no class_path")
     if not isinstance(spec.get("init_args", {}), dict):
         raise ConfigError(f"cannot rebuild {base.__name__}: init_args of {spec['class_path']} is not an object")
-    _check_trusted(spec["class_path"], base)
-    try:
-        class_path = spec["class_path"]
-        init_args = dict(spec.get("init_args", {}))
-        module_name, _, class_name = class_path.rpartition(".")
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (KeyError, ValueError, ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"cannot rebuild {base.__name__} from {spec!r}: {exc}; is the package that defines it installed?"
-        ) from None
-    if not (isinstance(cls, type) and issubclass(cls, base)):
+    class_path = spec["class_path"]
+    init_args = dict(spec.get("init_args", {}))
+    cls = import_trusted(class_path, base.__name__)
+    if not issubclass(cls, base):
         raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")
     try:
         return cls(**init_args)

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .errors import WeightsError
 
-__all__ = ["check_against_header", "load_into", "read_state_dict"]
+__all__ = ["check_against_header", "load_into", "read_state_dict", "refuse_nonfinite"]
 
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict")
 
@@ -95,6 +95,17 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | 
     expected = {key: list(tensor.shape) for key, tensor in module.state_dict().items()}
     _refuse_mismatch(Path(path), what, expected, {key: list(tensor.shape) for key, tensor in state.items()})
     module.load_state_dict(state, strict=True)
+
+
+def refuse_nonfinite(state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """A :class:`WeightsError` naming the first tensors that hold NaN or infinity.
+
+    Such a model would load and then predict NaN for every voice (a face of noise on the page); a
+    trained model never holds them, so a file that does is damaged or made to look trained.
+    """
+    bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise WeightsError(f"{path}: the {what}'s weights hold NaN or infinite values ({_few(bad)})")
 
 
 def _few(items: list[str], limit: int = 3) -> str:

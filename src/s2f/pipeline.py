@@ -33,6 +33,7 @@ from ._config import build_component, component_spec
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, load_clip
 from .calibration import EmbeddingCalibration
+from .config_schema import check_saved_decoder, check_saved_model, read_config_file
 from .decoders.face_decoder import FaceDecoder, FaceOutput
 from .encoders.voice_encoder import VoiceEncoder
 from .errors import ConfigError, WeightsError
@@ -284,7 +285,9 @@ class Speech2Face(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Speech2Face:
         """Loads a saved folder, a Lightning ``.ckpt`` of a Speech2Face training run, or ``hf-hub:ORG/NAME``.
 
-        Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads.
+        Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads. A folder is
+        read as untrusted data: its config is held to :mod:`s2f.config_schema` (no hub ids, URLs, paths or
+        pass-through arguments), its files must lie inside it, and its weights must be finite.
         """
         text = os.fspath(path)
         hub = text.startswith(HUB_PREFIX)
@@ -292,7 +295,8 @@ class Speech2Face(nn.Module):
         if folder.is_file() and folder.suffix == ".ckpt":
             model = cls.from_checkpoint(folder)
         elif folder.is_dir():
-            model = cls._from_folder(folder)
+            # The hub's cache links a snapshot's files to blobs two folders up; they are its own files.
+            model = cls._from_folder(folder, inside=folder.parent.parent if hub else folder)
         elif folder.exists():
             raise ConfigError(f"{folder}: give a saved model folder (config.json + model.safetensors) or a .ckpt file")
         else:
@@ -300,24 +304,21 @@ class Speech2Face(nn.Module):
         return model.to(device).eval()
 
     @classmethod
-    def _from_folder(cls, folder: Path) -> Speech2Face:
-        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        for required in (config_path, weights_path):
-            if not required.is_file():
-                raise ConfigError(f"{folder}: missing {required.name}; save models with Speech2Face.save_pretrained")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{config_path}: not valid JSON ({exc})") from None
-        from ._weights import check_against_header, load_into, read_state_dict
+    def _from_folder(cls, folder: Path, *, inside: Path) -> Speech2Face:
+        from ._weights import check_against_header, load_into, read_state_dict, refuse_nonfinite
 
-        # The config may come from anyone: its sizes are checked against the weights file on the meta
-        # device (no memory) before the real model is allocated.
+        config_path = _own_file(folder, CONFIG_FILE, inside)
+        weights_path = _own_file(folder, WEIGHTS_FILE, inside)
+        config = read_config_file(config_path)
+        check_saved_model(config, str(config_path))
+        # Its sizes are checked against the weights file on the meta device (no memory) before the real
+        # model is allocated.
         with torch.device("meta"):
             skeleton = cls.from_config(config, str(config_path))
         check_against_header(skeleton, weights_path, "s2f model described by config.json")
         model = cls.from_config(config, str(config_path))
         state = read_state_dict(weights_path, "s2f model")
+        refuse_nonfinite(state, weights_path, "s2f model")
         load_into(model, state, weights_path, "s2f model described by config.json")
         return model
 
@@ -339,6 +340,7 @@ class Speech2Face(nn.Module):
             raise ConfigError(f"{path}: not a checkpoint of an s2f training run (no 's2f' record)")
         from ._weights import load_into
 
+        check_saved_model(record, str(path), checkpoint=True)
         record = dict(record)
         if decoder is not None:
             record["decoder"] = None
@@ -409,18 +411,15 @@ def load_decoder(path: str | os.PathLike, *, teacher: str | None = None) -> Face
     source = Path(path).expanduser()
     if source.is_file() and source.suffix == ".ckpt":
         record, weights = _read_checkpoint(source)
+        check_saved_decoder(record, str(source), checkpoint=True)
     elif source.is_dir() and (source / CONFIG_FILE).is_file():
-        try:
-            record = json.loads((source / CONFIG_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source / CONFIG_FILE}: not valid JSON ({exc})") from None
         from ._weights import read_state_dict
 
-        weights = read_state_dict(source / WEIGHTS_FILE, "face decoder")
+        record = read_config_file(_own_file(source, CONFIG_FILE, source))
+        check_saved_decoder(record, str(source / CONFIG_FILE))
+        weights = read_state_dict(_own_file(source, WEIGHTS_FILE, source), "face decoder")
     else:
         raise ConfigError(f"{source}: give a decoder .ckpt (s2f fit -c recipes/decoder.yaml) or a saved folder")
-    if not isinstance(record, dict) or not record.get("decoder"):
-        raise ConfigError(f"{source}: holds no face decoder (no decoder in its s2f record)")
     if record.get("format") == DECODER_FORMAT:
         _check_format_version(record, source, "decoder", DECODER_FORMAT_VERSION)
     recorded = (record.get("teacher") or {}).get("name")
@@ -455,6 +454,20 @@ def _check_format_version(record: dict[str, Any], source: object, kind: str, new
             f"{source}: saved with {kind} format v{record['version']} by s2f {record.get('s2f_version', '?')}; "
             f"this s2f reads up to v{newest}: upgrade s2f"
         )
+
+
+def _own_file(folder: Path, name: str, inside: Path) -> Path:
+    """``folder / name`` if it is a regular file that lies in ``inside`` once links are followed.
+
+    A shared folder could hold a link to a file of the machine it is loaded on (``model.safetensors ->
+    /home/me/.ssh/...``); nothing outside the folder is opened.
+    """
+    path = folder / name
+    if not path.is_file():
+        raise ConfigError(f"{folder}: missing {name}; save models with Speech2Face.save_pretrained")
+    if not path.resolve().is_relative_to(inside.resolve()):
+        raise ConfigError(f"{path}: a link to a file outside the model folder; copy the file itself into the folder")
+    return path
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

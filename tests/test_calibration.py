@@ -52,6 +52,7 @@ def _model() -> Speech2Face:
     return Speech2Face(encoder, decoder, clip_seconds=1.0).eval()
 
 
+@pytest.mark.host_sensitive
 def test_a_calibrated_model_saves_loads_and_draws_at_the_fitted_spread(tmp_path: Path) -> None:
     model = _model()
     true, predicted, _ = _shrunk_predictions()
@@ -98,3 +99,32 @@ def test_calibrating_on_shards_moves_the_training_predictions_onto_the_teacher_m
     assert torch.allclose(after.mean(0), clips.embeddings.mean(0), atol=1e-4)
     # A second calibration measures the encoder, not the first calibration on top of it.
     assert calibrate_on_shards(model, shards, "train").spread == pytest.approx(calibration.spread, rel=1e-5)
+
+
+def test_the_reported_split_is_never_calibrated_on(
+    shard_factory: ShardFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from s2f.cli import main
+    from s2f.eval import evaluate
+
+    shards = shard_factory.toy(speakers=10, clips_per_speaker=4, held_out=1)
+    model = Speech2Face(ENCODERS.create("s2f_cnn_tiny", embed_dim=64), clip_seconds=1.0)
+    with pytest.raises(ConfigError, match=r"cannot calibrate on split 'test': it is the split being reported"):
+        calibrate_on_shards(model, shards, "test")
+    assert model.calibration is None
+    plain = model.save_pretrained(tmp_path / "plain")
+
+    # s2f export: test by default, and the split of the evaluation it is given, are refused in one line.
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"headline": {}, "data": {"split": "train"}}))
+    for extra in (["--calibration-split", "test"], ["--calibration-split", "train", "--eval", str(metrics)]):
+        args = ["export", str(plain), str(tmp_path / "out"), "--calibrate-on", str(shards), *extra]
+        assert main(args) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("s2f: error: cannot calibrate on split") and "\n" not in error, error
+        assert not (tmp_path / "out").exists()
+
+    # A model calibrated on a split cannot report it.
+    calibrate_on_shards(model, shards, "train")
+    with pytest.raises(ConfigError, match=r"calibrated on split 'train', so its figures there are not held out"):
+        evaluate(model, shards, split="train", seconds=(1.0,), progress=False)

@@ -87,6 +87,24 @@ def test_gallery_choice_is_deterministic_and_needs_every_query_speaker() -> None
         recall_at_k(torch.randn(1, 4), ["z"], torch.randn(2, 4), ["a", "b"])
 
 
+def test_f2f_queries_leave_out_the_gallery_clips_they_were_decoded_from() -> None:
+    from s2f.eval.faces_fidelity import identity_retrieval
+
+    # A decoder that copies its input: each gallery clip's F2F face is its gallery face, a certain hit that says
+    # nothing of the decoder. The speakers' other clips are drawn as noise, so an honest F2F R@1 is near chance.
+    generator = torch.Generator().manual_seed(0)
+    speakers = [f"s{i}" for i in range(20) for _ in range(3)]
+    true = torch.randn(60, 16, generator=generator)
+    gallery_of = choose_gallery([f"c{i:02d}" for i in range(60)], speakers)
+    faces = torch.randn(60, 16, generator=generator)
+    faces[list(gallery_of.values())] = true[list(gallery_of.values())]
+    gallery = true[list(gallery_of.values())]
+    found = identity_retrieval({}, None, speakers, gallery, list(gallery_of), embedded={"f2f": faces, "s2f": faces},
+                               exclude={"f2f": list(gallery_of.values())})  # fmt: skip
+    assert found["s2f"]["queries"] == 60 and found["s2f"]["R@1"] >= 20 / 60  # every gallery clip finds itself
+    assert found["f2f"]["queries"] == 40 and found["f2f"]["R@1"] <= 0.15  # chance is 1/20
+
+
 def test_known_equal_error_rates() -> None:
     same = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)
     assert equal_error_rate(torch.tensor([0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.3, 0.65]), same) == pytest.approx(0.25)
@@ -274,6 +292,10 @@ def test_s2f_eval_writes_a_self_contained_report_with_every_number_beside_its_ch
     assert set(metrics["slices"]["gender"]) <= {"female", "male"} and "corpus" not in metrics["slices"]
     assert sum(g["clips"] for g in metrics["slices"]["gender"].values()) == TEST_SPEAKERS * CLIPS_PER_SPEAKER
     assert metrics["baseline"]["retrieval"]["cos"]["gallery_size"] == TEST_SPEAKERS
+    # Faces from true embeddings never query the gallery face they were decoded from; faces from voices all do.
+    identity = metrics["face_identity"]
+    assert identity["f2f"]["queries"] == TEST_SPEAKERS * (CLIPS_PER_SPEAKER - 1)
+    assert identity["s2f"]["queries"] == TEST_SPEAKERS * CLIPS_PER_SPEAKER
 
     page = (out / "report.html").read_text()
     parser = _Images()

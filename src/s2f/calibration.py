@@ -17,7 +17,9 @@ more training:
   than their average. The embedding that :meth:`~s2f.pipeline.Speech2Face.forward` returns, and that
   retrieval and the feature distances measure, is not scaled.
 
-Both are fitted on clips the encoder trained on (:func:`fit_calibration`), never on held-out ones.
+Both are fitted on clips the encoder trained on (:func:`fit_calibration`), never on held-out ones:
+:func:`calibrate_on_shards` refuses the split that is reported (``test`` unless told otherwise), and
+:func:`~s2f.eval.evaluate` refuses to report the split a model was calibrated on.
 
 Example:
     >>> import torch
@@ -120,14 +122,21 @@ def calibrate_on_shards(
     max_clips: int | None = 5000,
     seed: int = 0,
     progress: bool = False,
+    reported_split: str | None = "test",
 ) -> EmbeddingCalibration:
     """Fits a calibration for ``model`` (a :class:`~s2f.pipeline.Speech2Face`) on a split of a shard root
     and attaches it; returns it.
 
     Use the split the encoder trained on: held-out clips would leak into what is evaluated on them.
     The model hears each clip at its own ``clip_seconds``, as at inference.
+
+    Raises:
+        ConfigError: ``split`` is ``reported_split``, the split whose figures will be reported.
     """
     from .eval.data import load_held_out, predict_embeddings
+    from .eval.protocol import refuse_reported_split
+
+    refuse_reported_split(split, reported_split, "calibrate")
 
     clips = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     model.calibration = None  # measure the encoder itself, not an earlier calibration

@@ -22,7 +22,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fit the calibration (s2f.calibration) on this shard root's training split: predictions are moved onto "
         "the teacher's mean, and faces are drawn at the spread of real faces",
     )
-    parser.add_argument("--calibration-split", default="train", help="the split to calibrate on (default: train)")
+    parser.add_argument(
+        "--calibration-split",
+        default="train",
+        help="the split to calibrate on (default: train); never the split that is reported: test, or the split of "
+        "--eval's metrics.json",
+    )
     parser.add_argument(
         "--eval", metavar="METRICS", help="an `s2f eval` metrics.json: its figures go into the model card"
     )
@@ -40,7 +45,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     """Runs ``s2f export ARGS``; returns the exit status."""
     options = _parser().parse_args(args)
+    from s2f.eval.protocol import REPORTED_SPLIT, refuse_reported_split
     from s2f.pipeline import Speech2Face, load_decoder
+
+    evaluation = _evaluation(options.eval)
+    # Checked before anything is loaded: calibrating on the evaluated split would report figures it chose.
+    reported = (evaluation or {}).get("data", {}).get("split") or REPORTED_SPLIT
+    if options.calibrate_on:
+        refuse_reported_split(options.calibration_split, reported, "calibrate")
 
     source = Path(options.checkpoint)
     model = Speech2Face.from_pretrained(source) if source.is_dir() else Speech2Face.from_checkpoint(source)
@@ -49,13 +61,14 @@ def main(args: list[str]) -> int:
     if options.calibrate_on:
         from s2f.calibration import calibrate_on_shards
 
-        calibration = calibrate_on_shards(model, options.calibrate_on, options.calibration_split)
+        split = options.calibration_split
+        calibration = calibrate_on_shards(model, options.calibrate_on, split, reported_split=reported)
         print(
             f"calibrated on {calibration.fitted_on['clips']} {options.calibration_split} clips: faces drawn "
             f"{calibration.spread:.2f}x farther from the mean than predicted"
         )
     training = {key: value for key, value in (("data", options.data), ("recipe", options.recipe)) if value}
-    folder = model.save_pretrained(options.output, evaluation=_evaluation(options.eval), training=training)
+    folder = model.save_pretrained(options.output, evaluation=evaluation, training=training)
     print(
         f"wrote {folder}/config.json, model.safetensors and README.md (the model card)"
         + (" (with the face decoder)" if model.decoder else "")

@@ -8,7 +8,19 @@ voice (S2F) says how recognisable the faces a user sees are.
 
 Protocol: each decoded face is embedded by the model's teacher (the network whose space the decoder
 reads) and used as a query against the same gallery as the voice retrieval (one true face
-embedding per held-out speaker); R@K by cosine with the exact chance level K / gallery size.
+embedding per held-out speaker); R@K by cosine with the exact chance level K / gallery size. A
+gallery face is the teacher embedding of one clip, so the F2F face decoded from that very clip would
+query its own source: those queries are left out (``exclude``), and F2F queries only the speakers'
+other clips. Faces from voices keep every clip, as the voice retrieval does.
+
+Example:
+    >>> import torch
+    >>> gallery = torch.eye(3)
+    >>> faces = torch.cat([gallery, torch.tensor([[0.0, 0.0, 1.0]])])  # clip 3 of speaker "a" drawn as "c"
+    >>> found = identity_retrieval({}, None, list("abca"), gallery, list("abc"), embedded={"f2f": faces},
+    ...                            exclude={"f2f": [0, 1, 2]})
+    >>> found["f2f"]["queries"], found["f2f"]["R@1"]
+    (1.0, 0.0)
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ def identity_retrieval(
     *,
     teacher: Any = None,
     embedded: dict[str, torch.Tensor] | None = None,
+    exclude: dict[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """R@K of decoded faces, re-embedded by the teacher, against the gallery, for each set of faces.
 
@@ -74,6 +87,8 @@ def identity_retrieval(
         gallery_speakers: The speaker of each gallery face.
         teacher: The teacher itself, when already built (otherwise built from its name).
         embedded: The faces already re-embedded by the teacher (:func:`teacher_embeddings`), by name.
+        exclude: Query indices to leave out, by name: the gallery clips for the faces decoded from the true
+            embeddings, whose gallery face is the very embedding they were decoded from.
 
     Returns:
         ``{name: recall dict}``, or ``{"skipped": reason}`` when the teacher cannot be built here.
@@ -82,4 +97,10 @@ def identity_retrieval(
         embedded, reason = teacher_embeddings(faces, teacher_name, teacher=teacher)
         if embedded is None:
             return {"skipped": reason}
-    return {name: recall_at_k(v, speakers, gallery, gallery_speakers, ks=FIDELITY_KS) for name, v in embedded.items()}
+    found = {}
+    for name, queries in embedded.items():
+        keep = torch.ones(len(queries), dtype=torch.bool)
+        keep[list((exclude or {}).get(name, ()))] = False
+        kept_speakers = [speaker for speaker, kept in zip(speakers, keep.tolist(), strict=True) if kept]
+        found[name] = recall_at_k(queries[keep], kept_speakers, gallery, gallery_speakers, ks=FIDELITY_KS)
+    return found

@@ -39,7 +39,8 @@ __all__ = ["FACE_IDENTITY_PROTOCOL", "HEADLINE_KEYS", "headline"]
 FACE_IDENTITY_PROTOCOL = (
     "faces decoded from the true teacher embedding (f2f) and from {longest} of voice (s2f), embedded again by the "
     "model's teacher, query the voice-retrieval gallery (one true face per held-out speaker) by cosine; R@K is "
-    "the share whose own speaker ranks in the top K; chance = K / gallery size"
+    "the share whose own speaker ranks in the top K (ties count against the query); chance = K / gallery size; "
+    "f2f leaves out the gallery clips, whose gallery face is the embedding their face was decoded from"
 )
 
 HEADLINE_KEYS = (

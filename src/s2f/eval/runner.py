@@ -137,6 +137,7 @@ def evaluate(
         model = Speech2Face.from_pretrained(model)
     if not seconds:
         raise ConfigError("give at least one input length in seconds")
+    _refuse_calibrated_split(model, split)
     held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     _check_compatible(model, held, data_dir)
     predicted = {
@@ -185,7 +186,7 @@ def _metrics(
         metrics, model, held, predicted, longest, craniofacial, demographics, seed, run["progress"]
     )
     decoded = None if faces_from_face is None else {"f2f": faces_from_face, "s2f": faces_from_voice}
-    reembedded = _face_identity(metrics, model, held, decoded, gallery, gallery_speakers, face_identity, longest)
+    reembedded = _face_identity(metrics, model, held, decoded, gallery_of, face_identity, longest)
     metrics.update(
         field_protocols(
             metrics, held, predicted, gallery, gallery_speakers, data_dir=run["data_dir"],
@@ -314,8 +315,7 @@ def _face_identity(
     model: Any,
     held: HeldOut,
     decoded: dict[str, Any] | None,
-    gallery: torch.Tensor,
-    gallery_speakers: list[str],
+    gallery_of: dict[str, int],
     face_identity: Switch,
     longest: str,
 ) -> dict[str, torch.Tensor] | None:
@@ -324,10 +324,15 @@ def _face_identity(
     if not _wanted(face_identity, model.decoder is not None) or decoded is None:
         return None
     embedded, reason = teacher_embeddings(decoded, (model.teacher or {}).get("name"))
+    gallery_speakers, gallery = list(gallery_of), held.embeddings[list(gallery_of.values())]
+    # The gallery clips' F2F faces are decoded from the gallery faces themselves: no query indexes itself.
+    gallery_clips = {"f2f": list(gallery_of.values())}
     metrics["face_identity"] = (
         {"skipped": reason}
         if embedded is None
-        else identity_retrieval(decoded, None, held.speaker_ids, gallery, gallery_speakers, embedded=embedded)
+        else identity_retrieval(
+            decoded, None, held.speaker_ids, gallery, gallery_speakers, embedded=embedded, exclude=gallery_clips
+        )
     )
     metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=longest)
     return embedded
@@ -375,6 +380,16 @@ def _wanted(switch: Switch, has_decoder: bool) -> bool:
     if switch in ("off", False):
         return False
     raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")
+
+
+def _refuse_calibrated_split(model: Any, split: str) -> None:
+    """A model calibrated on ``split`` chose something on it: its figures there would not be held out."""
+    if model.calibration is not None and model.calibration.fitted_on.get("split") == split:
+        raise ConfigError(
+            f"the model was calibrated on split {split!r}, so its figures there are not held out; evaluate another "
+            "split, or calibrate on one that is not reported (s2f export --calibrate-on SHARDS --calibration-split "
+            "train)"
+        )
 
 
 def _check_compatible(model: Any, held: HeldOut, data_dir: Any) -> None:

@@ -135,9 +135,7 @@ def evaluate(
 
     if not isinstance(model, Speech2Face):
         model = Speech2Face.from_pretrained(model)
-    if not seconds:
-        raise ConfigError("give at least one input length in seconds")
-    _refuse_calibrated_split(model, split)
+    _refuse_calibrated_split(model, split, seconds)
     held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     _check_compatible(model, held, data_dir)
     predicted = {
@@ -382,8 +380,10 @@ def _wanted(switch: Switch, has_decoder: bool) -> bool:
     raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")
 
 
-def _refuse_calibrated_split(model: Any, split: str) -> None:
-    """A model calibrated on ``split`` chose something on it: its figures there would not be held out."""
+def _refuse_calibrated_split(model: Any, split: str, seconds: tuple[float, ...]) -> None:
+    """No input length, or a model calibrated on ``split`` (its figures there would not be held out), is an error."""
+    if not seconds:
+        raise ConfigError("give at least one input length in seconds")
     if model.calibration is not None and model.calibration.fitted_on.get("split") == split:
         raise ConfigError(
             f"the model was calibrated on split {split!r}, so its figures there are not held out; evaluate another "

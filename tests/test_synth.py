@@ -21,7 +21,7 @@ from s2f.errors import S2FError
 from s2f.prepare import PrepareSummary, prepare
 from s2f.prepare.decode import read_audio, read_frames
 from s2f.shards import iter_records
-from s2f.synth import SynthWorld, synthesize_world, voice_face_ceiling
+from s2f.synth import SynthWorld, synthesize_world, voice_parameter_reference
 from s2f.synth import face_sources as sources
 from s2f.synth.face_sources import SourcePhotoError, default_cache_dir, load_bank
 from s2f.synth.morph import piecewise_affine
@@ -238,20 +238,26 @@ def test_identities_csv_follows_the_documented_mapping(world: SynthWorld) -> Non
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_ceiling_report(world: SynthWorld, shards: tuple[Path, PrepareSummary], cache: Path) -> None:
-    report = voice_face_ceiling(shards[0], world.identities_csv)
-    assert (report.train_identities, report.test_identities) == (IDENTITIES - 3, 3)
-    assert report.chance == {1: pytest.approx(1 / 3), 10: 1.0}
-    assert all(r[10] == 1.0 and 0.0 <= r[1] <= 1.0 for r in report.recall.values())
-    assert "R@1" in report.table()
+def test_reference_is_scored_on_the_models_protocol(
+    world: SynthWorld, shards: tuple[Path, PrepareSummary], cache: Path
+) -> None:
+    report = voice_parameter_reference(shards[0], world.identities_csv)
+    counts = {split: len({r.speaker_id for r in iter_records(shards[0], split)}) for split in ("train", "val", "test")}
+    assert report.identities == counts and report.gallery_size == counts["test"] == 3
+    assert report.queries == 3 * CLIPS  # per clip, as the model is scored
+    assert report.chance == {1: pytest.approx(1 / 3)} and 0.0 <= report.recall[1] <= 1.0
+    assert (report.width, report.ridge) in {(t["width"], t["ridge"]) for t in report.tried}
+    assert 0.0 < report.angle_deg < 90.0 and "R@1" in report.table()
     with pytest.raises(S2FError, match=r"identities\.csv"):
-        voice_face_ceiling(shards[0], world.meta_csv)
+        voice_parameter_reference(shards[0], world.meta_csv)
+    with pytest.raises(S2FError, match=r"cannot choose the reference's settings on split 'test'"):
+        voice_parameter_reference(shards[0], world.identities_csv, selection_split="test")
     printed = io.StringIO()
     args = ["--out", str(world.out_dir), "--identities", str(IDENTITIES), "--clips", str(CLIPS), "--seconds", "3"]
-    args += ["--seed", "3", "--test-fraction", "0.25", "--no-progress", "--ceiling", str(shards[0])]
+    args += ["--seed", "3", "--test-fraction", "0.25", "--no-progress", "--reference", str(shards[0])]
     with contextlib.redirect_stdout(printed):
         assert s2f_main(["synth", *args, "--cache-dir", str(cache)]) == 0
-    assert "true voice params, kernel" in printed.getvalue()
+    assert "kernel ridge on the true voice parameters" in printed.getvalue()
 
 
 def test_piecewise_affine_moves_a_landmark() -> None:

@@ -40,7 +40,7 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "s2f.data.synth.world": "s2f.synth.world",
     "s2f.data.synth.voice": "s2f.synth.voice",
     "s2f.data.synth.morph": "s2f.synth.morph",
-    "s2f.data.synth.ceiling": "s2f.synth.ceiling",
+    "s2f.data.synth.ceiling": "s2f.synth.reference",
     "s2f.data.synth.sources": "s2f.synth.face_sources",
     "s2f.data.synth.media": "s2f.synth.video",
     "s2f.data.synth.command": "s2f.cli.synth_command",

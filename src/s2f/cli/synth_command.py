@@ -1,7 +1,7 @@
 """``s2f synth``: write a synthetic audio-visual world and print the command that prepares it.
 
 The options are :func:`s2f.synth.synthesize_world`'s keywords, plus ``--quick`` (a small world) and
-``--ceiling`` (how well the world's true voice parameters retrieve faces in prepared shards).
+``--reference`` (how well a kernel ridge on the world's true voice parameters retrieves faces in prepared shards).
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
     options.add_to(parser)
     parser.add_argument("--quick", action="store_true", help="a small world for a first look (60 x 2 clips of 3 s)")
     parser.add_argument(
-        "--ceiling",
+        "--reference",
         metavar="SHARDS",
-        help="after writing (or finding) the world, print how well its true voice parameters retrieve held-out "
-        "faces in these prepared shards: the ceiling for any voice encoder",
+        help="after writing (or finding) the world, print how well a kernel ridge on its true voice parameters "
+        "retrieves held-out faces in these prepared shards, scored as s2f eval scores a model",
     )
     return parser
 
@@ -64,10 +64,10 @@ def main(args: list[str]) -> int:
     for name, quick in QUICK.items():
         if kwargs[name] is None:
             kwargs[name] = quick if parsed.quick else inspect.signature(options.function).parameters[name].default
-    from s2f.synth.ceiling import voice_face_ceiling
+    from s2f.synth.reference import voice_parameter_reference
 
     world = options.function(**kwargs)
-    report = voice_face_ceiling(parsed.ceiling, world.identities_csv) if parsed.ceiling else None
+    report = voice_parameter_reference(parsed.reference, world.identities_csv) if parsed.reference else None
     splits = [row["split"] for row in world.identities()]
     out = str(parsed.out_dir)
     shards = f"{out.rstrip('/')}-shards"

@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ def identity_retrieval(
     *,
     teacher: Any = None,
     embedded: dict[str, torch.Tensor] | None = None,
-    exclude: dict[str, Sequence[int]] | None = None,
+    exclude: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """R@K of decoded faces, re-embedded by the teacher, against the gallery, for each set of faces.
 

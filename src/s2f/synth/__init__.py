@@ -4,8 +4,8 @@ Faces are morphs of real photos that ship inside PyPI packages; voices are sourc
 whose pitch, vocal-tract length, rate, breathiness, spectral tilt and nasality are documented
 functions of the face (:mod:`s2f.synth.voice`). The world is written as real mp4 (or wav +
 jpg) files in VoxCeleb's layout with its meta CSV, so ``s2f prepare`` reads it unchanged.
-:func:`voice_face_ceiling` states how much of the teacher's embedding the true voice parameters
-predict: the ceiling for a model that hears the voice.
+:func:`voice_parameter_reference` states how much of the teacher's embedding a kernel ridge on the
+true voice parameters predicts, scored on the model's own protocol: a reference beside the model.
 
 Example:
     >>> from s2f.synth import synthesize_world
@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from .ceiling import CeilingReport, voice_face_ceiling
+from .reference import ReferenceReport, voice_parameter_reference
 from .world import IdentitySpec, SynthWorld, synthesize_world
 
-__all__ = ["CeilingReport", "IdentitySpec", "SynthWorld", "synthesize_world", "voice_face_ceiling"]
+__all__ = ["IdentitySpec", "ReferenceReport", "SynthWorld", "synthesize_world", "voice_parameter_reference"]

@@ -15,6 +15,13 @@ key                                  meaning
 ``angle_deg``                        mean angle between predicted and true embeddings
 ``mean_face_angle_deg``              the same for the training split's mean embedding
 ``angle_below_mean_face_deg``        how far the prediction beats the mean face (positive: better)
+``mean_face_recall_at_1/5/10``       retrieval by the mean embedding for every clip (ties count against
+                                     it, so a constant scores 0 below K = gallery size)
+``same_speaker_rank1``               the nearest other clip's prediction is the same speaker's
+``same_speaker_rank1_chance``        that speaker's share of the other clips
+``same_speaker_eer``                 EER of same- vs different-speaker prediction pairs (chance 0.5)
+``craniofacial_mean_r``              mean Pearson r of the craniofacial measurements, S2F vs F2F face
+``craniofacial_shuffled_r``          the same with S2F faces paired with other clips' F2F faces
 ``gender_agreement``                 the classifier's gender for the face from the voice vs the true face
 ``gender_chance``                    agreement of independent labels with the same frequencies
 ``mean_age_s2f`` / ``mean_age_true`` the classifier's mean age of the faces from voices / true faces
@@ -55,6 +62,14 @@ HEADLINE_KEYS = (
     "angle_deg",
     "mean_face_angle_deg",
     "angle_below_mean_face_deg",
+    "mean_face_recall_at_1",
+    "mean_face_recall_at_5",
+    "mean_face_recall_at_10",
+    "same_speaker_rank1",
+    "same_speaker_rank1_chance",
+    "same_speaker_eer",
+    "craniofacial_mean_r",
+    "craniofacial_shuffled_r",
     "gender_agreement",
     "gender_chance",
     "mean_age_s2f",
@@ -105,9 +120,19 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
         "true_vs_recorded_gender": _get(metrics, "demographics", "recorded_gender_agreement", "true"),
         "s2f_vs_recorded_gender": _get(metrics, "demographics", "recorded_gender_agreement", "s2f"),
     }
+    consistency = _get(metrics, "consistency", str(longest)) or {}
+    block["same_speaker_rank1"] = consistency.get("rank1")
+    block["same_speaker_rank1_chance"] = consistency.get("rank1_chance")
+    block["same_speaker_eer"] = consistency.get("eer")
+    correlations = [c for c in (_get(metrics, "craniofacial", "correlations") or {}).values() if c.get("r") is not None]
+    block["craniofacial_mean_r"] = sum(c["r"] for c in correlations) / len(correlations) if correlations else None
+    block["craniofacial_shuffled_r"] = (
+        sum(c["shuffled_r"] for c in correlations) / len(correlations) if correlations else None
+    )
     for k in (1, 5, 10):
         block[f"recall_at_{k}"] = retrieval.get(f"R@{k}")
         block[f"chance_at_{k}"] = retrieval.get(f"chance@{k}")
+        block[f"mean_face_recall_at_{k}"] = _get(metrics, "baseline", "retrieval", "cos", f"R@{k}")
     for k in (1, 10):
         block[f"f2f_recall_at_{k}"] = _get(metrics, "face_identity", "f2f", f"R@{k}")
         block[f"s2f_face_recall_at_{k}"] = _get(metrics, "face_identity", "s2f", f"R@{k}")

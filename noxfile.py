@@ -1,4 +1,4 @@
-"""Project sessions: `nox -s tests lint typecheck doctest` (what CI runs), plus `quick`, `bench` and `gpu`.
+"""Project sessions: `nox -s tests hosts lint typecheck doctest` (what CI runs), plus `quick`, `bench` and `gpu`.
 
 Sessions run in the environment nox itself runs in (``venv_backend="none"``): the stack is a
 multi-gigabyte PyTorch install, and building it once per session would dwarf the checks.
@@ -11,7 +11,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "doctest"]
+nox.options.sessions = ["tests", "hosts", "lint", "typecheck", "doctest"]
 nox.options.reuse_venv = "yes"
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -21,6 +21,34 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true
 def tests(session: nox.Session) -> None:
     """The test suite (GPU tests skip themselves without a CUDA device)."""
     session.run("pytest", *(session.posargs or ["tests"]), env=OFFLINE)
+
+
+# Other kinds of CPU, played on this one: PyTorch's own kernels (ATEN_CPU_CAPABILITY), oneDNN's
+# (ONEDNN_MAX_CPU_ISA) and MKL's (MKL_ENABLE_INSTRUCTIONS) held to an instruction set, and native bf16
+# treated as absent (S2F_NATIVE_BF16). AVX2 is what an AVX2-only laptop or AMD host runs; the generic
+# kernels round differently again, so an AVX2 host that runs them still tests a second kind.
+HOST_KINDS = {
+    "avx2, no native bf16": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "S2F_NATIVE_BF16": "0",
+    },
+    "generic kernels, SSE4.1": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "S2F_NATIVE_BF16": "0",
+    },
+}
+
+
+@nox.session(venv_backend="none")
+def hosts(session: nox.Session) -> None:
+    """The tests marked `host_sensitive`, once per CPU kind in HOST_KINDS (CONTRIBUTING.md: host-dependent tests)."""
+    for kind, restriction in HOST_KINDS.items():
+        session.log(f"host-sensitive tests as on: {kind}")
+        session.run("pytest", "-m", "host_sensitive", *(session.posargs or ["tests"]), env={**OFFLINE, **restriction})
 
 
 @nox.session(venv_backend="none")

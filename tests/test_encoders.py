@@ -47,6 +47,7 @@ def test_conformer_refuses_too_short_and_malformed_input() -> None:
         ConformerEncoder(d_model=30, num_heads=4)
 
 
+@pytest.mark.host_sensitive
 def test_conformer_clips_in_a_batch_do_not_see_each_other() -> None:
     torch.manual_seed(0)
     encoder = ENCODERS.create("s2f_conformer_tiny", pooling="attentive").eval()

@@ -44,6 +44,7 @@ def test_saved_model_describes_itself_and_reloads_identically(tmp_path: Path, mo
     assert before.embedding.shape == (64,) and before.image is None
 
 
+@pytest.mark.host_sensitive
 def test_predict_takes_lists_and_other_lengths(tmp_path: Path, model: Speech2Face) -> None:
     voices = [write_wav(tmp_path / f"{i}.wav", tone(1.0 + i, 120.0 + 40 * i)) for i in range(3)]
     batch = model.predict(voices)

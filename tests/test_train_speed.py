@@ -98,6 +98,7 @@ def test_compile_trains_like_eager() -> None:
     assert torch.allclose(weights[0], weights[1], atol=2e-3)
 
 
+@pytest.mark.host_sensitive
 def test_the_cnn_head_runs_in_its_weights_dtype_under_autocast() -> None:
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True).eval()
     waves = 0.1 * torch.randn(2, 16_000)

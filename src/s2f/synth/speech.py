@@ -21,7 +21,7 @@ open_quotient  a spectral tilt after synthesis: a share ``2 (oq - 0.4)`` low-pas
 ============== ==================================================================== ==================
 
 What varies from clip to clip and says nothing about the face: the words and their language, the
-synthesiser (eSpeak's own or one of its Klatt variants), flutter and roughness, the room, the
+synthesiser (eSpeak's own or one of its Klatt variants), roughness, the room, the
 microphone's band and the noise.
 
 eSpeak NG and its data ship in the ``espeakng-loader`` wheel (``pip install 's2f[demo]'``); it runs
@@ -93,7 +93,7 @@ _ESPEAK_REFERENCE_WPM_SPEED = 4.5  # syllables/s of eSpeak at speed 100 %, the m
 _PITCH_MEDIAN_SHARE = 0.65
 
 
-def espeak_variant(params: VoiceParameters, *, pitch_offset_st: float = 0.0, klatt: int = 0, flutter: int = 10,
+def espeak_variant(params: VoiceParameters, *, pitch_offset_st: float = 0.0, klatt: int = 0, flutter: int = 0,
                    roughness: int = 2) -> str:  # fmt: skip
     """The eSpeak NG voice variant file that speaks with ``params`` (the module's table).
 
@@ -149,13 +149,14 @@ def _tilt(audio: np.ndarray, open_quotient: float) -> np.ndarray:
     return (1.0 - share) * audio + share * low
 
 
-def speak(params: VoiceParameters, seconds: float, rng: np.random.Generator) -> np.ndarray:
+def speak(params: VoiceParameters, seconds: float, rng: np.random.Generator, *, room: bool = True) -> np.ndarray:
     """Float32 audio at 16 kHz: sentences in a random language spoken with ``params``, in a room.
 
     Args:
         params: The speaker's voice.
         seconds: Length of the clip.
         rng: Draws everything that varies from clip to clip (words, language, synthesiser, room).
+        room: Pass the voice through a random room and microphone (off: the dry voice, for measuring it).
 
     Raises:
         S2FError: eSpeak NG is not installed (``pip install 's2f[demo]'``).
@@ -166,7 +167,7 @@ def speak(params: VoiceParameters, seconds: float, rng: np.random.Generator) -> 
         params,
         pitch_offset_st=float(rng.normal(0.0, 0.5)),
         klatt=int(rng.choice(_KLATT)),
-        flutter=int(rng.integers(0, 25)),
+        flutter=0,  # eSpeak's flutter carries state from one utterance to the next: clips would depend on order
         roughness=int(rng.integers(0, 5)),
     )
     engine = _engine()
@@ -178,7 +179,8 @@ def speak(params: VoiceParameters, seconds: float, rng: np.random.Generator) -> 
         audio = np.concatenate([audio, said, np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE))])
     start = int(rng.integers(0, audio.size - samples + 1)) if rng.random() < 0.5 else 0
     clip = _tilt(audio[start : start + samples], params.open_quotient)
-    clip = room_and_microphone(clip, rng)
+    if room:
+        clip = room_and_microphone(clip, rng)
     peak = float(np.abs(clip).max()) or 1.0
     return (clip / peak * float(rng.uniform(0.35, 0.9))).astype(np.float32)
 

@@ -2,7 +2,9 @@
 in a browser.
 
 Without ``--model`` it serves what ``s2f demo`` left in ``runs/demo`` (the model and, as the gallery,
-its shards' test split), and says how to make one when there is none.
+its shards' test split), and says how to make one when there is none. ``--model`` may name a demo's
+folder (``s2f demo --out OUT``) or its ``model/``; either way, without ``--gallery`` the demo's own
+held-out faces (``OUT/shards``, test split) are the gallery.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from s2f.errors import ConfigError
 
-__all__ = ["main"]
+__all__ = ["demo_gallery", "main"]
 
 DEMO_MODEL, DEMO_SHARDS = Path("runs/demo/model"), Path("runs/demo/shards")
 
@@ -65,7 +67,8 @@ def main(args: list[str]) -> int:
         service = FaceService(model, gallery, limits, top_k=options.top_k)
         app = build_app(service, _card(model_dir, model), uploads)
         where = "this machine only" if options.host in ("127.0.0.1", "localhost", "::1") else "reachable from others"
-        print(f"s2f serve: {model_dir} with " + (f"{len(gallery)} gallery faces" if gallery else "no gallery"))
+        print(f"s2f serve: {model_dir} with " + (f"{len(gallery)} gallery faces from {gallery.source}" if gallery
+                                                 else "no gallery (give --gallery SHARDS)"))  # fmt: skip
         print(f"s2f serve: listening on http://{options.host}:{options.port} ({where}); Ctrl-C stops it", flush=True)
         app.launch(
             server_name=options.host,
@@ -82,14 +85,31 @@ def main(args: list[str]) -> int:
 
 
 def _model_and_gallery(model: str | None, gallery: str | None) -> tuple[str, str | None]:
-    if model is not None:
-        return model, gallery
-    if not (DEMO_MODEL / "config.json").is_file():
-        raise ConfigError(
-            f"no --model given and no demo model in {DEMO_MODEL}: make one with `s2f demo` (a few minutes on a CPU, "
-            "needs s2f[demo]) or give --model DIR [--gallery SHARDS]"
-        )
-    return str(DEMO_MODEL), gallery if gallery is not None else (str(DEMO_SHARDS) if DEMO_SHARDS.is_dir() else None)
+    """The model folder to serve and its gallery: given ones, else what ``s2f demo`` left (see the module)."""
+    if model is None:
+        if not (DEMO_MODEL / "config.json").is_file():
+            raise ConfigError(
+                f"no --model given and no demo model in {DEMO_MODEL}: make one with `s2f demo` (a few minutes on a "
+                "CPU, needs s2f[demo]) or give --model DIR [--gallery SHARDS]"
+            )
+        model = str(DEMO_MODEL)
+    folder = Path(model)
+    if not (folder / "config.json").is_file() and (folder / "model" / "config.json").is_file():
+        folder = folder / "model"  # a demo's output folder: its model is inside
+    if gallery is None:
+        gallery = demo_gallery(folder)
+    return str(folder), gallery
+
+
+def demo_gallery(model_dir: Path) -> str | None:
+    """The shards ``s2f demo`` prepared beside the model it saved (``OUT/model``, ``OUT/shards``), if any.
+
+    Example:
+        >>> demo_gallery(Path("no/such/demo/model")) is None
+        True
+    """
+    shards = model_dir.parent / "shards"
+    return str(shards) if (shards / "s2f_shards.json").is_file() else None
 
 
 def _card(model_dir: str, model: object) -> str:

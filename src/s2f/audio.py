@@ -31,6 +31,8 @@ import torch.nn as nn
 from .errors import AudioError
 
 __all__ = [
+    "DECODE_MARGIN_SECONDS",
+    "MAX_SAMPLE_RATE",
     "SAMPLE_RATE",
     "AudioInput",
     "SpectrogramFrontend",
@@ -42,6 +44,14 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 16_000
+# Decoded past the clip, so resampling sees the same neighbourhood at its end (load_clip, s2f serve).
+DECODE_MARGIN_SECONDS = 1.0
+# Above any recording's rate (384 kHz is the highest studio rate): a header that says more is lying, and
+# would make "the first seconds" a huge number of samples.
+MAX_SAMPLE_RATE = 384_000
+# Samples decoded per channel before the channels are averaged: memory stays near one block per channel,
+# however many channels a header claims.
+_BLOCK_FRAMES = 65_536
 # Peak amplitude below which a clip counts as silent (about -80 dBFS): nothing to learn from.
 SILENCE_PEAK = 1e-4
 
@@ -113,9 +123,12 @@ def fit_to_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 
 def load_clip(source: AudioInput, seconds: float = 6.0, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """:func:`load_audio`, then :func:`fit_to_length` to exactly ``seconds``."""
-    # A second more than needed, so resampling sees the same neighbourhood at the end of the clip.
-    wave = load_audio(source, sample_rate, max_seconds=seconds + 1.0)
+    """:func:`load_audio`, then :func:`fit_to_length` to exactly ``seconds``.
+
+    Decodes at most ``seconds`` plus :data:`DECODE_MARGIN_SECONDS`, whatever a file's header says about
+    its length: an hour-long upload costs what its first seconds cost.
+    """
+    wave = load_audio(source, sample_rate, max_seconds=seconds + DECODE_MARGIN_SECONDS)
     return fit_to_length(wave, round(seconds * sample_rate))
 
 
@@ -218,9 +231,18 @@ def _decode_file(file: Path | BinaryIO, name: str, max_seconds: float | None) ->
     start = file.tell() if not isinstance(file, Path) and file.seekable() else None
     try:
         with sf.SoundFile(file) as handle:
-            frames = -1 if max_seconds is None else math.ceil(max_seconds * handle.samplerate)
-            samples = handle.read(frames, dtype="float32", always_2d=True)
-            return samples.T, int(handle.samplerate)
+            rate = _checked_rate(handle.samplerate, name)
+            wanted = math.inf if max_seconds is None else math.ceil(max_seconds * rate)
+            blocks: list[np.ndarray] = []
+            # Until the data ends or enough is read, whichever comes first: a header that lies about the
+            # length in either direction changes nothing.
+            while (size := int(min(_BLOCK_FRAMES, wanted - sum(b.shape[-1] for b in blocks)))) > 0:
+                block = handle.read(size, dtype="float32", always_2d=True)
+                if len(block):
+                    blocks.append(_mono(block.T))
+                if len(block) < size:
+                    break
+            return _joined(blocks), rate
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass  # not a format libsndfile reads (mp4, m4a, mp3, webm...): let FFmpeg try
     if start is not None and not isinstance(file, Path):
@@ -240,23 +262,43 @@ def _decode_with_av(file: Path | BinaryIO, name: str, max_seconds: float | None)
             raise AudioError(f"{name}: the file has no audio stream")
         stream = container.streams.audio[0]
         chunks: list[np.ndarray] = []
-        rate = stream.codec_context.sample_rate or SAMPLE_RATE
+        rate = _checked_rate(stream.codec_context.sample_rate or SAMPLE_RATE, name)
         try:
             # Resample to planar float so every codec's layout comes out the same.
             resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout.name, rate=rate)
-            wanted = math.inf if max_seconds is None else max_seconds * rate
+            # Counted as decoded, not as the container says: a header that understates the length
+            # (a VBR mp3 with a forged frame count) cannot make this read more.
+            wanted, decoded = math.inf if max_seconds is None else max_seconds * rate, 0
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-                if sum(chunk.shape[-1] for chunk in chunks) >= wanted:
+                    chunks.append(_mono(out.to_ndarray()))
+                    decoded += chunks[-1].shape[-1]
+                if decoded >= wanted:
                     break
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                chunks.append(_mono(out.to_ndarray()))
         except (av.error.FFmpegError, ValueError) as exc:
             raise AudioError(f"{name}: the audio stream is corrupt ({_first_line(exc)})") from None
-    if not chunks:
-        return np.zeros((1, 0), dtype=np.float32), rate
-    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), rate
+    return _joined(chunks), rate
+
+
+def _checked_rate(rate: int, name: str) -> int:
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: a sample rate of {rate} Hz is not audio s2f reads (up to {MAX_SAMPLE_RATE} Hz)")
+    return int(rate)
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """[C, n] -> [1, n]: the channels' mean, taken block by block (the same numbers as over the whole file)."""
+    if block.shape[0] == 1:
+        return block.astype(np.float32, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).mean(dim=0, keepdim=True).numpy()
+
+
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    if not blocks:
+        return np.zeros((1, 0), dtype=np.float32)
+    return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 Kept apart from the web framework so that it can be tested and timed on its own. Every way an
 input can be wrong ends in a :class:`VoiceRequestError` with one line for the page; the checks that
 cost nothing (size, length from the file's header) run before anything is decoded, so a 1-hour file
-or a 200 MB upload is refused without being read.
+or a 200 MB upload is refused without being read. A header can lie, so decoding does not trust it
+either: only the model's clip and a second more are ever decoded (:func:`s2f.audio.load_clip`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from s2f.audio import fit_to_length, load_audio
+from s2f.audio import load_clip
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
@@ -93,10 +94,11 @@ class FaceService:
         """
         seconds = self.check(path)
         try:
-            wave = load_audio(path, self.model.sample_rate)
+            # What the model hears and a margin, as `s2f predict` decodes, whatever the header said
+            # about the length: a file that understates it costs no more than an honest one.
+            clip = load_clip(path, self.model.clip_seconds, self.model.sample_rate)
         except S2FError as exc:
             raise VoiceRequestError(_without_path(str(exc), path)) from None
-        clip = fit_to_length(wave, round(self.model.clip_seconds * self.model.sample_rate))
         prediction = self.model.predict((clip, self.model.sample_rate))
         neighbours, random_similarity = (
             self.gallery.nearest(prediction.embedding, self.top_k) if self.gallery else ([], None)

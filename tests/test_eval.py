@@ -105,6 +105,12 @@ def test_f2f_queries_leave_out_the_gallery_clips_they_were_decoded_from() -> Non
     assert found["f2f"]["queries"] == 40 and found["f2f"]["R@1"] <= 0.15  # chance is 1/20
 
 
+def test_same_speaker_rank1_counts_ties_against_the_clip() -> None:
+    # Every prediction alike: the "nearest" other clip is a tie, and the order of the clips must not make it a hit.
+    alike = speaker_consistency(torch.ones(8, 4), ["a", "a", "b", "b", "c", "c", "d", "d"])
+    assert alike["rank1"] == 0.0 and alike["rank1_chance"] == pytest.approx(1 / 7)
+
+
 def test_known_equal_error_rates() -> None:
     same = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)
     assert equal_error_rate(torch.tensor([0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.3, 0.65]), same) == pytest.approx(0.25)

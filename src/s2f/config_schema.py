@@ -12,7 +12,8 @@ The schema applies to files only (:meth:`s2f.Speech2Face.from_pretrained`, check
 :func:`s2f.pipeline.load_decoder`); a model built from one's own Python call keeps its full freedom.
 s2f's own classes are declared in :data:`COMPONENT_ARGS`; a plug-in's class (or one without an
 entry) is held to its constructor's type hints with generic bounds, and an argument whose type is
-not a plain number, flag, name, choice or list of integers cannot come from a file.
+not a plain number, flag, name, choice or list of integers cannot come from a file. The kinds of value
+and their bounds are the rules of :mod:`s2f.config_rules`.
 
 Example:
     >>> check_saved_model({"format": "s2f-model", "encoder": {
@@ -27,32 +28,37 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from .config_rules import (
+    MAX_WIDTH,
+    Choice,
+    Flag,
+    Integer,
+    Integers,
+    Keys,
+    Note,
+    Number,
+    Optional,
+    Refused,
+    Rule,
+    Text,
+    WeightsFile,
+)
 from .errors import ConfigError
 
 __all__ = [
     "COMPONENT_ARGS",
     "MAX_CONFIG_BYTES",
-    "Choice",
-    "Flag",
-    "Integer",
-    "Integers",
-    "Keys",
-    "Number",
-    "Rule",
-    "Text",
+    "MAX_DEPTH",
     "check_saved_component",
     "check_saved_decoder",
     "check_saved_model",
-    "looks_like_a_place",
     "read_config_file",
 ]
 
@@ -60,196 +66,6 @@ __all__ = [
 MAX_CONFIG_BYTES = 2**20
 # The deepest real value is encoder.init_args.model_kwargs.drop_rate (4 levels).
 MAX_DEPTH = 8
-# Widths and counts above this would not fit a GPU anyway; the meta-device check sees the rest.
-MAX_WIDTH = 65_536
-_CLASS_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
-# A URL or id scheme (http:, file:, hf-hub:, local-dir:, C:) at the start of a string.
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def looks_like_a_place(text: str) -> bool:
-    """Whether ``text`` could send a loader somewhere: a path, a URL or a ``scheme:`` id.
-
-    Example:
-        >>> [looks_like_a_place(t) for t in ("resnet18", "../w.pt", "file:///etc", "~root", "C:x", "a b")]
-        [False, True, True, True, True, False]
-    """
-    return (
-        "/" in text or "\\" in text or text.startswith("~") or ".." in text or "\0" in text or bool(_SCHEME.match(text))
-    )
-
-
-class Rule:
-    """One argument's type and bounds; :meth:`problem` says what is wrong with a value, or None."""
-
-    def problem(self, value: Any) -> str | None:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Integer(Rule):
-    """An integer (not a bool) in ``[low, high]``."""
-
-    low: int = 0
-    high: int = MAX_WIDTH
-
-    def problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be an integer, got {_short(value)}"
-        return None if self.low <= value <= self.high else f"is {value}, outside [{self.low}, {self.high}]"
-
-
-@dataclass(frozen=True)
-class Number(Rule):
-    """A finite number in ``[low, high]``; ``positive`` excludes zero."""
-
-    low: float = -1e6
-    high: float = 1e6
-    positive: bool = False
-
-    def problem(self, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"must be a finite number, got {_short(value)}"
-        if self.positive and value <= 0:
-            return f"is {value}, must be above 0"
-        return None if self.low <= value <= self.high else f"is {value}, outside [{self.low:g}, {self.high:g}]"
-
-
-@dataclass(frozen=True)
-class Flag(Rule):
-    """``true`` or ``false``."""
-
-    def problem(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) else f"must be true or false, got {_short(value)}"
-
-
-@dataclass(frozen=True)
-class Choice(Rule):
-    """One of a closed set of values."""
-
-    values: tuple[Any, ...]
-
-    def problem(self, value: Any) -> str | None:
-        ok = any(type(value) is type(choice) and value == choice for choice in self.values)
-        return None if ok else f"is {_short(value)}, not one of {', '.join(map(repr, self.values))}"
-
-
-@dataclass(frozen=True)
-class Text(Rule):
-    """A short string that names something and points nowhere; ``known`` narrows it to a registry."""
-
-    max_length: int = 100
-    known: Callable[[str], bool] | None = None
-    what: str = "name"
-
-    def problem(self, value: Any) -> str | None:
-        if not isinstance(value, str):
-            return f"must be a {self.what} (a string), got {_short(value)}"
-        if looks_like_a_place(value):
-            return (
-                f"is {_short(value)}, a hub id, URL or path; a saved config may only name things, never places "
-                "(rebuild the model in Python to use it)"
-            )
-        if len(value) > self.max_length or not value.isprintable():
-            return f"is not a short printable {self.what}"
-        if self.known is not None and not self.known(value):
-            return f"is {value!r}, not a known {self.what}"
-        return None
-
-
-@dataclass(frozen=True)
-class Integers(Rule):
-    """A list of at most ``max_items`` integers, each in ``[low, high]``."""
-
-    low: int = 0
-    high: int = MAX_WIDTH
-    max_items: int = 64
-
-    def problem(self, value: Any) -> str | None:
-        if not isinstance(value, list) or len(value) > self.max_items:
-            return f"must be a list of at most {self.max_items} integers, got {_short(value)}"
-        item = Integer(self.low, self.high)
-        for index, element in enumerate(value):
-            if (problem := item.problem(element)) is not None:
-                return f"[{index}] {problem}"
-        return None
-
-
-@dataclass(frozen=True)
-class Keys(Rule):
-    """A mapping with only the declared keys, each held to its own rule (a closed record, not pass-through)."""
-
-    rules: Mapping[str, Rule] = field(default_factory=dict)
-
-    def problem(self, value: Any) -> str | None:
-        if not isinstance(value, dict):
-            return f"must be an object, got {_short(value)}"
-        for key, element in value.items():
-            if key not in self.rules:
-                allowed = ", ".join(sorted(self.rules)) or "none"
-                return f"may not set {key!r} from a file (allowed keys: {allowed})"
-            if (problem := self.rules[key].problem(element)) is not None:
-                return f".{key} {problem}"
-        return None
-
-
-@dataclass(frozen=True)
-class Note(Rule):
-    """A flat description (a teacher's name and size, what a calibration was fitted on): scalars only."""
-
-    max_items: int = 32
-
-    def problem(self, value: Any) -> str | None:
-        if not isinstance(value, dict) or len(value) > self.max_items:
-            return f"must be an object of at most {self.max_items} plain values, got {_short(value)}"
-        for key, element in value.items():
-            if (problem := Text(max_length=64, what="key").problem(key)) is not None:
-                return f"key {problem}"
-            rule: Rule = Text(max_length=200, what="text") if isinstance(element, str) else _SCALAR
-            if element is not None and (problem := rule.problem(element)) is not None:
-                return f".{key} {problem}"
-        return None
-
-
-@dataclass(frozen=True)
-class _Scalar(Rule):
-    def problem(self, value: Any) -> str | None:
-        if isinstance(value, bool):
-            return None
-        return Number(-1e15, 1e15).problem(value)
-
-
-@dataclass(frozen=True)
-class Optional(Rule):
-    """``null`` or what ``rule`` accepts."""
-
-    rule: Rule
-
-    def problem(self, value: Any) -> str | None:
-        return None if value is None else self.rule.problem(value)
-
-
-@dataclass(frozen=True)
-class Refused(Rule):
-    """An argument no file may set (anything but ``null``)."""
-
-    why: str
-
-    def problem(self, value: Any) -> str | None:
-        return None if value is None else f"may not be set from a file ({self.why})"
-
-
-@dataclass(frozen=True)
-class _WeightsFile(Rule):
-    """A local file a training checkpoint's frozen decoder was loaded from: a path, never a URL or hub id."""
-
-    def problem(self, value: Any) -> str | None:
-        if not isinstance(value, str) or len(value) > 4096 or "\0" in value:
-            return f"must be the path of a local weights file, got {_short(value)}"
-        return f"is {_short(value)}, a URL or hub id; name a local file" if _SCHEME.match(value) else None
-
-
-_SCALAR = _Scalar()
 
 
 def _timm_knows(name: str) -> bool:
@@ -263,15 +79,7 @@ def _timm_knows(name: str) -> bool:
     return bool(timm.is_model(name))
 
 
-def _registry_knows(kind: str) -> Callable[[str], bool]:
-    def knows(name: str) -> bool:
-        from . import _registry
-
-        return name in getattr(_registry, kind)
-
-    return knows
-
-
+_CLASS_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _WIDTH = Integer(1, MAX_WIDTH)
 _BINS = Integer(1, 4097)
 _DECODER_WEIGHTS = Refused("the weights travel in the folder's model.safetensors")
@@ -447,7 +255,7 @@ def check_saved_component(spec: Any, key: str, source: str, base: type, *, weigh
         raise ConfigError(f"{source}: {key}.init_args must be an object")
     rules = _rules_for(class_path, base)
     if weights_file and "weights" in rules:
-        rules = {**rules, "weights": Optional(_WeightsFile())}
+        rules = {**rules, "weights": Optional(WeightsFile())}
     _refuse_unknown(init_args, set(rules), source, f"{key}.init_args.", class_path)
     _check_fields(init_args, rules, source, f"{key}.init_args.")
 

@@ -2,7 +2,8 @@
 
 from .cnn import PaperCNNEncoder
 from .conformer import ConformerEncoder
+from .speaker_frontend import SpeakerFrontendEncoder
 from .timm_backbone import TimmVoiceEncoder
 from .voice_encoder import VoiceEncoder
 
-__all__ = ["ConformerEncoder", "PaperCNNEncoder", "TimmVoiceEncoder", "VoiceEncoder"]
+__all__ = ["ConformerEncoder", "PaperCNNEncoder", "SpeakerFrontendEncoder", "TimmVoiceEncoder", "VoiceEncoder"]

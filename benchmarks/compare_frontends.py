@@ -1,0 +1,170 @@
+"""The pretrained GE2E front end (frozen) against the demo's conformer, on the synthetic world's val split.
+
+Both encoders predict dlib's 128-D face embedding from the same shards of one ``s2f demo`` world, are
+trained on its train split only, and are scored by the same ``s2f.eval.evaluate`` call on its *val*
+split (26 speakers with the default plan; the test split is never read):
+
+- **conformer**: the model ``s2f demo`` saved in ``DEMO/model`` (the demo plan's ``s2f_conformer_tiny``
+  with ``frequency_subsampling=2``, 45 epochs of 3 s windows, calibrated on the train split).
+- **ge2e**: ``s2f_ge2e`` (resemblyzer's pretrained GE2E, frozen) with its head (batch norm, FC 512,
+  ReLU, FC 128) trained with the demo plan's loss and optimiser (the normalised L2 term plus the
+  same term measured from the mean training face; Adam at 1e-3, batch 16, x0.95 per epoch, 45
+  epochs), starting at the mean face as the training system does, then calibrated the same way.
+  The front end is frozen, so its d-vectors are computed once, for one 3 s window of every
+  training clip (drawn with the seed), and the head trains on them: the same computation as
+  ``Speech2FaceSystem`` with a frozen front end, except that the system draws a new window every
+  epoch. On two CPU cores that is minutes instead of hours (GE2E's LSTM costs about 0.5 GFLOP per
+  1.6 s partial, run sequentially over 160 frames).
+
+The decoder is the demo's, so both saved models draw faces the same way; faces are not scored here
+(``craniofacial``, ``demographics`` and ``face_identity`` are off): the figures are retrieval
+(R@1, R@10 over identity-mean galleries of the val speakers), the angle to the teacher's embedding,
+and same-speaker consistency, as ``s2f eval`` prints them.
+
+Usage:
+    s2f demo --out runs/demo --seed 0
+    python benchmarks/compare_frontends.py --demo runs/demo [--seed 0] [--epochs 45] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2f import ENCODERS, Speech2Face
+from s2f.audio import SpectrogramFrontend
+from s2f.calibration import fit_calibration
+from s2f.data import iter_records
+from s2f.demo import DEMO_PLANS
+from s2f.eval import evaluate
+from s2f.losses import Speech2FaceLoss
+
+__all__ = ["main", "train_head", "training_windows"]
+
+SPLIT = "val"  # settings may be chosen on it; the test split is left for reported figures
+PLAN = DEMO_PLANS["default"]
+
+
+def training_windows(shards: Path, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One window of ``seconds`` at a seeded random start of every training clip, and the clips' teacher
+    embeddings: waves [N, samples] (float, 16 kHz) and embeddings [N, D]."""
+    rng = np.random.default_rng(seed)
+    length = round(seconds * 16_000)
+    waves, embeddings = [], []
+    for record in iter_records(shards, "train"):
+        audio = record.audio.astype(np.float32) / 32768.0
+        if len(audio) < length:
+            audio = np.resize(audio, length)  # loop-repeated, as the data module does
+        start = int(rng.integers(0, len(audio) - length + 1))
+        waves.append(torch.from_numpy(audio[start : start + length].copy()))
+        embeddings.append(torch.from_numpy(record.embedding.astype(np.float32)))
+    return torch.stack(waves), torch.stack(embeddings)
+
+
+@torch.no_grad()
+def dvectors(encoder: Any, waves: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """The frozen front end's d-vectors [N, 256] of waves [N, samples]."""
+    frontend = SpectrogramFrontend(**encoder.frontend_config())
+    encoder.eval()
+    return torch.cat([encoder.dvector(frontend(waves[i : i + batch])) for i in range(0, len(waves), batch)])
+
+
+def train_head(encoder: Any, features: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int) -> list[float]:
+    """Trains ``encoder.head`` on fixed d-vectors with the demo plan's loss and optimiser; returns the epoch losses."""
+    torch.manual_seed(seed)
+    center = targets.mean(dim=0)
+    encoder.start_from(center)  # as Speech2FaceSystem(center_embeddings=True) does before its first step
+    loss_fn = Speech2FaceLoss(lambda_l2=PLAN.lambda_l2, lambda_l1=PLAN.lambda_l1)
+    optimizer = torch.optim.Adam(encoder.head.parameters(), lr=PLAN.lr, betas=(0.5, 0.999), eps=PLAN.adam_eps)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, PLAN.lr_decay_per_epoch)
+    encoder.head.train()
+    losses = []
+    for _ in range(epochs):
+        order, total = torch.randperm(len(features)), 0.0
+        batches = [order[i : i + PLAN.batch_size] for i in range(0, len(order) - PLAN.batch_size + 1, PLAN.batch_size)]
+        for index in batches:
+            loss = loss_fn(encoder.head(features[index]), targets[index], None, None, center).total
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+        schedule.step()
+        losses.append(total / len(batches))
+    encoder.eval()
+    return losses
+
+
+def ge2e_model(shards: Path, demo_model: Speech2Face, epochs: int, seed: int) -> tuple[Speech2Face, dict[str, Any]]:
+    """The frozen GE2E front end with a head trained on the train split, calibrated there, beside the demo's decoder."""
+    encoder = ENCODERS.create("s2f_ge2e", embed_dim=demo_model.encoder.embed_dim)
+    waves, targets = training_windows(shards, PLAN.train_seconds, seed)
+    start = time.perf_counter()
+    features = dvectors(encoder, waves)
+    dvector_seconds = time.perf_counter() - start
+    losses = train_head(encoder, features, targets, epochs, seed)
+    with torch.no_grad():
+        calibration = fit_calibration(
+            encoder.head(features), targets, {"split": "train", "seconds": PLAN.train_seconds}
+        )
+    model = Speech2Face(
+        encoder, demo_model.decoder, clip_seconds=PLAN.seconds, teacher=demo_model.teacher, calibration=calibration
+    )
+    info = {"train_clips": len(waves), "dvector_seconds": round(dvector_seconds, 1), "loss": losses[:1] + losses[-1:]}
+    return model.eval(), info
+
+
+def _row(name: str, model: Speech2Face, metrics: dict[str, Any]) -> dict[str, Any]:
+    trainable = sum(p.numel() for p in model.encoder.parameters() if p.requires_grad)
+    row: dict[str, Any] = {"model": name, "trainable_M": round(trainable / 1e6, 3)}
+    for key, values in metrics["similarity"].items():
+        row[f"angle {key}"] = round(values["angle_deg"]["mean"], 2)
+    for key, by_metric in metrics["retrieval"].items():
+        cos = by_metric["cos"]
+        row[f"gallery {key}"] = int(cos["gallery_size"])
+        for k in (1, 10):
+            row[f"R@{k} {key}"] = round(100 * cos[f"R@{k}"], 1)
+    for key, values in metrics["consistency"].items():
+        if "rank1" in values:
+            row[f"same-speaker rank-1 {key}"] = round(100 * values["rank1"], 1)
+    return row
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", type=Path, default=Path("runs/demo"), help="an `s2f demo` folder (shards/, model/)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the windows, the head and the galleries")
+    parser.add_argument("--epochs", type=int, default=PLAN.encoder_epochs, help="epochs of the GE2E head")
+    parser.add_argument("--seconds", type=float, nargs="+", default=list(PLAN.eval_seconds), help="input lengths")
+    parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
+    args = parser.parse_args(argv)
+    shards = args.demo / "shards"
+    conformer = Speech2Face.from_pretrained(args.demo / "model")
+    ge2e, info = ge2e_model(shards, conformer, args.epochs, args.seed)
+    print(f"ge2e: {info['train_clips']} training windows, d-vectors in {info['dvector_seconds']} s, "
+          f"head loss {info['loss'][0]:.4f} -> {info['loss'][-1]:.4f}")  # fmt: skip
+    rows, summaries = [], {}
+    for name, model in (("conformer (s2f demo)", conformer), ("ge2e frozen + head", ge2e)):
+        result = evaluate(
+            model, shards, split=SPLIT, seconds=tuple(args.seconds), seed=args.seed, craniofacial="off",
+            demographics="off", face_identity="off", progress=False, title=f"{name}, {SPLIT} split",
+        )  # fmt: skip
+        summaries[name] = result.summary()
+        print(summaries[name], flush=True)
+        rows.append(_row(name, model, result.metrics))
+    columns = list(rows[0])
+    print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(column, "")) for column in columns) + " |")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "summaries": summaries, "ge2e": info}, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

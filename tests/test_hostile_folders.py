@@ -155,6 +155,17 @@ def _onnx_folder(folder: Path, scratch: Path) -> Path:
     return target
 
 
+def _checkpoint_naming_a_hub(folder: Path, scratch: Path) -> Path:
+    # A training checkpoint (read with weights_only=True) whose s2f record names a hub architecture.
+    record = json.loads((folder / "config.json").read_text())
+    record["encoder"]["init_args"]["model_name"] = "hf-hub:timm/resnet18.a1_in1k"
+    from safetensors.torch import load_file
+
+    weights = {f"encoder.{k}": v for k, v in load_file(str(folder / "model.safetensors")).items()}
+    torch.save({"s2f": record, "state_dict": weights}, scratch / "run.ckpt")
+    return scratch / "run.ckpt"
+
+
 # (base folder, how it is tampered with). Every string field that a loader reads gets a hub id or URL.
 CASES: dict[str, tuple[str, Edit]] = {
     "timm_hub_name": ("timm", _encoder_arg("model_name", "hf-hub:timm/resnet18.a1_in1k")),
@@ -204,6 +215,13 @@ CASES: dict[str, tuple[str, Edit]] = {
             b'"class_path": "os.system"}}'
         ),
     ),
+    "format_hub_id": ("cnn", lambda f, _: _config(f, lambda c: c.update(format="hf-hub:org/model"))),
+    "class_path_hub_id": ("cnn", lambda f, _: _config(f, lambda c: c["encoder"].update(class_path="hf-hub:o/m"))),
+    "preprocessing_url": (
+        "cnn",
+        lambda f, _: _config(f, lambda c: c["preprocessing"].update(sample_rate="https://x.example/16000")),
+    ),
+    "checkpoint_naming_a_hub": ("timm", _checkpoint_naming_a_hub),
     "class_path_outside_s2f": ("cnn", lambda f, _: _config(f, lambda c: c["encoder"].update(class_path="os.system"))),
     "decoder_folder_as_model": ("decoder_only", lambda f, _: f),
     "onnx_file_as_model": ("cnn", _onnx_file),

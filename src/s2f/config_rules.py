@@ -163,7 +163,7 @@ class Keys(Rule):
                 allowed = ", ".join(sorted(self.rules)) or "none"
                 return f"may not set {key!r} from a file (allowed keys: {allowed})"
             if (problem := self.rules[key].problem(element)) is not None:
-                return f".{key} {problem}"
+                return f".{key}{_joined(problem)}"
         return None
 
 
@@ -181,7 +181,7 @@ class Note(Rule):
                 return f"key {problem}"
             rule: Rule = Text(max_length=200, what="text") if isinstance(element, str) else _SCALAR
             if element is not None and (problem := rule.problem(element)) is not None:
-                return f".{key} {problem}"
+                return f".{key}{_joined(problem)}"
         return None
 
 
@@ -224,6 +224,11 @@ class WeightsFile(Rule):
 
 
 _SCALAR = _Scalar()
+
+
+def _joined(problem: str) -> str:
+    """A nested key's problem after its name: ``.a.b is ...`` rather than ``.a .b is ...``."""
+    return problem if problem.startswith((".", "[")) else " " + problem
 
 
 def _short(value: Any) -> str:

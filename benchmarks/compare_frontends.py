@@ -40,7 +40,7 @@ import torch
 from s2f import ENCODERS, Speech2Face
 from s2f.audio import SpectrogramFrontend
 from s2f.calibration import fit_calibration
-from s2f.data import iter_records
+from s2f.data import iter_records, read_manifest
 from s2f.demo import DEMO_PLANS
 from s2f.eval import evaluate
 from s2f.losses import Speech2FaceLoss
@@ -93,28 +93,31 @@ def train_head(encoder: Any, features: torch.Tensor, targets: torch.Tensor, epoc
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
         schedule.step()
         losses.append(total / len(batches))
     encoder.eval()
     return losses
 
 
-def ge2e_model(shards: Path, demo_model: Speech2Face, epochs: int, seed: int) -> tuple[Speech2Face, dict[str, Any]]:
-    """The frozen GE2E front end with a head trained on the train split, calibrated there, beside the demo's decoder."""
-    encoder = ENCODERS.create("s2f_ge2e", embed_dim=demo_model.encoder.embed_dim)
+def ge2e_model(
+    shards: Path, demo_model: Speech2Face | None, epochs: int, seed: int
+) -> tuple[Speech2Face, dict[str, Any]]:
+    """The frozen GE2E front end with a head trained on the train split, calibrated there, beside the demo's
+    decoder (none without a demo model)."""
+    manifest = read_manifest(shards)
+    teacher = demo_model.teacher if demo_model else {"name": manifest.teacher, "embed_dim": manifest.embed_dim}
+    encoder = ENCODERS.create("s2f_ge2e", embed_dim=teacher["embed_dim"])
     waves, targets = training_windows(shards, PLAN.train_seconds, seed)
     start = time.perf_counter()
     features = dvectors(encoder, waves)
     dvector_seconds = time.perf_counter() - start
     losses = train_head(encoder, features, targets, epochs, seed)
     with torch.no_grad():
-        calibration = fit_calibration(
-            encoder.head(features), targets, {"split": "train", "seconds": PLAN.train_seconds}
-        )
-    model = Speech2Face(
-        encoder, demo_model.decoder, clip_seconds=PLAN.seconds, teacher=demo_model.teacher, calibration=calibration
-    )
+        fitted_on = {"split": "train", "seconds": PLAN.train_seconds}
+        calibration = fit_calibration(encoder.head(features), targets, fitted_on)
+    decoder = demo_model.decoder if demo_model else None
+    model = Speech2Face(encoder, decoder, clip_seconds=PLAN.seconds, teacher=teacher, calibration=calibration)
     info = {"train_clips": len(waves), "dvector_seconds": round(dvector_seconds, 1), "loss": losses[:1] + losses[-1:]}
     return model.eval(), info
 
@@ -144,12 +147,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
     args = parser.parse_args(argv)
     shards = args.demo / "shards"
-    conformer = Speech2Face.from_pretrained(args.demo / "model")
+    saved = args.demo / "model"
+    conformer = Speech2Face.from_pretrained(saved) if (saved / "config.json").is_file() else None
+    if conformer is None:
+        print(f"no conformer: {saved} is missing (`s2f demo --out {args.demo}` writes it); measuring ge2e alone")
     ge2e, info = ge2e_model(shards, conformer, args.epochs, args.seed)
     print(f"ge2e: {info['train_clips']} training windows, d-vectors in {info['dvector_seconds']} s, "
-          f"head loss {info['loss'][0]:.4f} -> {info['loss'][-1]:.4f}")  # fmt: skip
+          f"head loss {info['loss'][0]:.4f} -> {info['loss'][-1]:.4f}", flush=True)  # fmt: skip
     rows, summaries = [], {}
-    for name, model in (("conformer (s2f demo)", conformer), ("ge2e frozen + head", ge2e)):
+    candidates = [("conformer (s2f demo)", conformer), ("ge2e frozen + head", ge2e)]
+    for name, model in [(name, model) for name, model in candidates if model is not None]:
         result = evaluate(
             model, shards, split=SPLIT, seconds=tuple(args.seconds), seed=args.seed, craniofacial="off",
             demographics="off", face_identity="off", progress=False, title=f"{name}, {SPLIT} split",

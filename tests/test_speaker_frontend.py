@@ -21,6 +21,7 @@ from scipy.signal import lfilter
 import s2f.encoders.speaker_frontend as speaker_frontend
 from s2f import ENCODERS, Speech2Face
 from s2f.audio import SpectrogramFrontend
+from s2f.cli import main
 from s2f.encoders.speaker_frontend import SpeakerFrontendEncoder, partial_starts
 from s2f.errors import MissingExtraError, WeightsError
 
@@ -232,3 +233,14 @@ def test_a_meta_skeleton_reads_no_weights(monkeypatch: pytest.MonkeyPatch) -> No
     with torch.device("meta"):
         skeleton = SpeakerFrontendEncoder(embed_dim=16)
     assert skeleton.frontend.linear.weight.is_meta
+
+
+def test_recipe_stacks_on_the_paper_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    with pytest.raises(SystemExit) as exited:
+        main(["fit", "--config", str(recipes / "paper.yaml"), "--config", str(recipes / "speaker_frontend.yaml"),
+              "--print_config"])  # fmt: skip
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert "class_path: s2f.encoders.SpeakerFrontendEncoder" in printed and "load_pretrained: true" in printed
+    assert "PaperCNNEncoder" not in printed and "lambda_distill: 200.0" in printed  # the rest is the paper's

@@ -38,13 +38,14 @@ Edit = Callable[[Path, Path], Path]  # (folder, scratch outside it) -> the path 
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Genuine folders to tamper with: a paper-CNN model, a timm model, one with a decoder, a decoder alone."""
+    """Genuine folders to tamper with: paper-CNN, timm and GE2E models, one with a decoder, a decoder alone."""
     root = tmp_path_factory.mktemp("bases")
     torch.manual_seed(0)
     decoder = DECODERS.create("warp_decoder_tiny")
     return {
         "cnn": Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=1.0).save_pretrained(root / "cnn"),
         "timm": Speech2Face(ENCODERS.create("s2f_resnet18_tiny"), clip_seconds=1.0).save_pretrained(root / "timm"),
+        "ge2e": Speech2Face(ENCODERS.create("s2f_ge2e_tiny"), clip_seconds=1.0).save_pretrained(root / "ge2e"),
         "decoder": Speech2Face(
             ENCODERS.create("s2f_cnn_tiny"), decoder, clip_seconds=1.0, teacher={"name": "toy"}
         ).save_pretrained(root / "with_decoder"),
@@ -181,6 +182,7 @@ CASES: dict[str, tuple[str, Edit]] = {
         _timm_kwargs({"pretrained_cfg_overlay": {"hf_hub_id": "timm/resnet18.a1_in1k"}}),
     ),
     "timm_kwarg_as_init_arg": ("timm", _encoder_arg("pretrained", True)),
+    "ge2e_load_pretrained": ("ge2e", _encoder_arg("load_pretrained", True)),
     "pool_with_path": ("timm", _encoder_arg("pool", "time/../../etc")),
     "teacher_hub_id": ("cnn", lambda f, _: _config(f, lambda c: c.update(teacher={"name": "hf-hub:org/face"}))),
     "teacher_http_url": ("cnn", lambda f, _: _config(f, lambda c: c.update(teacher={"name": "http://x.example/t"}))),
@@ -311,7 +313,7 @@ def test_the_harness_sees_what_it_is_meant_to_see(tmp_path: Path) -> None:
 
 
 def test_an_untouched_folder_loads_under_the_harness_with_no_events(bases: dict[str, Path], tmp_path: Path) -> None:
-    for name in ("cnn", "timm", "decoder"):
+    for name in ("cnn", "timm", "ge2e", "decoder"):
         folder = shutil.copytree(bases[name], tmp_path / name)
         with audited(folder) as audit:
             model = Speech2Face.from_pretrained(folder)

@@ -121,6 +121,18 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
         "model_kwargs": Optional(Keys({"drop_rate": Number(0.0, 1.0), "drop_path_rate": Number(0.0, 1.0)})),
         "num_bins": _BINS,
     },
+    "s2f.encoders.speaker_frontend.SpeakerFrontendEncoder": {
+        "hidden_size": Integer(1, 4096),
+        "num_layers": Integer(1, 16),
+        "dvector_dim": Integer(1, 4096),
+        # The pretrained front end's weights are read once, when it is first built; a saved model carries
+        # them in its own file and records False, so True from a file would only read another file.
+        "load_pretrained": Choice((False,)),
+        "freeze_frontend": Flag(),
+        "hidden_dim": Optional(_WIDTH),
+        "embed_dim": _WIDTH,
+        "dropout": Number(0.0, 1.0),
+    },
     "s2f.decoders.linear_face.LinearFaceDecoder": {
         "embed_dim": _WIDTH,
         "components": Integer(1, 4096),

@@ -16,8 +16,9 @@ import shutil
 import signal
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -365,3 +366,39 @@ def test_without_the_schema_the_harness_catches_the_checkpoint_path_case(
     with audited(folder) as audit, pytest.raises(S2FError):
         Speech2Face.from_pretrained(folder)
     assert any(event.startswith("open") and "evil.pth" in event for event in audit.events), audit.events
+
+
+class _PluginEncoder(torch.nn.Module):
+    """A plug-in's class that s2f does not declare: its type hints are its schema."""
+
+    def __init__(
+        self,
+        width: int = 8,
+        rate: float = 0.1,
+        name: str = "small",
+        mode: Literal["a", "b"] = "a",
+        sizes: Sequence[int] = (1, 2),
+        flag: bool = False,
+        extra: dict | None = None,
+        anything: object = None,
+    ) -> None:
+        super().__init__()
+
+
+def test_a_plugin_class_is_held_to_its_type_hints() -> None:
+    from s2f.config_schema import _rules_from_signature
+
+    rules = _rules_from_signature(_PluginEncoder)
+    good = {"width": 64, "rate": 0.5, "name": "wide", "mode": "b", "sizes": [3, 4], "flag": True, "extra": None}
+    assert all(rules[key].problem(value) is None for key, value in good.items())
+    hostile = {
+        "width": 10**12,
+        "rate": float("nan"),
+        "name": "hf-hub:org/weights",
+        "mode": "c",
+        "sizes": [1] * 1000,
+        "flag": "yes",
+        "extra": {"checkpoint_path": "/etc/passwd"},
+        "anything": "x",
+    }
+    assert all(rules[key].problem(value) is not None for key, value in hostile.items())

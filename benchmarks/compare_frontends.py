@@ -23,7 +23,9 @@ and same-speaker consistency, as ``s2f eval`` prints them.
 
 Usage:
     s2f demo --out runs/demo --seed 0
-    python benchmarks/compare_frontends.py --demo runs/demo [--seed 0] [--epochs 45] [--json out.json]
+    python benchmarks/compare_frontends.py --demo runs/demo [--seed 0] [--epochs N] [--json out.json]
+
+The head's training follows the plan that ``DEMO/demo.json`` records (``s2f demo --quick`` too).
 """
 
 from __future__ import annotations
@@ -41,14 +43,24 @@ from s2f import ENCODERS, Speech2Face
 from s2f.audio import SpectrogramFrontend
 from s2f.calibration import fit_calibration
 from s2f.data import iter_records, read_manifest
-from s2f.demo import DEMO_PLANS
+from s2f.demo import DEMO_PLANS, DemoPlan
 from s2f.eval import evaluate
 from s2f.losses import Speech2FaceLoss
 
 __all__ = ["main", "train_head", "training_windows"]
 
 SPLIT = "val"  # settings may be chosen on it; the test split is left for reported figures
-PLAN = DEMO_PLANS["default"]
+
+
+def demo_plan(demo: Path) -> DemoPlan:
+    """The plan ``s2f demo`` ran in ``demo`` (its ``demo.json``), or the default plan."""
+    record = demo / "demo.json"
+    if not record.is_file():
+        return DEMO_PLANS["default"]
+    plan = json.loads(record.read_text())["plan"]
+    tuples = {"eval_seconds", "encoder_options", "decoder_options"}
+    return DemoPlan(**{key: tuple(map(tuple, v)) if key.endswith("options") else tuple(v) if key in tuples else v
+                       for key, v in plan.items()})  # fmt: skip
 
 
 def training_windows(shards: Path, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,19 +87,21 @@ def dvectors(encoder: Any, waves: torch.Tensor, batch: int = 32) -> torch.Tensor
     return torch.cat([encoder.dvector(frontend(waves[i : i + batch])) for i in range(0, len(waves), batch)])
 
 
-def train_head(encoder: Any, features: torch.Tensor, targets: torch.Tensor, epochs: int, seed: int) -> list[float]:
+def train_head(
+    encoder: Any, features: torch.Tensor, targets: torch.Tensor, plan: DemoPlan, epochs: int, seed: int
+) -> list[float]:
     """Trains ``encoder.head`` on fixed d-vectors with the demo plan's loss and optimiser; returns the epoch losses."""
     torch.manual_seed(seed)
     center = targets.mean(dim=0)
     encoder.start_from(center)  # as Speech2FaceSystem(center_embeddings=True) does before its first step
-    loss_fn = Speech2FaceLoss(lambda_l2=PLAN.lambda_l2, lambda_l1=PLAN.lambda_l1)
-    optimizer = torch.optim.Adam(encoder.head.parameters(), lr=PLAN.lr, betas=(0.5, 0.999), eps=PLAN.adam_eps)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, PLAN.lr_decay_per_epoch)
+    loss_fn = Speech2FaceLoss(lambda_l2=plan.lambda_l2, lambda_l1=plan.lambda_l1)
+    optimizer = torch.optim.Adam(encoder.head.parameters(), lr=plan.lr, betas=(0.5, 0.999), eps=plan.adam_eps)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, plan.lr_decay_per_epoch)
     encoder.head.train()
     losses = []
     for _ in range(epochs):
         order, total = torch.randperm(len(features)), 0.0
-        batches = [order[i : i + PLAN.batch_size] for i in range(0, len(order) - PLAN.batch_size + 1, PLAN.batch_size)]
+        batches = [order[i : i + plan.batch_size] for i in range(0, len(order) - plan.batch_size + 1, plan.batch_size)]
         for index in batches:
             loss = loss_fn(encoder.head(features[index]), targets[index], None, None, center).total
             optimizer.zero_grad()
@@ -101,23 +115,23 @@ def train_head(encoder: Any, features: torch.Tensor, targets: torch.Tensor, epoc
 
 
 def ge2e_model(
-    shards: Path, demo_model: Speech2Face | None, epochs: int, seed: int
+    shards: Path, demo_model: Speech2Face | None, plan: DemoPlan, epochs: int, seed: int
 ) -> tuple[Speech2Face, dict[str, Any]]:
     """The frozen GE2E front end with a head trained on the train split, calibrated there, beside the demo's
     decoder (none without a demo model)."""
     manifest = read_manifest(shards)
     teacher = demo_model.teacher if demo_model else {"name": manifest.teacher, "embed_dim": manifest.embed_dim}
     encoder = ENCODERS.create("s2f_ge2e", embed_dim=teacher["embed_dim"])
-    waves, targets = training_windows(shards, PLAN.train_seconds, seed)
+    waves, targets = training_windows(shards, plan.train_seconds, seed)
     start = time.perf_counter()
     features = dvectors(encoder, waves)
     dvector_seconds = time.perf_counter() - start
-    losses = train_head(encoder, features, targets, epochs, seed)
+    losses = train_head(encoder, features, targets, plan, epochs, seed)
     with torch.no_grad():
-        fitted_on = {"split": "train", "seconds": PLAN.train_seconds}
+        fitted_on = {"split": "train", "seconds": plan.train_seconds}
         calibration = fit_calibration(encoder.head(features), targets, fitted_on)
     decoder = demo_model.decoder if demo_model else None
-    model = Speech2Face(encoder, decoder, clip_seconds=PLAN.seconds, teacher=teacher, calibration=calibration)
+    model = Speech2Face(encoder, decoder, clip_seconds=plan.seconds, teacher=teacher, calibration=calibration)
     info = {"train_clips": len(waves), "dvector_seconds": round(dvector_seconds, 1), "loss": losses[:1] + losses[-1:]}
     return model.eval(), info
 
@@ -142,23 +156,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=Path("runs/demo"), help="an `s2f demo` folder (shards/, model/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the windows, the head and the galleries")
-    parser.add_argument("--epochs", type=int, default=PLAN.encoder_epochs, help="epochs of the GE2E head")
-    parser.add_argument("--seconds", type=float, nargs="+", default=list(PLAN.eval_seconds), help="input lengths")
+    parser.add_argument("--epochs", type=int, help="epochs of the GE2E head (default: the demo plan's)")
+    parser.add_argument("--seconds", type=float, nargs="+", help="input lengths (default: the demo plan's)")
     parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
     args = parser.parse_args(argv)
+    plan = demo_plan(args.demo)
+    epochs = args.epochs or plan.encoder_epochs
+    seconds = tuple(args.seconds or plan.eval_seconds)
     shards = args.demo / "shards"
     saved = args.demo / "model"
     conformer = Speech2Face.from_pretrained(saved) if (saved / "config.json").is_file() else None
     if conformer is None:
         print(f"no conformer: {saved} is missing (`s2f demo --out {args.demo}` writes it); measuring ge2e alone")
-    ge2e, info = ge2e_model(shards, conformer, args.epochs, args.seed)
+    ge2e, info = ge2e_model(shards, conformer, plan, epochs, args.seed)
     print(f"ge2e: {info['train_clips']} training windows, d-vectors in {info['dvector_seconds']} s, "
           f"head loss {info['loss'][0]:.4f} -> {info['loss'][-1]:.4f}", flush=True)  # fmt: skip
     rows, summaries = [], {}
     candidates = [("conformer (s2f demo)", conformer), ("ge2e frozen + head", ge2e)]
     for name, model in [(name, model) for name, model in candidates if model is not None]:
         result = evaluate(
-            model, shards, split=SPLIT, seconds=tuple(args.seconds), seed=args.seed, craniofacial="off",
+            model, shards, split=SPLIT, seconds=seconds, seed=args.seed, craniofacial="off",
             demographics="off", face_identity="off", progress=False, title=f"{name}, {SPLIT} split",
         )  # fmt: skip
         summaries[name] = result.summary()

@@ -171,7 +171,7 @@ def test_head_learns_a_voice_to_face_link_while_the_front_end_stays_frozen(name:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert not encoder.frontend.training and not any(p.requires_grad for p in encoder.frontend.parameters())
     assert all(torch.equal(value, frozen[key]) for key, value in encoder.frontend.state_dict().items())
     # A constant prediction (the faces' mean direction) leaves a cosine loss of about 1 - |mean|.

@@ -15,8 +15,9 @@ key                                  meaning
 ``angle_deg``                        mean angle between predicted and true embeddings
 ``mean_face_angle_deg``              the same for the training split's mean embedding
 ``angle_below_mean_face_deg``        how far the prediction beats the mean face (positive: better)
-``mean_face_recall_at_1/5/10``       retrieval by the mean embedding for every clip (ties count against
-                                     it, so a constant scores 0 below K = gallery size)
+``mean_face_recall_at_1/5/10``       retrieval by the mean embedding for every clip: one ranking of the
+                                     gallery for all clips, so about chance (exactly, when every speaker
+                                     has as many clips)
 ``same_speaker_rank1``               the nearest other clip's prediction is the same speaker's
 ``same_speaker_rank1_chance``        that speaker's share of the other clips
 ``same_speaker_eer``                 EER of same- vs different-speaker prediction pairs (chance 0.5)

@@ -203,6 +203,13 @@ def test_every_bad_input_gets_one_line_and_the_next_voice_still_works(server: tu
     assert 'id="s2f-face"' in answer and 'id="s2f-error"' not in answer
     assert not [p for p in uploads.rglob("*") if p.is_file()], "an upload was kept after its answer"
 
+    # The same recording sent four times at once: Gradio stores it once, and every request gets its face.
+    same = handle_file(str(_voice(tmp_path / "same.wav", 220.0)))
+    answers = [job.result(timeout=300) for job in [client.submit(same, api_name="/predict") for _ in range(4)]]
+    assert all('id="s2f-face"' in a and 'id="s2f-error"' not in a for a in answers), answers
+    assert len(set(answers)) == 1
+    assert not [p for p in uploads.rglob("*") if p.is_file()], "an upload was kept after its answer"
+
 
 def test_without_a_model_it_says_how_to_make_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

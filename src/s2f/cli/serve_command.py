@@ -69,7 +69,6 @@ def main(args: list[str]) -> int:
         where = "this machine only" if options.host in ("127.0.0.1", "localhost", "::1") else "reachable from others"
         print(f"s2f serve: {model_dir} with " + (f"{len(gallery)} gallery faces from {gallery.source}" if gallery
                                                  else "no gallery (give --gallery SHARDS)"))  # fmt: skip
-        print(f"s2f serve: listening on http://{options.host}:{options.port} ({where}); Ctrl-C stops it", flush=True)
         app.launch(
             server_name=options.host,
             server_port=options.port,
@@ -78,7 +77,10 @@ def main(args: list[str]) -> int:
             ssr_mode=False,
             show_error=False,
             run_history=False,
+            prevent_thread_lock=True,  # returns once the port accepts connections, so the line below is true
         )
+        print(f"s2f serve: listening on http://{options.host}:{options.port} ({where}); Ctrl-C stops it", flush=True)
+        app.block_thread()
     finally:
         shutil.rmtree(uploads, ignore_errors=True)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from .voice_request import FaceService
 
 __all__ = ["build_app", "upload_folder"]
+
+# Answers kept for identical uploads still in the queue (each up to a few hundred kB of inline images).
+RECENT_ANSWERS = 32
 
 
 def upload_folder() -> Path:
@@ -45,12 +49,20 @@ def build_app(service: FaceService, card: str, uploads: Path) -> Any:
     import gradio as gr
 
     gallery = service.gallery.source if service.gallery is not None else None
+    # Gradio names an upload by its content, so identical uploads waiting in the queue share one file,
+    # which the first answer deletes: the others get that answer (same bytes, same face).
+    recent: OrderedDict[str, str] = OrderedDict()
 
     def answer(path: str | None) -> str:
         if not path:
             return error_html("record or upload a voice first")
+        if path in recent and not Path(path).exists():
+            return recent[path]
         try:
-            return answer_html(service.answer(path))
+            recent[path] = answer_html(service.answer(path))
+            while len(recent) > RECENT_ANSWERS:
+                recent.popitem(last=False)
+            return recent[path]
         except S2FError as exc:
             return error_html(str(exc).splitlines()[0])
         except Exception as exc:  # one bad request must never take the page down for the next one

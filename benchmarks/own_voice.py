@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     reading.add_argument("--out", type=Path, default=None, help="where to write (default: the model folder's parent)")
     training = commands.add_parser("demo", help="run s2f demo on a world whose voices use --carrier")
     training.add_argument("--out", type=Path, required=True)
-    training.add_argument("--carrier", choices=("speech", "source-filter"), default="speech")
+    training.add_argument("--carrier", choices=("speech", "source-filter", "mixed"), default="speech")
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
     commands.add_parser("cost", help="CPU time per clip of each carrier")

@@ -87,7 +87,8 @@ def face_separation(images: Sequence[np.ndarray], speakers: Sequence[str]) -> di
         {'between': 10.0, 'within': 0.0}
     """
     stack = np.stack([np.asarray(image, np.float64) for image in images])
-    between, within = [], []
+    between: list[float] = []
+    within: list[float] = []
     for i in range(len(stack)):
         for j in range(i + 1, len(stack)):
             (within if speakers[i] == speakers[j] else between).append(float(np.abs(stack[i] - stack[j]).mean()))

@@ -3,8 +3,9 @@
 :func:`room_and_microphone` gives a clip a room (a synthetic impulse response: a direct path and an
 exponentially decaying diffuse tail, reverberation time 0.1-0.8 s, or none), a microphone or phone
 band (high-pass 60-300 Hz, low-pass 3.4-7.8 kHz), a gentle random tilt, and noise (white, pink or
-hum) at 10-40 dB SNR. Everything is drawn from the clip's generator and says nothing about the
-speaker.
+hum) at 10-40 dB SNR; a third of clips then go through a telephone line (sampled at 8 kHz, so
+nothing above 4 kHz, and 8-bit mu-law), as voice prompts and phone recordings are. Everything is
+drawn from the clip's generator and says nothing about the speaker.
 
 Example:
     >>> import numpy as np
@@ -56,6 +57,17 @@ def _noise(samples: int, rng: np.random.Generator) -> np.ndarray:
     return sum(np.sin(2 * np.pi * hum * k * time + rng.uniform(0, 6.3)) / k for k in (1, 2, 3)) + 0.1 * white
 
 
+def _telephone(audio: np.ndarray) -> np.ndarray:
+    """Sampled at 8 kHz (a sharp cut at 4 kHz) and mu-law coded at 8 bits, back at 16 kHz."""
+    narrow = scipy.signal.resample_poly(audio, 1, 2)
+    peak = float(np.abs(narrow).max()) or 1.0
+    mu = 255.0
+    coded = np.sign(narrow / peak) * np.log1p(mu * np.abs(narrow / peak)) / np.log1p(mu)
+    coded = np.round(coded * 127.0) / 127.0
+    narrow = peak * np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu
+    return scipy.signal.resample_poly(narrow, 2, 1)[: audio.size]
+
+
 def room_and_microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``audio`` (16 kHz) as a random room and microphone would record it; float64, same length.
 
@@ -77,4 +89,5 @@ def room_and_microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarr
     noise = _noise(samples, rng)
     snr_db = float(rng.uniform(10.0, 40.0))
     noise *= np.sqrt(power / (float((noise**2).mean()) or 1e-12) / 10.0 ** (snr_db / 10.0))
-    return out + noise
+    out = out + noise
+    return _telephone(out) if rng.random() < 1 / 3 else out

@@ -47,8 +47,9 @@ FRAME_SIZE = (640, 360)
 WORLD_VERSION = 3
 MEDIA = ("mp4", "wav")
 # How a voice's parameters become sound: "speech" (eSpeak NG sentences in eight languages, in rooms:
-# s2f.synth.speech) or "source-filter" (consonant-vowel syllables without words: s2f.synth.voice).
-CARRIERS = ("speech", "source-filter")
+# s2f.synth.speech), "source-filter" (consonant-vowel syllables without words: s2f.synth.voice), or
+# "mixed" (each clip one or the other, drawn from the clip's seed).
+CARRIERS = ("speech", "source-filter", "mixed")
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1
 _NATIONALITY = "Synthetic"
@@ -240,7 +241,11 @@ def _init_worker(bank: SourceBank | None) -> None:
         _STATE["morpher"] = Morpher(bank)
 
 
-def _voice_of(carrier: str) -> Callable[[VoiceParameters, float, np.random.Generator], np.ndarray]:
+def _voice_of(
+    carrier: str, rng: np.random.Generator
+) -> Callable[[VoiceParameters, float, np.random.Generator], np.ndarray]:
+    if carrier == "mixed":
+        carrier = "speech" if rng.random() < 0.5 else "source-filter"
     if carrier == "speech":
         from .speech import speak
 
@@ -260,7 +265,7 @@ def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str]) 
     for clip in missing:
         rng = np.random.default_rng([seed, spec.index, _CLIP, clip])
         frame = render_view(face, backdrop, spec, rng)
-        audio = _voice_of(carrier)(spec.voice, seconds, rng)
+        audio = _voice_of(carrier, rng)(spec.voice, seconds, rng)
         paths[clip].parent.mkdir(parents=True, exist_ok=True)
         (write_mp4 if media == "mp4" else write_wav_jpg)(paths[clip], frame, audio, SAMPLE_RATE)
     return len(missing)
@@ -370,7 +375,8 @@ def synthesize_world(
             licence lets the world's faces be published; default: all thirteen.
         carrier: What carries each voice's parameters: ``"speech"`` (eSpeak NG sentences in eight
             languages, through rooms and microphones; :mod:`s2f.synth.speech`) or ``"source-filter"``
-            (syllables without words; :mod:`s2f.synth.voice`). The face -> voice mapping is the same.
+            (syllables without words; :mod:`s2f.synth.voice`), or ``"mixed"`` (each clip either, by its
+            seed). The face -> voice mapping is the same.
 
     Raises:
         S2FError: Bad settings, or ``out_dir`` holds a world made with other settings.
@@ -391,7 +397,7 @@ def synthesize_world(
         raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
     if carrier not in CARRIERS:
         raise S2FError(f"carrier={carrier!r}: choose one of {list(CARRIERS)}")
-    if carrier == "speech":
+    if carrier != "source-filter":
         from .speech import _engine
 
         _engine()  # eSpeak NG missing: say so once, here, rather than in every worker

@@ -118,5 +118,9 @@ def test_a_world_on_the_speech_carrier(tmp_path: Path) -> None:
         assert rate == RATE and samples.shape == (24_000,) and 0.1 < np.abs(samples).max() <= 1.0
     with pytest.raises(S2FError, match="carrier"):
         synthesize_world(tmp_path / "w", 2, 2, 1.5, seed=1, media="wav", workers=1, progress=False, cache_dir=cache)
+    # Mixed: each clip on one carrier or the other, drawn from its seed.
+    mixed = synthesize_world(tmp_path / "m", 2, 2, 1.5, seed=1, media="wav", workers=1, progress=False,
+                             cache_dir=cache, carrier="mixed")  # fmt: skip
+    assert mixed.settings["carrier"] == "mixed" and len(sorted(mixed.root.rglob("*.wav"))) == 4
     with pytest.raises(S2FError, match="carrier='whisper'"):
         synthesize_world(tmp_path / "x", 2, 1, 1.5, cache_dir=cache, carrier="whisper")

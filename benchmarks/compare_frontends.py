@@ -114,26 +114,31 @@ def train_head(
     return losses
 
 
-def ge2e_model(
-    shards: Path, demo_model: Speech2Face | None, plan: DemoPlan, epochs: int, seed: int
-) -> tuple[Speech2Face, dict[str, Any]]:
-    """The frozen GE2E front end with a head trained on the train split, calibrated there, beside the demo's
-    decoder (none without a demo model)."""
+def ge2e_models(
+    shards: Path, demo_model: Speech2Face | None, plan: DemoPlan, heads: list[int | None], epochs: int, seed: int
+) -> tuple[dict[str, Speech2Face], dict[str, Any]]:
+    """The frozen GE2E front end with each head (FC ``width`` -> ReLU -> FC, or linear for None) trained on
+    the train split's d-vectors (computed once) and calibrated there, beside the demo's decoder (if any)."""
     manifest = read_manifest(shards)
     teacher = demo_model.teacher if demo_model else {"name": manifest.teacher, "embed_dim": manifest.embed_dim}
-    encoder = ENCODERS.create("s2f_ge2e", embed_dim=teacher["embed_dim"])
     waves, targets = training_windows(shards, plan.train_seconds, seed)
     start = time.perf_counter()
-    features = dvectors(encoder, waves)
-    dvector_seconds = time.perf_counter() - start
-    losses = train_head(encoder, features, targets, plan, epochs, seed)
-    with torch.no_grad():
-        fitted_on = {"split": "train", "seconds": plan.train_seconds}
-        calibration = fit_calibration(encoder.head(features), targets, fitted_on)
-    decoder = demo_model.decoder if demo_model else None
-    model = Speech2Face(encoder, decoder, clip_seconds=plan.seconds, teacher=teacher, calibration=calibration)
-    info = {"train_clips": len(waves), "dvector_seconds": round(dvector_seconds, 1), "loss": losses[:1] + losses[-1:]}
-    return model.eval(), info
+    features = dvectors(ENCODERS.create("s2f_ge2e", hidden_dim=None, embed_dim=1), waves)
+    info: dict[str, Any] = {"train_clips": len(waves), "dvector_seconds": round(time.perf_counter() - start, 1)}
+    models = {}
+    for width in heads:
+        encoder = ENCODERS.create("s2f_ge2e", hidden_dim=width, embed_dim=teacher["embed_dim"])
+        losses = train_head(encoder, features, targets, plan, epochs, seed)
+        with torch.no_grad():
+            fitted_on = {"split": "train", "seconds": plan.train_seconds}
+            calibration = fit_calibration(encoder.head(features), targets, fitted_on)
+        decoder = demo_model.decoder if demo_model else None
+        name = f"ge2e frozen + {'linear head' if width is None else f'FC {width} head'}"
+        models[name] = Speech2Face(
+            encoder, decoder, clip_seconds=plan.seconds, teacher=teacher, calibration=calibration
+        ).eval()
+        info[f"{name}: loss"] = [round(losses[0], 4), round(losses[-1], 4)]
+    return models, info
 
 
 def _row(name: str, model: Speech2Face, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seed", type=int, default=0, help="seed of the windows, the head and the galleries")
     parser.add_argument("--epochs", type=int, help="epochs of the GE2E head (default: the demo plan's)")
     parser.add_argument("--seconds", type=float, nargs="+", help="input lengths (default: the demo plan's)")
+    parser.add_argument("--heads", nargs="+", default=["512"], help="hidden widths of the GE2E heads ('none': linear)")
     parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
     args = parser.parse_args(argv)
     plan = demo_plan(args.demo)
@@ -168,11 +174,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     conformer = Speech2Face.from_pretrained(saved) if (saved / "config.json").is_file() else None
     if conformer is None:
         print(f"no conformer: {saved} is missing (`s2f demo --out {args.demo}` writes it); measuring ge2e alone")
-    ge2e, info = ge2e_model(shards, conformer, plan, epochs, args.seed)
-    print(f"ge2e: {info['train_clips']} training windows, d-vectors in {info['dvector_seconds']} s, "
-          f"head loss {info['loss'][0]:.4f} -> {info['loss'][-1]:.4f}", flush=True)  # fmt: skip
+    heads = [None if width.lower() == "none" else int(width) for width in args.heads]
+    ge2e, info = ge2e_models(shards, conformer, plan, heads, epochs, args.seed)
+    print(json.dumps(info), flush=True)
     rows, summaries = [], {}
-    candidates = [("conformer (s2f demo)", conformer), ("ge2e frozen + head", ge2e)]
+    candidates = [("conformer (s2f demo)", conformer), *ge2e.items()]
     for name, model in [(name, model) for name, model in candidates if model is not None]:
         result = evaluate(
             model, shards, split=SPLIT, seconds=seconds, seed=args.seed, craniofacial="off",

@@ -13,7 +13,27 @@ from PIL import Image
 
 from s2f import Speech2Face
 from s2f.cli import main
+from s2f.eval import evaluate
 from s2f.eval.headline import HEADLINE_KEYS
+from s2f.shards import mean_embedding
+
+# How far the quick demo's held-out figures (3 s of voice, seed 0: 48 clips, a gallery of 24) must sit above
+# chance: R@10 against 10/24, and same-speaker rank-1 against that speaker's share of the other clips.
+# Measured on development seeds 0, 1, 2 (`python benchmarks/demo_quality.py --plan quick --seeds 0 2`, and
+# seed 1 from `s2f demo --quick --seed 1`): R@10 +6.2, +12.5, +20.8 points above chance (mean 13.2, std 7.3),
+# rank-1 +8.3, +8.3, +4.1 (mean 6.9, std 2.4). The rank-1 bar is that mean minus two standard deviations
+# (2.1 points, one clip in 48); at three, both bars would sit below chance, since 48 clips leave little room.
+# The R@10 bar is one query above chance: an encoder that outputs the mean embedding ranks the gallery the same
+# way for every clip, so its R@10 is chance exactly, and its rank-1 is 0 (a tie counts against the clip).
+R10_ABOVE, RANK1_ABOVE = 1 / 48, 0.021
+
+
+def above_chance(headline: dict) -> tuple[float, float]:
+    """R@10 and same-speaker rank-1 above their chance levels."""
+    return (
+        headline["recall_at_10"] - headline["chance_at_10"],
+        headline["same_speaker_rank1"] - headline["same_speaker_rank1_chance"],
+    )
 
 
 @pytest.mark.slow
@@ -68,3 +88,14 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     # The run records how long each stage took.
     record = json.loads((out / "demo.json").read_text())
     assert set(record["stage_seconds"]) == {"synth", "prepare", "decoder", "encoder", "eval"}
+
+    # It learns: the held-out voices find their faces, and each other, well above chance.
+    r10_above, rank1_above = above_chance(headline)
+    assert r10_above >= R10_ABOVE and rank1_above >= RANK1_ABOVE, (r10_above, rank1_above)
+    # The same bars fail the same model with its encoder's output replaced by the mean training embedding.
+    mean = mean_embedding(out / "shards", "train")
+    model.encoder.register_forward_hook(lambda module, inputs, output: mean.to(output).expand_as(output))
+    blind = evaluate(model, out / "shards", split="test", seconds=(3.0,), craniofacial="off", demographics="off",
+                     face_identity="off", evaluator="off", progress=False, precision="fp32")  # fmt: skip
+    blind_r10, blind_rank1 = above_chance(blind.metrics["headline"])
+    assert blind_r10 < R10_ABOVE and blind_rank1 < RANK1_ABOVE, (blind_r10, blind_rank1)

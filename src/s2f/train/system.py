@@ -165,6 +165,27 @@ class Speech2FaceSystem(L.LightningModule):
 
     # -- model ---------------------------------------------------------------------------------
 
+    def configure_model(self) -> None:
+        """Shards the encoder with FSDP2 (``fully_shard``) when the strategy gives a device mesh.
+
+        Lightning's ``ModelParallelStrategy`` (``recipes/fsdp.yaml``) sets the mesh and calls this hook
+        before it builds the optimizer. Only the trainable encoder is sharded: the frozen teacher, decoder
+        and spectrogram front end hold no optimizer state, so every rank keeps its own whole copy (built
+        from the same name and weights, as under DDP) and no all-gather is spent on them. The strategy's
+        2-D mesh (nodes x processes per node, by default) makes this hybrid sharding: parameters are
+        sharded among one node's processes and replicated across nodes.
+        """
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        mesh = self.device_mesh
+        if mesh is None or isinstance(self.encoder, FSDPModule):
+            return  # no sharding strategy, or already sharded (Lightning may call this hook more than once)
+        fully_shard(self.encoder, mesh=mesh)
+        # The strategy loads a checkpoint into the sharded model itself, past load_state_dict below, and
+        # strictly would demand the frozen parts that checkpoints leave out; they stay as built instead.
+        # Shapes are still checked, and resuming is tested to give an uninterrupted run's weights.
+        self.strict_loading = False
+
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         """Face embeddings [B, D] of waveforms [B, N]."""
         spec = self.frontend(waves)

@@ -70,7 +70,8 @@ def _jsonable(value: Any) -> Any:
 def component_spec(module: nn.Module) -> dict[str, Any]:
     """The ``{"class_path", "init_args"}`` record that rebuilds ``module`` (without its weights)."""
     init_args = module.__dict__.get(_INIT_ARGS)
-    cls = type(module)
+    # FSDP2's fully_shard swaps in a generated subclass (FSDP<Name>); the model is the class under it.
+    cls = next(c for c in type(module).__mro__ if not c.__module__.startswith("torch.distributed."))
     if init_args is None:
         raise ConfigError(
             f"{cls.__qualname__} does not record its constructor arguments, so it cannot be saved; "

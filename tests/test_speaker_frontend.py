@@ -7,6 +7,7 @@ while the front end stays frozen, and a saved model reloads without resemblyzer.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import types
@@ -244,3 +245,19 @@ def test_recipe_stacks_on_the_paper_recipe(capsys: pytest.CaptureFixture[str]) -
     printed = capsys.readouterr().out
     assert "class_path: s2f.encoders.SpeakerFrontendEncoder" in printed and "load_pretrained: true" in printed
     assert "PaperCNNEncoder" not in printed and "lambda_distill: 200.0" in printed  # the rest is the paper's
+
+
+def test_the_comparison_benchmark_trains_a_head_on_fixed_dvectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))  # benchmarks/ is a folder of scripts, not a package
+    compare = importlib.import_module("compare_frontends")
+    assert compare.demo_plan(benchmarks / "no-such-demo").encoder_epochs == 45  # the default plan's
+    torch.manual_seed(0)
+    encoder = ENCODERS.create("s2f_ge2e_tiny", embed_dim=8)
+    features = F.normalize(torch.rand(64, 32), dim=1)  # d-vectors: unit length, non-negative
+    center = torch.randn(8) * 3
+    targets = center + features @ torch.randn(32, 8)  # faces that depend on the voice
+    plan = compare.demo_plan(benchmarks / "no-such-demo")
+    losses = compare.train_head(encoder, features, targets, plan, epochs=30, seed=0)
+    assert not encoder.training and torch.allclose(encoder.head(features).mean(0), center, atol=2.0)
+    assert losses[-1] < 0.3 * losses[0], losses

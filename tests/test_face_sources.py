@@ -54,6 +54,8 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
+    for name in ("NO_PROXY", "no_proxy"):  # a proxy set for the machine must not stand between us and it
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     yield root
     server.shutdown()
     server.server_close()

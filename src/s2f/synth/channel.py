@@ -3,9 +3,11 @@
 :func:`room_and_microphone` gives a clip a room (a synthetic impulse response: a direct path and an
 exponentially decaying diffuse tail, reverberation time 0.1-0.8 s, or none), a microphone or phone
 band (high-pass 60-300 Hz, low-pass 3.4-7.8 kHz), a gentle random tilt, and noise (white, pink or
-hum) at 10-40 dB SNR; a third of clips then go through a telephone line (sampled at 8 kHz, so
-nothing above 4 kHz, and 8-bit mu-law), as voice prompts and phone recordings are. Everything is
-drawn from the clip's generator and says nothing about the speaker.
+hum) at 10-40 dB SNR; with ``telephone`` > 0, that share of clips then goes through a telephone
+line (sampled at 8 kHz, so nothing above 4 kHz, and 8-bit mu-law). The world uses none: a third
+of clips on the phone made the quick demo's model worse both on the world and on the development
+real voices (docs/synth.md). Everything is drawn from the clip's generator and says nothing about
+the speaker.
 
 Example:
     >>> import numpy as np
@@ -68,12 +70,13 @@ def _telephone(audio: np.ndarray) -> np.ndarray:
     return scipy.signal.resample_poly(narrow, 2, 1)[: audio.size]
 
 
-def room_and_microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def room_and_microphone(audio: np.ndarray, rng: np.random.Generator, *, telephone: float = 0.0) -> np.ndarray:
     """``audio`` (16 kHz) as a random room and microphone would record it; float64, same length.
 
     Args:
         audio: The dry voice.
         rng: Draws the room, the microphone and the noise.
+        telephone: Share of clips sent through a telephone line afterwards (none by default).
     """
     samples = audio.size
     out = np.asarray(audio, np.float64)
@@ -90,4 +93,4 @@ def room_and_microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarr
     snr_db = float(rng.uniform(10.0, 40.0))
     noise *= np.sqrt(power / (float((noise**2).mean()) or 1e-12) / 10.0 ** (snr_db / 10.0))
     out = out + noise
-    return _telephone(out) if rng.random() < 1 / 3 else out
+    return _telephone(out) if telephone and rng.random() < telephone else out

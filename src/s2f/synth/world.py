@@ -340,6 +340,26 @@ def _progress(items: Iterator[int], total: int, enabled: bool) -> Iterator[int]:
     return iter(tqdm(items, total=total, desc="s2f synth", unit="identity"))
 
 
+def _check_arguments(
+    identities: int, clips_per_identity: int, seconds: float, test_fraction: float, media: str, carrier: str
+) -> None:
+    """Refuses settings no world can be made with, before anything is written."""
+    if identities < 2 or clips_per_identity < 1:
+        raise S2FError(f"identities={identities}, clips={clips_per_identity}: need at least 2 identities and 1 clip")
+    if not 0.5 <= seconds <= 60.0:
+        raise S2FError(f"seconds={seconds}: clip length must be between 0.5 and 60 s")
+    if not 0.0 <= test_fraction < 1.0:
+        raise S2FError(f"test_fraction={test_fraction}: must be in [0, 1)")
+    if media not in MEDIA:
+        raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
+    if carrier not in CARRIERS:
+        raise S2FError(f"carrier={carrier!r}: choose one of {list(CARRIERS)}")
+    if carrier != "source-filter":
+        from .speech import _engine
+
+        _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
+
+
 def synthesize_world(
     out_dir: str | os.PathLike[str],
     identities: int = 300,
@@ -387,20 +407,7 @@ def synthesize_world(
         >>> len(world.tasks())                                                    # doctest: +SKIP
         120
     """
-    if identities < 2 or clips_per_identity < 1:
-        raise S2FError(f"identities={identities}, clips={clips_per_identity}: need at least 2 identities and 1 clip")
-    if not 0.5 <= seconds <= 60.0:
-        raise S2FError(f"seconds={seconds}: clip length must be between 0.5 and 60 s")
-    if not 0.0 <= test_fraction < 1.0:
-        raise S2FError(f"test_fraction={test_fraction}: must be in [0, 1)")
-    if media not in MEDIA:
-        raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
-    if carrier not in CARRIERS:
-        raise S2FError(f"carrier={carrier!r}: choose one of {list(CARRIERS)}")
-    if carrier != "source-filter":
-        from .speech import _engine
-
-        _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
+    _check_arguments(identities, clips_per_identity, seconds, test_fraction, media, carrier)
     began = time.perf_counter()
     folder = Path(out_dir)
     bank = load_bank(cache_dir, photos=photos, sources=sources)

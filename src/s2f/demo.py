@@ -80,6 +80,8 @@ class DemoPlan:
         decoder_options: Arguments for the decoder beyond its registered configuration.
         decoder_lr: The decoder's Adam learning rate for ``decoder_epochs`` of gradient training
             after its closed-form fit (a CNN decoder learns by gradient alone).
+        carrier: What the world's voices are made of (:data:`s2f.synth.world.CARRIERS`): ``speech`` (eSpeak NG
+            sentences through rooms and microphones) or ``source-filter`` (wordless syllables).
     """
 
     identities: int
@@ -103,6 +105,7 @@ class DemoPlan:
     decoder_image_size: int = 128
     decoder_options: tuple[tuple[str, Any], ...] = (("components", 64), ("flow_size", 64))
     decoder_lr: float = 1e-3
+    carrier: str = "source-filter"
 
 
 DEMO_PLANS = {
@@ -221,7 +224,7 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...
 
     return synthesize_world(
         folder, identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
-        seed=seed, sources=sources, progress=progress,
+        seed=seed, sources=sources, progress=progress, carrier=plan.carrier,
     )  # fmt: skip
 
 

@@ -124,6 +124,9 @@ class ConformerEncoder(VoiceEncoder):
         frequency_subsampling: How much the subsampling convolutions shrink the frequency axis (4, 2
             or 1). At 4, 31 Hz bins become 125 Hz ones, coarser than the harmonics of most voices
             (f0 of 85-255 Hz), so pitch must be read from the harmonics' pattern; 2 keeps them apart.
+        band_limit_hz: Frequencies above this are zeroed before the first layer, so the encoder hears
+            what a telephone line carries (up to 3.4-4 kHz) and nothing a wideband recording adds:
+            an 8 kHz recording and a 16 kHz one of the same voice then look alike. ``None`` hears all.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class ConformerEncoder(VoiceEncoder):
         embed_dim: int = 4096,
         num_bins: int = 257,
         frequency_subsampling: int = 4,
+        band_limit_hz: float | None = None,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -154,6 +158,12 @@ class ConformerEncoder(VoiceEncoder):
             raise ValueError(f"{num_bins} frequency bins are too few for 4x subsampling")
         self.embed_dim = embed_dim
         self.num_bins = num_bins
+        self.band: torch.Tensor | None
+        if band_limit_hz is None:
+            self.band = None
+        else:
+            hertz = torch.arange(num_bins) * (self.sample_rate / self.n_fft)
+            self.register_buffer("band", (hertz <= band_limit_hz).float(), persistent=False)
         self.subsampling = ConvSubsampling(num_bins, subsampling_channels, d_model, dropout, frequency_subsampling)
         self.conformer = Conformer(
             input_dim=d_model,
@@ -178,6 +188,8 @@ class ConformerEncoder(VoiceEncoder):
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         self.check_spectrogram(spec)
+        if self.band is not None:
+            spec = spec * self.band
         frames = self.subsampling(spec)
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)
         frames, _ = self.conformer(frames, lengths)

@@ -32,12 +32,19 @@ class _ResumableLoader(StreamingDataLoader):
     the flag then stayed set, so the *next* epoch continued the resumed one's count instead of starting
     afresh: it was cut short, and the one after it shuffled with the wrong epoch number (a run killed
     twice did not end with the weights of an uninterrupted one; ``tests/test_fit_random_kills.py``).
+
+    A remote root's position also names the folder its chunks were downloaded to, on the machine of the
+    rank that saved it, and litdata refuses to resume where this process's cache folder differs: on
+    ``--ckpt_path last``, every rank of a node that caches in another folder than rank 0's failed
+    (``tests/test_streaming_ranks.py``), and a restart with another ``cache_dir`` takes the same check.
+    Where the chunks are cached is not part of the position, so the restored state names this process's
+    own cache folder instead.
     """
 
     _just_restored = False
 
     def load_state_dict(self, obj: dict[str, Any]) -> None:
-        super().load_state_dict(obj)
+        super().load_state_dict(_with_own_chunk_cache(obj, self.dataset))
         self._just_restored = True
 
     def __iter__(self) -> Any:
@@ -45,6 +52,16 @@ class _ResumableLoader(StreamingDataLoader):
             self.restore = False  # a stale flag from an epoch that was not iterated to its end
         self._just_restored = False
         return super().__iter__()
+
+
+def _with_own_chunk_cache(state: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    """``state`` with the dataset's cache folders replaced by ``dataset``'s own, when both stream one remote root."""
+    position = state.get("dataset")
+    url = getattr(getattr(dataset, "input_dir", None), "url", None)
+    if not isinstance(position, dict) or url is None or position.get("input_dir_url") != url:
+        return state  # a local root, or another remote root than this one (litdata's own check reports that)
+    own = {"input_dir_path": dataset.input_dir.path, "cache_dir_path": dataset.cache_dir.path}
+    return {**state, "dataset": {**position, **own}}
 
 
 class ClipCollate:

@@ -60,7 +60,9 @@ _SETTING_AFTER = re.compile(
     r"|cropped\b|long\b|spectrograms?\b|RAM\b)",
     re.IGNORECASE,
 )
-_SETTING_BEFORE = re.compile(r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?)\s*$", re.I)
+_SETTING_BEFORE = re.compile(
+    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?)\s*$", re.IGNORECASE
+)
 
 SETTINGS = frozenset({"3 s", "6 s", "25 ms", "10 ms", "1.6 s"})
 """Settings, not measurements: the paper's input lengths, its STFT window and hop, GE2E's partial utterance."""
@@ -70,7 +72,7 @@ _LINK_TARGET = re.compile(r"\]\([^)]*\)|<?https?://\S+")
 _COMMAND_MARKER = re.compile(r"\(command:\s*[^)]+\)", re.IGNORECASE)
 _COMMAND = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*"  # environment settings: HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 ...
-    r"(?:python3?\s+(?:-m\s+pytest\b|\S*(?:benchmarks|docs|examples)/\S+\.py\b)|s2f\s+[a-z]|pytest\b|nox\b"
+    r"(?:python3?\s+(?:-m\s+pytest\b|\S*(?:benchmarks|docs|examples)/\S+\.py\b)|s2f\s+[a-z][\w-]*\s+\S|pytest\b|nox\b"
     r"|tests/test_\w+\.py(?:::\w+)?$)"
 )
 _NAMED_FILE = re.compile(r"\b((?:benchmarks|docs|examples|tests)/[\w/.-]+\.py)(?:::(\w+))?")

@@ -57,11 +57,14 @@ _TARGET_AFTER = re.compile(r"^\s*(?:target|goal)\b", re.IGNORECASE)
 _SETTING_AFTER = re.compile(
     r"^[\s-]*(?:interval|confidence|CI\b|clips?\b|waves?\b|waveforms?\b|windows?\b|crops?\b|inputs?\b|segments?\b"
     r"|chunks?\b|hops?\b|voices?\b|audio\b|recordings?\b|utterances?\b|of (?:speech|audio|voice|silence)\b"
-    r"|cropped\b|long\b|spectrograms?\b|RAM\b)",
+    r"|cropped\b|long\b|spectrograms?\b|RAM\b|frames?\b|(?:conv(?:olution)?\s)?(?:sub|down|up)sampl\w*)",
     re.IGNORECASE,
 )
+# A figure quoted from a paper is the paper's, and the paper is its source.
+_QUOTED_BEFORE = re.compile(r"\b(?:the )?paper(?:'s)?(?: reports?| table)?:?\s*(?:about\s*)?[\d.,/\s]*$", re.IGNORECASE)
 _SETTING_BEFORE = re.compile(
-    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?)\s*$", re.IGNORECASE
+    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?|up to|at most)\s*$",
+    re.IGNORECASE,
 )
 
 SETTINGS = frozenset({"3 s", "6 s", "25 ms", "10 ms", "1.6 s"})
@@ -178,12 +181,14 @@ def figures_in(text: str) -> list[str]:
 
     >>> figures_in("R@10 47.8 % (target >= 55 %) on 6 s clips, 3.01x faster, `--seconds 3 s`")
     ['47.8 %', '3.01x']
+    >>> figures_in("17.1 degrees, beside the paper's 48.43 / 45.75 degrees; 4x conv subsampling")
+    ['17.1 degrees']
     """
     prose = _without_code_and_links(text)
     found = []
     for match in FIGURE.finditer(prose):
         before, after = prose[max(0, match.start() - 24) : match.start()], prose[match.end() : match.end() + 24]
-        if _TARGET_BEFORE.search(before) or _TARGET_AFTER.match(after):
+        if _TARGET_BEFORE.search(before) or _TARGET_AFTER.match(after) or _QUOTED_BEFORE.search(before):
             continue
         if _SETTING_AFTER.match(after) or _SETTING_BEFORE.search(before):
             continue

@@ -63,7 +63,8 @@ _SETTING_AFTER = re.compile(
 # A figure quoted from a paper is the paper's, and the paper is its source.
 _QUOTED_BEFORE = re.compile(r"\b(?:the )?paper(?:'s)?(?: reports?| table)?:?\s*(?:about\s*)?[\d.,/\s]*$", re.IGNORECASE)
 _SETTING_BEFORE = re.compile(
-    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?|up to|at most)\s*$",
+    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?[*:]*|up to|at most)"
+    r"\s*$",
     re.IGNORECASE,
 )
 
@@ -81,13 +82,17 @@ _COMMAND = re.compile(
 _NAMED_FILE = re.compile(r"\b((?:benchmarks|docs|examples|tests)/[\w/.-]+\.py)(?:::(\w+))?")
 
 
+_CAPTIONED = {"row": "table", "item": "list", "quote": "quotation"}
+"""Blocks that take their source from the paragraph right above their container (a quotation: output shown)."""
+
+
 @dataclass(frozen=True)
 class Block:
     """A unit of prose: where it starts, its text, and the caption it may take its source from."""
 
     line: int
     text: str
-    kind: str  # "paragraph", "heading", "row" or "item"
+    kind: str  # "paragraph", "heading", "row", "item" or "quote"
     caption: str = ""
 
 
@@ -116,14 +121,14 @@ def markdown_blocks(text: str) -> Iterator[Block]:
     """
     lines: list[str] = []
     start, kind = 0, "paragraph"
-    container, caption, last_paragraph = "", "", ""  # container: "table", "list" or "" (none)
+    container, caption, last_paragraph = "", "", ""  # container: "table", "list", "quotation" or "" (none)
     fence = ""
 
     def flush() -> Iterator[Block]:
         nonlocal lines, last_paragraph
         if lines:
             text = "\n".join(lines)
-            yield Block(start, text, kind, caption if kind in ("row", "item") else "")
+            yield Block(start, text, kind, caption if kind in _CAPTIONED else "")
             last_paragraph = text if kind == "paragraph" else ""
         lines = []
 
@@ -135,7 +140,7 @@ def markdown_blocks(text: str) -> Iterator[Block]:
             continue
         if opening or not stripped:
             yield from flush()
-            container = "" if container == "table" else container  # a blank line ends a table, not a list
+            container = "" if container != "list" else container  # a blank line ends a table or quotation, not a list
             if opening:  # a code block between a paragraph and a table breaks the caption
                 fence, last_paragraph = opening.group(1), ""
             continue
@@ -144,17 +149,19 @@ def markdown_blocks(text: str) -> Iterator[Block]:
             if stripped.startswith("#")
             else "row"
             if stripped.startswith("|")
+            else "quote"
+            if stripped.startswith(">")
             else "item"
             if re.match(r"(?:[-*+]|\d+[.)])\s", stripped)
             else ""
         )
         indented = line.startswith((" ", "\t"))
-        if not new_kind and lines and (kind != "row"):
-            lines.append(line)  # a paragraph or list item goes on
+        if lines and ((not new_kind and kind != "row") or new_kind == kind == "quote"):
+            lines.append(line)  # a paragraph, list item or quotation goes on
             continue
         yield from flush()
-        if new_kind in ("row", "item"):
-            wanted = "table" if new_kind == "row" else "list"
+        if new_kind in _CAPTIONED:
+            wanted = _CAPTIONED[new_kind]
             if container != wanted:  # a table or list starts: the paragraph right above it is its caption
                 container, caption = wanted, last_paragraph
             kind = new_kind

@@ -36,6 +36,12 @@ Reading it:
 
 - bf16 stays within cosine 0.999 of fp32 (`tests/test_inference.py::test_bf16_matches_fp32`).
 - the tiny encoder reaches 20-50 %.
+
+The card that `s2f demo --out runs/pd` writes, quoted:
+
+> | measure | model |
+> |---|---|
+> | R@1 | 13.3% |
 """
 
 

@@ -63,8 +63,8 @@ _SETTING_AFTER = re.compile(
 # A figure quoted from a paper is the paper's, and the paper is its source.
 _QUOTED_BEFORE = re.compile(r"\b(?:the )?paper(?:'s)?(?: reports?| table)?:?\s*(?:about\s*)?[\d.,/\s]*$", re.IGNORECASE)
 _SETTING_BEFORE = re.compile(
-    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?[*:]*|up to|at most)"
-    r"\s*$",
+    r"(?:cropped to|crops? of|padded to|looped to|lengths?|every|timeout(?: of)?|limits?(?: of)?[*:]*|up to|at most"
+    r"|\b[NU]\([^)]*)\s*$",  # N(0, 3 deg), U(...): a distribution the code draws from
     re.IGNORECASE,
 )
 
@@ -188,7 +188,7 @@ def figures_in(text: str) -> list[str]:
 
     >>> figures_in("R@10 47.8 % (target >= 55 %) on 6 s clips, 3.01x faster, `--seconds 3 s`")
     ['47.8 %', '3.01x']
-    >>> figures_in("17.1 degrees, beside the paper's 48.43 / 45.75 degrees; 4x conv subsampling")
+    >>> figures_in("17.1 degrees, beside the paper's 48.43 / 45.75 degrees; 4x conv subsampling, roll N(0, 3 deg)")
     ['17.1 degrees']
     """
     prose = _without_code_and_links(text)

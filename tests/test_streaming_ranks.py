@@ -3,8 +3,11 @@
 moto's server runs as a process of its own on a loopback port (:class:`helpers.streaming.MotoServerProcess`);
 the test uploads the chunked toy shards (32 training clips in chunks of 64 kB) to it with boto3. Then
 ``s2f fit`` (the debug recipe) runs as 2 torchrun nodes x 2 processes with ``--data.init_args.data_dir
-s3://...``, each node with a chunk cache folder of its own, as nodes have their own local disks; every rank
-has one loader worker, which downloads the chunks it reads. Batches of 2 clips: 4 steps an epoch, 2 epochs.
+s3://...``, each node with a chunk cache folder of its own, as nodes have their own local disks. Batches of 2
+clips: 4 steps an epoch, 2 epochs. Each rank loads in its own process (``num_workers: 0``; litdata's
+downloader threads fetch the chunks): a loader worker forked from a DDP rank hung now and then on this
+machine's Python 3.11.7, in the child's ``PyOS_AfterFork_Child`` waiting for the interpreter's HEAD_LOCK,
+which another thread held at the fork (CPython gh-112275, fixed in later releases).
 
 Three runs: an uninterrupted one; one killed (every process of both nodes, SIGKILL, as when a job is
 preempted) once step 6 (the second epoch's third step) has begun, its checkpoint of step 6 written; and
@@ -81,7 +84,7 @@ def _fit_config(url: str, run: Path, name: str, step_seconds: float) -> Path:
     overrides = {
         "trainer": {"max_epochs": EPOCHS, "limit_val_batches": 0, "num_sanity_val_steps": 0, "logger": False}
         | {"default_root_dir": str(run), "callbacks": callbacks},
-        "data": {"init_args": {"data_dir": url, "batch_size": BATCH, "num_workers": 1, "clip_seconds": 1.0}},
+        "data": {"init_args": {"data_dir": url, "batch_size": BATCH, "num_workers": 0, "clip_seconds": 1.0}},
     }
     (run / name).mkdir(parents=True, exist_ok=True)
     config = run / name / "overrides.yaml"

@@ -249,14 +249,29 @@ def _print(result: dict[str, Any]) -> None:
         print(f"    {name:9s} {block['gender'][0]}: read as {''.join(block['faces_read_as'])}, ages {block['ages']}")
 
 
-def demo(out: Path, carrier: str, plan: str, seed: int) -> Path:
-    """``s2f demo`` with the world's voices on ``carrier``; returns the saved model's folder."""
+def demo(out: Path, carrier: str, plan: str, seed: int, band_limit_hz: float | None, lr: float | None) -> Path:
+    """``s2f demo`` with the world's voices on ``carrier`` (and, if given, the conformer's band limit and
+    another learning rate), then the choice's figures: the world's *val* split and the development voices."""
     import dataclasses
 
+    from s2f import Speech2Face
     from s2f.demo import DEMO_PLANS, run_demo
+    from s2f.eval import evaluate
 
     chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier)
-    return run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
+    if band_limit_hz is not None:
+        options = {**dict(chosen.encoder_options), "band_limit_hz": band_limit_hz}
+        chosen = dataclasses.replace(chosen, encoder_options=tuple(options.items()))
+    if lr is not None:
+        chosen = dataclasses.replace(chosen, lr=lr)
+    model_dir = run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
+    # Choices read the val split only (docs/eval.md); the demo's own summary above is its test split.
+    validation = evaluate(
+        Speech2Face.from_pretrained(model_dir), out / "shards", split="val", seconds=chosen.eval_seconds, seed=seed,
+        out_dir=out / "eval-val", progress=False, title="val split",
+    )  # fmt: skip
+    print(validation.summary())
+    return model_dir
 
 
 def carrier_cost(clips: int = 20) -> dict[str, float]:
@@ -293,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--carrier", choices=("speech", "source-filter", "mixed"), default="speech")
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
+    training.add_argument("--lr", type=float, help="the encoder's learning rate (default: the plan's)")
+    training.add_argument("--voices", type=Path, help="then report on this set's development voices")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
@@ -300,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":
-        print(demo(args.out, args.carrier, args.plan, args.seed))
+        model_dir = demo(args.out, args.carrier, args.plan, args.seed, args.band_limit_hz, args.lr)
+        if args.voices:
+            report(args.voices, model_dir, "dev", args.out)
     else:
         report(args.voices, args.model, args.split, args.out or args.model.parent)
     return 0

@@ -11,7 +11,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["tests", "hosts", "lint", "typecheck", "doctest"]
+nox.options.sessions = ["tests", "hosts", "lint", "typecheck", "doctest", "figures"]
 nox.options.reuse_venv = "yes"
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -62,6 +62,12 @@ def lint(session: nox.Session) -> None:
     """ruff: lint rules and formatting."""
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(venv_backend="none")
+def figures(session: nox.Session) -> None:
+    """Every measured figure in README.md, docs/ and benchmarks/README.md names the command that prints it."""
+    session.run("python", "benchmarks/figure_audit.py", "--quiet")
 
 
 @nox.session(venv_backend="none")

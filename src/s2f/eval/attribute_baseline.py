@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -84,19 +83,9 @@ def read_labelled_embeddings(
     Raises:
         ShardFormatError: When the split is missing.
     """
-    from ..shards.reader import _stored_rows
+    from ..shards import read_embeddings
 
-    _, rows = _stored_rows(data_dir, split, {})
-    picked = np.unique(np.linspace(0, len(rows) - 1, num=min(len(rows), max_clips)).round().astype(int))
-    embeddings, speakers, metadata = [], [], []
-    for index in picked.tolist() if len(rows) else []:
-        row = rows[index]
-        embeddings.append(np.asarray(row["embedding"], dtype=np.float32))
-        speakers.append(str(row["speaker_id"]))
-        metadata.append(json.loads(row["metadata"]))
-    if not embeddings:
-        return torch.zeros(0, 0), [], []
-    return torch.from_numpy(np.stack(embeddings)), speakers, metadata
+    return read_embeddings(data_dir, split, max_clips=max_clips)
 
 
 def attribute_predictions(

@@ -43,7 +43,7 @@ from .format import (
     SplitInfo,
     assign_split,
 )
-from .reader import ClipDataset, iter_records, mean_embedding, read_manifest
+from .reader import ClipDataset, iter_records, mean_embedding, read_embeddings, read_manifest
 from .writer import ShardWriter
 
 __all__ = [
@@ -62,5 +62,6 @@ __all__ = [
     "assign_split",
     "iter_records",
     "mean_embedding",
+    "read_embeddings",
     "read_manifest",
 ]

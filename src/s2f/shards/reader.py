@@ -38,7 +38,7 @@ from .format import (
 from .integrity import check_counts, read_index, verify_chunk
 from .remote import RemoteFileNotFound, allow_plain_http_endpoint, read_remote_text
 
-__all__ = ["ClipDataset", "iter_records", "mean_embedding", "read_manifest"]
+__all__ = ["ClipDataset", "iter_records", "mean_embedding", "read_embeddings", "read_manifest"]
 
 # --------------------------------------------------------------------------------------------- manifest
 
@@ -278,6 +278,31 @@ def mean_embedding(
         raise ShardFormatError(f"{root}: split {split!r} holds no clips, so it has no mean embedding")
     total = sum(np.asarray(dataset[index]["embedding"], dtype=np.float64) for index in range(count))
     return torch.from_numpy(total / count).float()
+
+
+def read_embeddings(
+    root: str | os.PathLike[str], split: str, *, max_clips: int = 20_000, **streaming_kwargs: Any
+) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+    """The teacher embeddings [N, D] (float32), speaker ids and metadata of up to ``max_clips`` clips of one
+    split, spread evenly over it in stored order.
+
+    Reads the stored rows without decoding audio or faces (50 ms instead of seconds for a thousand clips).
+    A split with no clips gives an empty ``[0, 0]`` tensor and empty lists.
+
+    Raises:
+        ShardFormatError: When the root, its manifest or the split is missing or incompatible.
+    """
+    _, rows = _stored_rows(root, split, streaming_kwargs)
+    picked = np.unique(np.linspace(0, len(rows) - 1, num=min(len(rows), max_clips)).round().astype(int))
+    embeddings, speakers, metadata = [], [], []
+    for index in picked.tolist() if len(rows) else []:
+        row = rows[index]
+        embeddings.append(np.asarray(row["embedding"], dtype=np.float32))
+        speakers.append(str(row["speaker_id"]))
+        metadata.append(json.loads(row["metadata"]))
+    if not embeddings:
+        return torch.zeros(0, 0), [], []
+    return torch.from_numpy(np.stack(embeddings)), speakers, metadata
 
 
 class VerifiedRows(StreamingDataset):

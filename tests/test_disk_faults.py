@@ -21,6 +21,7 @@ import torch
 
 import s2f.train.checkpoint_io as checkpoint_io
 from helpers.fit import fit_args, weights
+from s2f import _atomic
 from s2f.cli import main
 from s2f.prepare import prepare
 from s2f.prepare.diskspace import DiskFull
@@ -100,7 +101,7 @@ def test_enospc_while_writing_a_checkpoint_is_one_line_and_the_resumed_run_finis
             return HalfWriter(path)
         return real_open(path, mode, *rest, **keywords)
 
-    monkeypatch.setattr(checkpoint_io, "open", full_at_step_4, raising=False)
+    monkeypatch.setattr(_atomic, "open", full_at_step_4, raising=False)  # the one writer of checkpoints
     assert main(["fit", *args]) == 2
     (line,) = _error_lines(capsys)
     folder = run / "checkpoints"

@@ -6,14 +6,21 @@ the CLI prints that line instead of a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+from collections.abc import Callable
+
 __all__ = [
     "AudioError",
     "ConfigError",
+    "DiskFullError",
     "MediaError",
     "MissingExtraError",
     "S2FError",
     "ShardFormatError",
     "WeightsError",
+    "disk_full_error",
 ]
 
 
@@ -55,3 +62,54 @@ class MediaError(S2FError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class DiskFullError(S2FError):
+    """A file could not be written: no space, over quota, larger than the file system allows, or read-only."""
+
+
+_DISK_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "over the disk quota",
+    errno.EFBIG: "the file is larger than the file system allows",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+def megabytes(count: float) -> str:
+    """A byte count as MB, one decimal below 10 MB.
+
+    Example:
+        >>> megabytes(2_500_000), megabytes(123_456_789)
+        ('2.5 MB', '123 MB')
+    """
+    return f"{count / 1e6:,.0f} MB" if count >= 10e6 else f"{count / 1e6:.1f} MB"
+
+
+def disk_full_error(
+    err: OSError,
+    folder: str | os.PathLike[str],
+    writing: str,
+    fix: str | Callable[[], str],
+    kind: type[DiskFullError] = DiskFullError,
+) -> DiskFullError | None:
+    """The one line for an ``OSError`` that a full disk causes (``kind``), or None for any other error.
+
+    The line names ``folder``, what went wrong and the space free there, what was being written and
+    the fix; ``fix`` may be a function, called only for a disk error (measuring the need can cost).
+
+    Example:
+        >>> line = disk_full_error(OSError(errno.ENOSPC, "full"), "/", "the index", "free some space")
+        >>> str(line).startswith("/: no space left on the device ("), str(line).endswith("; free some space")
+        (True, True)
+        >>> disk_full_error(OSError(errno.ENOENT, "gone"), "/", "the index", "free some space") is None
+        True
+    """
+    problem = _DISK_PROBLEMS.get(err.errno or 0)
+    if problem is None:
+        return None
+    try:
+        free = f"{megabytes(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "free space unknown"
+    return kind(f"{folder}: {problem} ({free}) while writing {writing}; {fix() if callable(fix) else fix}")

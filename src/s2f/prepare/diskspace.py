@@ -9,26 +9,17 @@ the bytes the committed parts already take per clip.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from s2f.errors import S2FError
+from s2f.errors import DiskFullError, disk_full_error, megabytes
 
 __all__ = ["DiskFull", "naming_the_folder_when_the_disk_is_full"]
 
-_DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "over the disk quota"}
-_DISK_ERRORS[errno.EROFS] = "the file system is read-only"
 
-
-class DiskFull(S2FError):
+class DiskFull(DiskFullError):
     """``s2f prepare`` could not write its output folder: no space, over quota, or read-only."""
-
-
-def _megabytes(count: float) -> str:
-    return f"{count / 1e6:,.0f} MB" if count >= 10e6 else f"{count / 1e6:.1f} MB"
 
 
 def _bytes_under(folder: Path) -> int:
@@ -46,7 +37,7 @@ def _need(root: Path, committed_clips: int, pending_clips: int) -> str:
     per_clip = _bytes_under(root) / committed_clips
     return (
         f"the {pending_clips} clip{'s' if pending_clips != 1 else ''} still to do "
-        f"need{'' if pending_clips != 1 else 's'} about {_megabytes(per_clip * pending_clips)} "
+        f"need{'' if pending_clips != 1 else 's'} about {megabytes(per_clip * pending_clips)} "
         f"({per_clip / 1e3:,.0f} kB a clip so far)"
     )
 
@@ -66,18 +57,15 @@ def naming_the_folder_when_the_disk_is_full(root: Path, committed_clips: int, pe
     try:
         yield
     except OSError as err:
-        problem = _DISK_ERRORS.get(err.errno or 0)
-        if problem is None:
+
+        def fix() -> str:
+            # Parts this run committed before the disk filled count too: they measure the space a clip takes.
+            done_now = _accounted_clips(root)
+            more = max(0, done_now - committed_clips)
+            need = _need(root, max(committed_clips, done_now), max(0, pending_clips - more))
+            return f"{need}, then run the same command again: committed parts are kept, the unfinished one is redone"
+
+        full = disk_full_error(err, root, f"{err.filename or 'the shards'}", fix, kind=DiskFull)
+        if full is None:
             raise
-        try:
-            free = f"{_megabytes(shutil.disk_usage(root).free)} free"
-        except OSError:
-            free = "free space unknown"
-        # Parts this run committed before the disk filled count too: they measure the space a clip takes.
-        done_now = _accounted_clips(root)
-        more = max(0, done_now - committed_clips)
-        need = _need(root, max(committed_clips, done_now), max(0, pending_clips - more))
-        raise DiskFull(
-            f"{root}: {problem} ({free}) while writing {err.filename or 'the shards'}; {need}, "
-            "then run the same command again: committed parts are kept, the unfinished one is redone"
-        ) from None
+        raise full from None

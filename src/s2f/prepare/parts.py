@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2f._atomic import atomic_open
 from s2f.errors import S2FError, ShardFormatError
 from s2f.shards.format import INDEX_NAME, MANIFEST_NAME, SPLITS, ShardManifest, SplitInfo
 
@@ -56,15 +57,12 @@ _DONE = "done.json"
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    # Each process its own temporary file: ranks that a launcher starts together (torchrun, several
-    # nodes) all write the same settings at once, and a shared name let one rank's rename take another's file.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    # atomic_open names its temporary file per process and call: ranks that a launcher starts together
+    # (torchrun, several nodes) all write the same settings at once. It fsyncs: a commit must survive a
+    # crash of the machine, not only of the process.
+    with atomic_open(path) as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
         handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())  # the commit must survive a crash of the machine, not only of the process
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -338,10 +336,8 @@ class PartStore:
         if chunks:
             assert config is not None
             index_file = target_dir / INDEX_NAME
-            tmp = index_file.with_name(INDEX_NAME + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with atomic_open(index_file) as handle:
                 json.dump({"chunks": chunks, "config": config, "updated_at": str(time.time())}, handle, sort_keys=True)
-            os.replace(tmp, index_file)
         return total
 
 

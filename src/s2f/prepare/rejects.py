@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from s2f._atomic import atomic_open
+
 __all__ = [
     "FACE_NOT_AT_CENTER",
     "FACE_TOO_SMALL",
@@ -118,14 +120,11 @@ class Reject:
 
 def write_rejects(path: str | os.PathLike[str], rejects: Iterable[Reject]) -> int:
     """Writes ``rejects`` as JSON lines, atomically (a reader never sees half a file); returns the count."""
-    path = os.fspath(path)
-    tmp = path + ".tmp"
     count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for reject in rejects:
             handle.write(reject.to_json() + "\n")
             count += 1
-    os.replace(tmp, path)
     return count
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from litdata.streaming.writer import BinaryWriter
 
+from s2f._atomic import atomic_open
 from s2f.errors import ShardFormatError
 
 from .codec import _encode_audio, _encode_face, _finite_float, _metadata_json, _to_int16
@@ -284,12 +285,9 @@ class ShardWriter:
             max_seconds=self.max_seconds,
             audio_codec=self.audio_codec,
         )
-        path = os.path.join(self.root, MANIFEST_NAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with atomic_open(os.path.join(self.root, MANIFEST_NAME)) as handle:
             json.dump(manifest.to_dict(), handle, indent=2)
             handle.write("\n")
-        os.replace(tmp, path)
         self._manifest = manifest
         return manifest
 
@@ -308,7 +306,6 @@ def _merge_own_index(split_dir: str) -> None:
     index = add_checksums(split_dir, index)
     index["updated_at"] = str(time.time())
     target = os.path.join(split_dir, INDEX_NAME)
-    with open(target + ".tmp", "w", encoding="utf-8") as handle:
+    with atomic_open(target) as handle:
         json.dump(index, handle, sort_keys=True)
-    os.replace(target + ".tmp", target)
     os.remove(os.path.join(split_dir, own[0]))

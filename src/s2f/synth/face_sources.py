@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from s2f._atomic import atomic_open
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
@@ -198,16 +199,15 @@ class SourceBank:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial.npz")
-        np.savez_compressed(
-            partial,
-            names=np.array(self.names),
-            genders=self.genders,
-            images=self.images,
-            landmarks=self.landmarks,
-            warnings=np.array(self.warnings, dtype=str),
-        )
-        os.replace(partial, path)
+        with atomic_open(path, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                names=np.array(self.names),
+                genders=self.genders,
+                images=self.images,
+                landmarks=self.landmarks,
+                warnings=np.array(self.warnings, dtype=str),
+            )
 
     @classmethod
     def read(cls, path: Path) -> SourceBank:

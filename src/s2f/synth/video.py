@@ -24,14 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f._atomic import atomic_path
+
 __all__ = ["FRAME_RATE", "write_mp4", "write_wav_jpg"]
 
 FRAME_RATE = 1
 AUDIO_CHUNK = 1024
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def write_mp4(
@@ -73,8 +71,8 @@ def write_mp4(
 
         samples = resample_poly(samples.astype(np.float64), rate, sample_rate).astype(np.float32)
     length = seconds if seconds is not None else samples.size / rate
-    partial = _partial(target)
-    with av.open(str(partial), mode="w", format="mp4") as container:
+    # Not fsync'ed: generated clips are many, small and made again from their seed; whole-or-absent is enough.
+    with atomic_path(target, suffix=".mp4", durable=False) as partial, av.open(str(partial), "w", "mp4") as container:
         video = None
         if frame is not None:
             video = container.add_stream("mpeg4", rate=fps)
@@ -111,7 +109,6 @@ def write_mp4(
             container.mux(sound.encode(None))
         if video is not None:
             container.mux(video.encode(None))
-    os.replace(partial, target)
     return target
 
 
@@ -123,10 +120,8 @@ def write_wav_jpg(
     from PIL import Image
 
     target = Path(path)
-    image, partial_image = target.with_suffix(".jpg"), _partial(target.with_suffix(".jpg"))
-    Image.fromarray(frame).save(partial_image, format="JPEG", quality=92)
-    os.replace(partial_image, image)
-    partial = _partial(target)
-    sf.write(partial, audio, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(partial, target)
+    with atomic_path(target.with_suffix(".jpg"), suffix=".jpg", durable=False) as partial:
+        Image.fromarray(frame).save(partial, format="JPEG", quality=92)
+    with atomic_path(target, suffix=".wav", durable=False) as partial:
+        sf.write(partial, audio, sample_rate, subtype="PCM_16", format="WAV")
     return target

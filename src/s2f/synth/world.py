@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from s2f._atomic import atomic_open
 from s2f.errors import S2FError
 
 from .face_sources import SourceBank, load_bank
@@ -275,12 +276,10 @@ def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str]) 
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", newline="") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, path)
 
 
 def _identity_row(spec: IdentitySpec, names: list[str]) -> dict[str, Any]:

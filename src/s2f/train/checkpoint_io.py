@@ -6,8 +6,8 @@ system's temporary folder and then *moves* it. When that folder is on another fi
 target first: a disk that fills up during the copy leaves a half-written ``last.ckpt`` in place of
 the good one, and ``--ckpt_path last`` then fails to load it.
 
-:class:`AtomicCheckpointIO` writes next to the target instead, to a hidden ``.NAME.PID.partial`` file
-(no ``.ckpt`` suffix, so Lightning never takes it for a checkpoint), ``fsync`` s it and renames it
+:class:`AtomicCheckpointIO` writes next to the target instead, to a hidden ``.NAME.PID-RANDOM.partial`` file
+(:mod:`s2f._atomic`; no ``.ckpt`` suffix, so Lightning never takes it for a checkpoint), ``fsync`` s it and renames it
 over the target: a reader sees the old checkpoint or the new one, never part of one. A disk that is
 full, over quota or read-only becomes :class:`CheckpointDiskFull`, one line naming the folder, the
 free space and the checkpoint's size; the partial file is removed, and every checkpoint written
@@ -20,37 +20,27 @@ of a process that was killed mid-write are removed by the next save into the sam
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from s2f.errors import S2FError
+from s2f import _atomic
+from s2f.errors import DiskFullError, megabytes
+from s2f.errors import disk_full_error as _disk_full_error
 
 __all__ = ["AtomicCheckpointIO", "CheckpointDiskFull", "disk_full_error", "install_atomic_checkpoints"]
 
-_DISK_ERRORS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "over the disk quota",
-    errno.EROFS: "the file system is read-only",
-}
-_PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
+_PARTIAL = re.compile(_atomic.PARTIAL_PATTERN)
 
 
-class CheckpointDiskFull(S2FError):
+class CheckpointDiskFull(DiskFullError):
     """A checkpoint (or another file of a run: logs, the saved config) could not be written: no space,
     over quota, or a read-only folder."""
-
-
-def _megabytes(count: float) -> str:
-    return f"{count / 1e6:,.1f} MB"
 
 
 def _is_local(path: str) -> bool:
@@ -68,7 +58,8 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_partials(folder: Path) -> list[str]:
-    """Deletes ``.NAME.PID.partial`` files in ``folder`` whose writer is no longer running; returns their names."""
+    """Deletes temporary files of :mod:`s2f._atomic` in ``folder`` whose writer is no longer running; returns
+    their names."""
     removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
@@ -86,73 +77,41 @@ def remove_stale_partials(folder: Path) -> list[str]:
 
 
 def write_atomically(data: bytes | memoryview, target: Path) -> None:
-    """Writes ``data`` to ``target`` through a hidden partial file in the same folder, then renames it.
+    """Writes ``data`` to ``target`` through a hidden partial file in the same folder (:mod:`s2f._atomic`).
 
     Raises:
         CheckpointDiskFull: When the folder's disk is full, over quota or read-only (the partial file is removed).
     """
     folder = target.parent
-    partial = folder / f".{target.name}.{os.getpid()}.partial"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the rename must not reach the disk before the bytes do
-        os.replace(partial, target)
-        _sync_folder(folder)
+        _atomic.write_atomically(target, data)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        problem = _DISK_ERRORS.get(err.errno or 0)
-        if problem is None:
+        size = megabytes(len(data))
+        fix = (
+            f"free at least {size} there (or give the checkpoints another folder), then resume with the same "
+            "command and --ckpt_path last: the checkpoints written before are intact"
+        )
+        full = _disk_full_error(
+            err, folder, f"the checkpoint {target.name}, which needs {size}", fix, CheckpointDiskFull
+        )
+        if full is None:
             raise
-        raise CheckpointDiskFull(_disk_full_message(folder, target.name, len(data), problem)) from None
+        raise full from None
 
 
-def _sync_folder(folder: Path) -> None:
-    # The rename itself reaches the disk with the folder's entry; best effort where folders cannot be opened.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _disk_full_message(folder: Path, name: str, size: int, problem: str) -> str:
-    try:
-        free = f"{_megabytes(shutil.disk_usage(folder).free)} free"
-    except OSError:
-        free = "free space unknown"
-    return (
-        f"{folder}: {problem} ({free}) while writing the checkpoint {name}, which needs {_megabytes(size)}; "
-        f"free at least {_megabytes(size)} there (or give the checkpoints another folder), then resume with "
-        "the same command and --ckpt_path last: the checkpoints written before are intact"
-    )
-
-
-def disk_full_error(err: OSError) -> CheckpointDiskFull | None:
+def disk_full_error(err: OSError) -> DiskFullError | None:
     """The one line for a full disk met anywhere else in a run (a logger's file, the saved config), or None.
 
     Lightning's loggers write in place, so the file named may be cut short; the checkpoints are not.
     """
-    problem = _DISK_ERRORS.get(err.errno or 0)
-    if problem is None:
-        return None
     path = Path(os.fsdecode(err.filename)) if err.filename else None
-    folder = path.parent if path is not None else Path.cwd()
-    try:
-        free = f"{_megabytes(shutil.disk_usage(folder).free)} free"
-    except OSError:
-        free = "free space unknown"
-    return CheckpointDiskFull(
-        f"{folder}: {problem} ({free}) while writing {path.name if path else 'a file of the run'}; free some space "
-        "there, then resume with the same command and --ckpt_path last: the checkpoints written before are intact"
+    fix = (
+        "free some space there, then resume with the same command and --ckpt_path last: the checkpoints "
+        "written before are intact"
     )
+    writing = path.name if path else "a file of the run"
+    return _disk_full_error(err, path.parent if path else Path.cwd(), writing, fix, CheckpointDiskFull)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

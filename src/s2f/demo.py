@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._noise import quiet_lightning
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -334,20 +335,7 @@ def _fit_encoder(
 
 def _quiet_lightning() -> None:
     """Keeps the demo's output to its own stages: no device banners, tips or third-party deprecations."""
-    import logging
-    import warnings
-
-    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels on import; override after)
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for message in (
-        r"(?s).*isinstance\(treespec, LeafSpec\)",
-        r"(?s).*IterableDataset. has .__len__. defined",
-        r"(?s).*does not have many workers",
-        r"(?s).*Couldn't infer the batch indices",
-    ):
-        warnings.filterwarnings("ignore", message=message)
+    quiet_lightning()
 
 
 class _StageTimer:

@@ -120,14 +120,14 @@ def _list_clips(parsed: argparse.Namespace) -> list[Any]:
 
 def _prepare_pairs(pairs: str, kwargs: dict[str, Any]) -> int:
     """Shards from image crops: no detection, so only the teacher, audio length and batch size apply."""
-    from s2f._registry import TEACHERS
     from s2f.prepare import build_shards_from_pairs
+    from s2f.teachers.by_name import build_teacher
 
     weights = kwargs["teacher_weights"]
     manifest = build_shards_from_pairs(
         pairs,
         kwargs["out_dir"],
-        TEACHERS.create(kwargs["teacher"], **({"weights": weights} if weights else {})),
+        build_teacher(kwargs["teacher"], weights),
         batch_size=kwargs["compute"].batch_size,
         max_seconds=kwargs["decode"].max_seconds,
         overwrite=kwargs["overwrite"],

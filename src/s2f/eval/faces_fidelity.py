@@ -55,12 +55,12 @@ def teacher_embeddings(
     """Each set of decoded faces embedded again by the teacher, or ``(None, reason)`` when it cannot be built here
     (e.g. VGG-Face without a local weights file)."""
     if teacher is None:
-        from .._registry import TEACHERS
+        from ..teachers.by_name import build_teacher
 
         if not teacher_name:
             return None, "the model does not say which teacher its embeddings come from"
         try:
-            teacher = TEACHERS.create(teacher_name)
+            teacher = build_teacher(teacher_name)
         except (S2FError, TypeError, ValueError) as exc:
             return None, f"teacher {teacher_name!r} cannot be built without more arguments ({exc})"
     return {name: reembed_faces(images, teacher) for name, images in faces.items()}, ""

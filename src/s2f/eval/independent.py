@@ -58,7 +58,7 @@ def choose_evaluator(teacher_name: str | None, evaluator: str = "auto", weights:
         ConfigError: When the named evaluator is the model's teacher.
         WeightsError: When a named evaluator's weights cannot be read.
     """
-    from .._registry import TEACHERS
+    from ..teachers.by_name import build_teacher
 
     if evaluator == "off":
         return None, "turned off"
@@ -71,7 +71,7 @@ def choose_evaluator(teacher_name: str | None, evaluator: str = "auto", weights:
             return None, _NO_SECOND_NETWORK
     if _family(evaluator) == _family(teacher_name):
         raise ConfigError(f"the evaluator {evaluator!r} is the model's teacher; name another face network")
-    network = TEACHERS.create(evaluator, weights=weights) if weights else TEACHERS.create(evaluator)
+    network = build_teacher(evaluator, weights)
     return network, evaluator
 
 

@@ -138,11 +138,11 @@ def plan_parts(
 def _make_teacher(teacher: FaceTeacher | str, weights: str | None) -> FaceTeacher:
     if not isinstance(teacher, str):
         return teacher
-    from s2f._registry import TEACHERS
     from s2f.errors import WeightsError
+    from s2f.teachers.by_name import build_teacher
 
     try:
-        return TEACHERS.create(teacher, **({"weights": weights} if weights else {}))
+        return build_teacher(teacher, weights)
     except WeightsError as err:
         if weights:
             raise

@@ -17,19 +17,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._registry import DECODERS, TEACHERS
+from .._noise import drop_frozen_module_warning
+from .._registry import DECODERS
 from ..decoders.face_decoder import FaceDecoder, FaceOutput
 from ..decoders.tps import tps_warp
 from ..errors import ConfigError
 from ..pipeline import decoder_config
+from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
 from .nonfinite import skip_nonfinite_step
 
 __all__ = ["FaceDecoderSystem", "face_grid"]
 
-# The frozen teacher stays in eval mode on purpose; Lightning would warn about it every fit.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+drop_frozen_module_warning()  # the frozen teacher stays in eval mode on purpose
 
 _FROZEN_PREFIXES = ("teacher.",)
 
@@ -94,10 +95,7 @@ class FaceDecoderSystem(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["decoder", "teacher"])
         self.decoder: FaceDecoder = DECODERS.create(decoder) if isinstance(decoder, str) else decoder
-        if isinstance(teacher, str):
-            teacher = TEACHERS.create(teacher, **({"weights": teacher_weights} if teacher_weights else {}))
-        elif teacher_weights:
-            raise ConfigError("teacher_weights only applies to a teacher given by name; put weights in its init_args")
+        teacher = build_teacher(teacher, teacher_weights)
         self.teacher: FaceTeacher | None = teacher.freeze() if teacher is not None else None
         if self.teacher is not None and self.teacher.embed_dim != self.decoder.embed_dim:
             raise ConfigError(

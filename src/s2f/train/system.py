@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import lightning as L
@@ -10,7 +9,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from .._config import component_spec
-from .._registry import DECODERS, ENCODERS, TEACHERS
+from .._noise import drop_frozen_module_warning
+from .._registry import DECODERS, ENCODERS
 from ..angles import angles_deg
 from ..audio import SpectrogramFrontend
 from ..decoders.face_decoder import FaceDecoder
@@ -18,14 +18,14 @@ from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
 from ..losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
+from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
 from .nonfinite import skip_nonfinite_step
 
 __all__ = ["Speech2FaceSystem"]
 
-# The frozen teacher (and decoder) stay in eval mode on purpose; Lightning would warn about them every fit.
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+drop_frozen_module_warning()  # the frozen teacher (and decoder) stay in eval mode on purpose
 
 _FROZEN_PREFIXES = ("teacher.", "decoder.")
 
@@ -129,10 +129,7 @@ class Speech2FaceSystem(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
         self.encoder: VoiceEncoder = ENCODERS.create(encoder) if isinstance(encoder, str) else encoder
-        if isinstance(teacher, str):
-            teacher = TEACHERS.create(teacher, **({"weights": teacher_weights} if teacher_weights else {}))
-        elif teacher_weights:
-            raise ConfigError("teacher_weights only applies to a teacher given by name; put weights in its init_args")
+        teacher = build_teacher(teacher, teacher_weights)
         self.teacher: FaceTeacher = teacher.freeze()
         self.decoder: FaceDecoder | None = DECODERS.create(decoder) if isinstance(decoder, str) else decoder
         if self.decoder is not None:

@@ -18,10 +18,15 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DIR", tempfile.mkdtemp(prefix="s2f-wandb-"))
 
+import lightning.pytorch  # noqa: F401  (see below)
 import pytest
 import torch
 
 from helpers.shards import ShardFactory
+
+# Lightning gives its loggers a StreamHandler bound to sys.stderr when it is first imported. Imported
+# here, that is pytest's session-wide stream; first imported inside a test that uses capsys, it would be
+# that test's stream, closed after it, and every later Lightning log line would fail to write.
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

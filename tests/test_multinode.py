@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from helpers.fit import RECIPE, read_steps, weights
+from helpers.processes import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES, PER_NODE = 2, 2
@@ -96,22 +97,9 @@ def _start_nodes(launcher: str, run: Path, config: Path, *extra: str) -> list[su
     return nodes
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (torchrun starts its workers in sessions of their own)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for child in children:
-            found += [child, *_descendants(child)]
-    return found
-
-
 def _kill_node(process: subprocess.Popen[Any]) -> None:
     """SIGKILL to the launcher and every process below it, all at once, as when a machine goes down."""
-    for pid in [process.pid, *_descendants(process.pid)]:
+    for pid in [process.pid, *descendants(process.pid)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait()

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from helpers.fit import RECIPE, read_steps, weights
+from helpers.processes import descendants
 from helpers.streaming import MotoServerProcess, free_port, read_journal, upload_tree
 
 pytest.importorskip("moto.server")
@@ -114,22 +115,9 @@ def _start_nodes(run: Path, config: Path, *extra: str) -> list[subprocess.Popen[
     return nodes
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc (torchrun starts its workers in sessions of their own)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for child in children:
-            found += [child, *_descendants(child)]
-    return found
-
-
 def _kill(nodes: list[subprocess.Popen[Any]]) -> None:
     """SIGKILL to every launcher and every process below them, all at once: the job is preempted."""
-    pids = [pid for node in nodes for pid in [node.pid, *_descendants(node.pid)]]
+    pids = [pid for node in nodes for pid in [node.pid, *descendants(node.pid)]]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers.fit import RECIPE, read_steps, weights
+from helpers.fit import RECIPE, checkpoint_abs_sum, read_steps
 from helpers.processes import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,21 +222,8 @@ def test_a_killed_node_restarted_with_ckpt_path_last_resumes_to_the_uninterrupte
         # 4e-10 relative). One step more or less moves these sums by far more than the bound (checked below).
         for key in ("weights_sum", "weights_abs_sum"):
             assert record[key] == pytest.approx(reference[key], rel=RESUME_GAP, abs=0)
-    one_step = abs(torchrun_run[0]["weights_abs_sum"] - _checkpoint_abs_sum(tmp_path / "checkpoints", KILL_AT))
+    one_step = abs(torchrun_run[0]["weights_abs_sum"] - checkpoint_abs_sum(tmp_path / "checkpoints", KILL_AT))
     assert one_step > 1000 * RESUME_GAP * torchrun_run[0]["weights_abs_sum"], one_step
-
-
-def _checkpoint_abs_sum(folder: Path, step: int) -> float:
-    """The sum of the absolute trainable weights (as :mod:`helpers.nodes` sums them) in the checkpoint of ``step``."""
-    from s2f.train import Speech2FaceSystem
-
-    trainable = {
-        name for name, p in Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny").named_parameters() if p.requires_grad
-    }
-    (path,) = folder.glob(f"epoch=*-step={step}.ckpt")
-    _, state = weights(path)
-    assert trainable <= state.keys()
-    return float(sum(state[name].double().abs().sum() for name in trainable))
 
 
 def _prepare(corpus: Path, out: Path, *compute: str, launcher: list[str] | None = None) -> list[str]:

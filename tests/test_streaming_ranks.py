@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers.fit import RECIPE, read_steps, weights
+from helpers.fit import RECIPE, checkpoint_abs_sum, read_steps, weights
 from helpers.processes import descendants
 from helpers.streaming import MotoServerProcess, free_port, read_journal, upload_tree
 
@@ -230,17 +230,5 @@ def test_a_run_killed_mid_epoch_resumes_from_s3_on_every_clip_once_to_the_uninte
     # measured 4e-10 relative). One step more or less moves these sums by far more than the bound (checked below).
     for key in ("weights_sum", "weights_abs_sum"):
         assert resumed[0][key] == pytest.approx(uninterrupted[0][key], rel=RESUME_GAP, abs=0)
-    one_step = abs(uninterrupted[0]["weights_abs_sum"] - _abs_sum(tmp_path / "checkpoints", KILL_AT))
+    one_step = abs(uninterrupted[0]["weights_abs_sum"] - checkpoint_abs_sum(tmp_path / "checkpoints", KILL_AT))
     assert one_step > 1000 * RESUME_GAP * uninterrupted[0]["weights_abs_sum"], one_step
-
-
-def _abs_sum(folder: Path, step: int) -> float:
-    """The sum of the absolute trainable weights (as :mod:`helpers.nodes` sums them) in the checkpoint of ``step``."""
-    from s2f.train import Speech2FaceSystem
-
-    trainable = {
-        name for name, p in Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny").named_parameters() if p.requires_grad
-    }
-    (path,) = folder.glob(f"epoch=*-step={step}.ckpt")
-    _, state = weights(path)
-    return float(sum(state[name].double().abs().sum() for name in trainable))

@@ -81,6 +81,20 @@ class StepLog(L.Callback):
             handle.write(f"{trainer.global_step} {time.monotonic()}\n")
 
 
+def checkpoint_abs_sum(folder: Path, step: int) -> float:
+    """The sum of the absolute trainable weights (as :mod:`helpers.nodes` sums them) in ``folder``'s checkpoint
+    of ``step`` (the debug recipe's tiny system)."""
+    from s2f.train import Speech2FaceSystem
+
+    trainable = {
+        name for name, p in Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny").named_parameters() if p.requires_grad
+    }
+    (path,) = folder.glob(f"epoch=*-step={step}.ckpt")
+    _, state = weights(path)
+    assert trainable <= state.keys()
+    return float(sum(state[name].double().abs().sum() for name in trainable))
+
+
 def read_steps(path: Path) -> list[tuple[int, float]]:
     """The ``(global_step, monotonic time)`` lines a :class:`StepLog` wrote (none when the file is missing)."""
     if not path.exists():

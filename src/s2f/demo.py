@@ -176,7 +176,7 @@ def run_demo(
             raise ConfigError(f"no demo plan {plan!r}; choose one of {', '.join(DEMO_PLANS)}")
         plan = DEMO_PLANS[plan]
     plan = plan or DEMO_PLANS["quick" if quick else "default"]
-    _quiet_lightning()
+    quiet_lightning()  # the demo's output is its own stages: no device banners, tips or deprecations
     timer = _StageTimer()
     stages = 6
 
@@ -331,11 +331,6 @@ def _fit_encoder(
 
 
 # -- reporting -------------------------------------------------------------------------------------
-
-
-def _quiet_lightning() -> None:
-    """Keeps the demo's output to its own stages: no device banners, tips or third-party deprecations."""
-    quiet_lightning()
 
 
 class _StageTimer:

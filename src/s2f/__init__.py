@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from . import decoders, encoders, teachers
 from ._model_info import ModelInfo, model_info
-from ._moved import install as _install_moved_modules
 from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
 from .errors import S2FError
 from .losses import Speech2FaceLoss
 from .pipeline import Prediction, Speech2Face
-
-# Old module paths (s2f.data.shards, s2f.lit, s2f.faces, ...) import for one more release, with a warning.
-_install_moved_modules()
-
 
 __all__ = [
     "DECODERS",

@@ -277,7 +277,7 @@ def _rules_for(class_path: str, base: type) -> dict[str, Rule]:
     from ._config import import_trusted
 
     # Imported only after the package check; keyed by where the class lives, so re-exports and the
-    # module paths of earlier releases (s2f._moved) find the same declaration.
+    # module paths of earlier releases (s2f._compat.moved) find the same declaration.
     cls = import_trusted(class_path, base.__name__)
     if not issubclass(cls, base):
         raise ConfigError(f"{class_path} is not a {base.__name__}; refusing to build it")

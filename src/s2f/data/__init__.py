@@ -4,7 +4,7 @@ The code lives in :mod:`s2f.shards` (the format), :mod:`s2f.prepare` (builders) 
 (the datamodule); this package re-exports the names users reach for. ``S2FDataModule`` is imported on
 first use, so tools that only read or write shards do not pay for importing Lightning. The modules that
 used to live here (``s2f.data.shards``, ``s2f.data.prepare``, ...) still import, with a
-DeprecationWarning naming their new home (see :mod:`s2f._moved`).
+DeprecationWarning naming their new home (stub files listed in :mod:`s2f._compat.moved`).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from s2f.calibration import fit_calibration
 from s2f.data import iter_records, read_manifest
 from s2f.demo import DEMO_PLANS, DemoPlan
 from s2f.eval import evaluate
-from s2f.losses import Speech2FaceLoss
+from s2f.train.losses import Speech2FaceLoss
 
 __all__ = ["main", "train_head", "training_windows"]
 

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _table import format_table, load_average, machine
 from s2f import ENCODERS
 from s2f.audio import SAMPLE_RATE, SpectrogramFrontend
-from s2f.losses import normalized_l2
+from s2f.train.losses import normalized_l2
 
 __all__ = [
     "Row",

@@ -52,8 +52,8 @@ from _timing import CLOCKS, PRECISIONS, matmul_tflops, timed
 from _timing import autocast as _autocast
 from s2f import TEACHERS
 from s2f.audio import SAMPLE_RATE
-from s2f.losses import normalized_l2
 from s2f.train import Speech2FaceSystem
+from s2f.train.losses import normalized_l2
 
 __all__ = ["VE_CONV_CHANNELS", "Row", "build_ve_conv", "main"]
 

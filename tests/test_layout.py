@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import s2f
-from s2f._compat.moved import MOVED, stub_path, stub_text
+from s2f._compat.moved import MOVED, MOVED_NAMES, stub_path, stub_text
 
 PACKAGE = Path(s2f.__file__).parent
 MAX_MODULE_LINES = 500
@@ -166,6 +166,19 @@ def test_every_moved_row_has_its_stub_file_and_every_stub_file_its_row() -> None
         assert stub_path(old).read_text(encoding="utf-8") == stub_text(old), old
     stubs = {name for name, path in ALL_MODULES.items() if "redirect(__name__)" in path.read_text().splitlines()}
     assert stubs == set(MOVED)
+
+
+@pytest.mark.parametrize("old", sorted(MOVED_NAMES))
+def test_every_moved_name_still_resolves_with_a_warning_naming_its_one_home(old: str) -> None:
+    module, _, name = old.rpartition(".")
+    new = MOVED_NAMES[old].new
+    assert isinstance(new, str)
+    home, _, new_name = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*{MOVED_NAMES[old].removed_in}.*{new}") as caught:
+        value = getattr(importlib.import_module(module), name)
+    assert {Path(w.filename).name for w in caught if issubclass(w.category, DeprecationWarning)} == {"test_layout.py"}
+    assert value is getattr(importlib.import_module(home), new_name)
+    assert name not in getattr(importlib.import_module(module), "__all__", ())
 
 
 def test_the_package_never_imports_an_old_path() -> None:

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
-from s2f.losses import Speech2FaceLoss, distillation_loss, normalized_l2
+from s2f.train.losses import Speech2FaceLoss, distillation_loss, normalized_l2
 
 
 def test_normalized_l2_ignores_scale_and_spans_zero_to_four() -> None:

@@ -10,13 +10,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import decoders, encoders, teachers
+from ._compat.moved import moved_name
 from ._model_info import ModelInfo, model_info
 from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
 from .errors import S2FError
-from .losses import Speech2FaceLoss
 from .pipeline import Prediction, Speech2Face
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "S2FError",
     "SpectrogramFrontend",
     "Speech2Face",
-    "Speech2FaceLoss",
     "Waveform",
     "__version__",
     "decoders",
@@ -51,3 +52,8 @@ def list_models(pattern: str = "*", *, tiny: bool | None = None) -> list[str]:
     return sorted(
         {*ENCODERS.list(pattern, tiny=tiny), *TEACHERS.list(pattern, tiny=tiny), *DECODERS.list(pattern, tiny=tiny)}
     )
+
+
+def __getattr__(name: str) -> Any:
+    # Names that moved to their one documented home (s2f._compat.moved.MOVED_NAMES) answer with a warning.
+    return moved_name(__name__, name)

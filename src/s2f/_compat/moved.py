@@ -23,10 +23,15 @@ recipe or shard manifest, can name):
 2. Add a row to :data:`MOVED` below: ``"s2f.old.path": Moved("s2f.new.path", REMOVED_IN)`` (a tuple
    of new paths for a split module). A row whose old path is a package needs its folder's
    ``__init__.py`` as a stub too, and a row for each old submodule that still imports.
-3. Write the stub file: ``python -m s2f._compat.moved`` writes every missing one from the table
-   (the text is :func:`stub_text`; old packages get ``__init__.py`` in their folder).
+3. Write the stub file: ``python -c "import s2f._compat.moved as m; print(m.write_missing_stubs())"``
+   writes every missing one from the table (the text is :func:`stub_text`; old packages get
+   ``__init__.py`` in their folder).
 4. ``python -m pytest tests/test_layout.py -q -k moved``: every row has its stub and every stub its
    row, each warns naming its new home and resolves to it.
+
+A public name that had a second door (``s2f.Speech2FaceLoss`` beside ``s2f.train.losses``) is a row
+of :data:`MOVED_NAMES`; the module that held it answers it from its ``__getattr__`` through
+:func:`moved_name`.
 
 When the release named in a row ships, delete the row and its stub file together.
 """
@@ -42,7 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MOVED", "REMOVED_IN", "Moved", "redirect", "stub_path", "stub_text"]
+__all__ = ["MOVED", "MOVED_NAMES", "REMOVED_IN", "Moved", "moved_name", "redirect", "stub_path", "stub_text"]
 
 # Before 1.0 a minor release may change the API, always with a deprecation period of one release
 # (CHANGELOG.md): paths moved during 0.2's development go in 0.3.
@@ -97,6 +102,13 @@ MOVED: dict[str, Moved] = {
     "s2f.encoders.base": Moved("s2f.encoders.voice_encoder", REMOVED_IN),
     "s2f.teachers.base": Moved("s2f.teachers.face_teacher", REMOVED_IN),
     "s2f.decoders.base": Moved("s2f.decoders.face_decoder", REMOVED_IN),
+    "s2f.losses": Moved("s2f.train.losses", REMOVED_IN),
+}
+
+# Names that had a second door into the package: old dotted name -> the one documented name. The
+# module that held the old name answers it from its ``__getattr__`` through :func:`moved_name`.
+MOVED_NAMES: dict[str, Moved] = {
+    "s2f.Speech2FaceLoss": Moved("s2f.train.losses.Speech2FaceLoss", REMOVED_IN),
 }
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -146,6 +158,21 @@ def redirect(old: str) -> None:
         _fill_from(stub, moved.homes)
 
 
+def moved_name(module: str, name: str) -> Any:
+    """For a module's ``__getattr__``: an old name of ``module`` with a warning, or AttributeError."""
+    moved = MOVED_NAMES.get(f"{module}.{name}")
+    if moved is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    assert isinstance(moved.new, str)
+    warnings.warn(
+        f"{module}.{name} is deprecated and will be removed in {moved.removed_in}; use {moved.new} instead",
+        DeprecationWarning,
+        stacklevel=3,  # past this function and the module's __getattr__: the line that asked for the name
+    )
+    home, _, attribute = moved.new.rpartition(".")
+    return getattr(importlib.import_module(home), attribute)
+
+
 def _public_names(module: ModuleType) -> Iterator[str]:
     yield from (name for name in vars(module) if not (name.startswith("__") and name.endswith("__")))
     yield from getattr(module, "__all__", ())
@@ -178,8 +205,3 @@ def write_missing_stubs() -> list[Path]:
             path.write_text(stub_text(old), encoding="utf-8")
             written.append(path)
     return written
-
-
-if __name__ == "__main__":
-    for path in write_missing_stubs():
-        print(path)

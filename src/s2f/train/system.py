@@ -16,7 +16,7 @@ from ..audio import SpectrogramFrontend
 from ..decoders.face_decoder import FaceDecoder
 from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
-from ..losses import Speech2FaceLoss
+from .losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
 from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher

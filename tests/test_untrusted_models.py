@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from s2f import ENCODERS, Speech2Face
-from s2f._config import build_component, trusted_packages
+from s2f.config.components import build_component, trusted_packages
 from s2f.encoders import VoiceEncoder
 from s2f.errors import ConfigError, S2FError, WeightsError
 

@@ -29,11 +29,11 @@ from typing import Any, overload
 import torch
 import torch.nn as nn
 
-from ._config import build_component, component_spec
+from .config.components import build_component, component_spec
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, load_clip
 from .calibration import EmbeddingCalibration
-from .config_schema import check_saved_decoder, check_saved_model, read_config_file
+from .config.schema import check_saved_decoder, check_saved_model, read_config_file
 from .decoders.face_decoder import FaceDecoder, FaceOutput
 from .encoders.voice_encoder import VoiceEncoder
 from .errors import ConfigError, WeightsError
@@ -286,7 +286,7 @@ class Speech2Face(nn.Module):
         """Loads a saved folder, a Lightning ``.ckpt`` of a Speech2Face training run, or ``hf-hub:ORG/NAME``.
 
         Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads. A folder is
-        read as untrusted data: its config is held to :mod:`s2f.config_schema` (no hub ids, URLs, paths or
+        read as untrusted data: its config is held to :mod:`s2f.config.schema` (no hub ids, URLs, paths or
         pass-through arguments), its files must lie inside it, and its weights must be finite.
         """
         text = os.fspath(path)

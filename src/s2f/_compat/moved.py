@@ -103,6 +103,8 @@ MOVED: dict[str, Moved] = {
     "s2f.teachers.base": Moved("s2f.teachers.face_teacher", REMOVED_IN),
     "s2f.decoders.base": Moved("s2f.decoders.face_decoder", REMOVED_IN),
     "s2f.losses": Moved("s2f.train.losses", REMOVED_IN),
+    "s2f.config_schema": Moved("s2f.config.schema", REMOVED_IN),
+    "s2f.config_rules": Moved("s2f.config.rules", REMOVED_IN),
 }
 
 # Names that had a second door into the package: old dotted name -> the one documented name. The

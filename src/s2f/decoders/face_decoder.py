@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from .._config import RecordsConfig
+from ..config.components import RecordsConfig
 
 __all__ = ["FaceDecoder", "FaceOutput"]
 

@@ -54,9 +54,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-from .._config import _INIT_ARGS
 from .._registry import ENCODERS
 from .._weights import load_into
+from ..config.components import INIT_ARGS
 from ..errors import MissingExtraError, WeightsError
 from .voice_encoder import VoiceEncoder
 
@@ -229,7 +229,7 @@ class SpeakerFrontendEncoder(VoiceEncoder):
         if load_pretrained and not self.frontend.linear.weight.is_meta:  # a meta skeleton has nothing to fill
             self.frontend.load_ge2e()
         # The weights now travel in the state dict: a saved model must not go looking for resemblyzer.
-        self.__dict__[_INIT_ARGS]["load_pretrained"] = False
+        self.__dict__[INIT_ARGS]["load_pretrained"] = False
         if freeze_frontend:
             self.frontend.requires_grad_(False)
         head: list[nn.Module] = [nn.BatchNorm1d(dvector_dim)]

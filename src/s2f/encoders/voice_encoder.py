@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._config import RecordsConfig
+from ..config.components import RecordsConfig
 
 __all__ = ["VoiceEncoder"]
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._config import RecordsConfig
+from ..config.components import RecordsConfig
 
 __all__ = ["FaceTeacher"]
 

@@ -8,19 +8,19 @@ import lightning as L
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .._config import component_spec
 from .._noise import drop_frozen_module_warning
 from .._registry import DECODERS, ENCODERS
 from ..angles import angles_deg
 from ..audio import SpectrogramFrontend
+from ..config.components import component_spec
 from ..decoders.face_decoder import FaceDecoder
 from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
-from .losses import Speech2FaceLoss
 from ..pipeline import Speech2Face
 from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
+from .losses import Speech2FaceLoss
 from .nonfinite import skip_nonfinite_step
 
 __all__ = ["Speech2FaceSystem"]

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from .errors import ConfigError, S2FError
+from ..errors import ConfigError, S2FError
 
 __all__ = ["RecordsConfig", "build_component", "component_spec", "import_trusted", "trusted_packages"]
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-_INIT_ARGS = "_s2f_init_args"
+INIT_ARGS = "_s2f_init_args"
 
 
 class RecordsConfig:
@@ -38,7 +38,7 @@ class RecordsConfig:
 
         @functools.wraps(init)
         def recording_init(self: Any, *args: Any, **kw: Any) -> None:
-            if _INIT_ARGS not in self.__dict__:
+            if INIT_ARGS not in self.__dict__:
                 bound = signature.bind(self, *args, **kw)
                 bound.apply_defaults()
                 recorded: dict[str, Any] = {}
@@ -49,7 +49,7 @@ class RecordsConfig:
                     elif kind is not inspect.Parameter.VAR_POSITIONAL:
                         recorded[name] = value
                 # Bypass nn.Module.__setattr__: this runs before nn.Module.__init__.
-                self.__dict__[_INIT_ARGS] = recorded
+                self.__dict__[INIT_ARGS] = recorded
             init(self, *args, **kw)
 
         cls.__init__ = recording_init  # type: ignore[method-assign]
@@ -69,7 +69,7 @@ def _jsonable(value: Any) -> Any:
 
 def component_spec(module: nn.Module) -> dict[str, Any]:
     """The ``{"class_path", "init_args"}`` record that rebuilds ``module`` (without its weights)."""
-    init_args = module.__dict__.get(_INIT_ARGS)
+    init_args = module.__dict__.get(INIT_ARGS)
     # FSDP2's fully_shard swaps in a generated subclass (FSDP<Name>); the model is the class under it.
     cls = next(c for c in type(module).__mro__ if not c.__module__.startswith("torch.distributed."))
     if init_args is None:
@@ -97,7 +97,7 @@ def trusted_packages() -> set[str]:
     A plug-in is a package that registers models through the entry points, or whose builders are in a
     registry already; the entry points are read, not loaded, so asking imports nothing.
     """
-    from ._registry import DECODERS, ENCODERS, TEACHERS
+    from .._registry import DECODERS, ENCODERS, TEACHERS
 
     packages = {"s2f"}
     for group in _PLUGIN_GROUPS:
@@ -138,7 +138,7 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
 
     Only classes of s2f and of installed plug-ins are imported (see :func:`trusted_packages`). The
     arguments are passed as they are: a record read from a file is first held to
-    :mod:`s2f.config_schema` by the loaders.
+    :mod:`s2f.config.schema` by the loaders.
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
         raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: no class_path")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import s2f
-from s2f.bundled_recipes import recipe_dir, recipe_names, recipe_path, recipe_summary, resolve_recipe
 from s2f.cli import lightning_commands, main
 from s2f.cli.recipes_command import with_recipe_paths
 from s2f.errors import ConfigError
+from s2f.train.bundled_recipes import recipe_dir, recipe_names, recipe_path, recipe_summary, resolve_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(path.stem for path in (ROOT / "recipes").glob("*.yaml"))

@@ -105,6 +105,7 @@ MOVED: dict[str, Moved] = {
     "s2f.losses": Moved("s2f.train.losses", REMOVED_IN),
     "s2f.config_schema": Moved("s2f.config.schema", REMOVED_IN),
     "s2f.config_rules": Moved("s2f.config.rules", REMOVED_IN),
+    "s2f.bundled_recipes": Moved("s2f.train.bundled_recipes", REMOVED_IN),
 }
 
 # Names that had a second door into the package: old dotted name -> the one documented name. The

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from s2f.bundled_recipes import copy_recipes, recipe_dir, recipe_names, recipe_path, recipe_summary, resolve_recipe
+from s2f.train.bundled_recipes import (
+    copy_recipes,
+    recipe_dir,
+    recipe_names,
+    recipe_path,
+    recipe_summary,
+    resolve_recipe,
+)
 
 __all__ = ["main", "with_recipe_paths"]
 
@@ -20,7 +27,7 @@ def with_recipe_paths(args: list[str], *, leading_recipes: bool = False) -> list
     """``args`` with each ``--config``/``-c`` value (and, for ``s2f run``, each leading recipe) resolved.
 
     A path to a file stays as it is; a bundled recipe's name becomes its file
-    (:func:`s2f.bundled_recipes.resolve_recipe`, which also says what is wrong with a name that is neither).
+    (:func:`s2f.train.bundled_recipes.resolve_recipe`, which also says what is wrong with a name that is neither).
     """
     resolved: list[str] = []
     index = 0

@@ -20,7 +20,8 @@ from s2f.synth import synthesize_world
 
 
 def _dests(parser: argparse.ArgumentParser) -> set[str]:
-    return {action.dest for action in parser._actions if action.dest != "help"}
+    """The parser's options, less help and the config file's own (cli.config_file)."""
+    return {action.dest for action in parser._actions if action.dest not in ("help", "config", "print_config")}
 
 
 def _keywords(function: Any, skip: tuple[str, ...] = ()) -> set[str]:

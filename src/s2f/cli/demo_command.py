@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from ._options import FunctionOptions
+from .config_file import add_config_options, parse_with_config
 
-__all__ = ["main"]
+__all__ = ["demo_arguments", "main"]
 
 
 def _options() -> FunctionOptions:
@@ -15,8 +18,8 @@ def _options() -> FunctionOptions:
     return FunctionOptions(run_demo, skip=("plan",))
 
 
-def main(args: list[str]) -> int:
-    """Runs ``s2f demo ARGS``; returns the exit status."""
+def demo_arguments(args: Sequence[str]) -> dict[str, Any]:
+    """The keyword arguments of :func:`s2f.demo.run_demo` that ``s2f demo ARGS`` runs it with (nothing runs)."""
     options = _options()
     parser = argparse.ArgumentParser(
         prog="s2f demo",
@@ -28,6 +31,14 @@ def main(args: list[str]) -> int:
 
     # A plan is a name here; the function also takes a DemoPlan, which a command line cannot spell.
     parser.add_argument("--plan", choices=list(DEMO_PLANS), help="a named plan (overrides --quick)")
-    namespace = parser.parse_args(args)
-    options.function(**options.kwargs(namespace), plan=namespace.plan)
+    add_config_options(parser)
+    namespace = parse_with_config(parser, args)
+    return {**options.kwargs(namespace), "plan": namespace.plan}
+
+
+def main(args: list[str]) -> int:
+    """Runs ``s2f demo ARGS``; returns the exit status."""
+    from s2f.demo import run_demo
+
+    run_demo(**demo_arguments(args))
     return 0

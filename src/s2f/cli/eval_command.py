@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ._options import Flag, FunctionOptions
+from .config_file import add_config_options, parse_with_config
 
 __all__ = ["main"]
 
@@ -40,13 +41,14 @@ def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--wandb", metavar="PROJECT", help="also log to this W&B project (WANDB_MODE=offline works)")
     options.add_to(parser)
+    add_config_options(parser)
     return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f eval ARGS``; returns the exit status (bad input raises :class:`~s2f.errors.S2FError`)."""
     options = _options()
-    parsed = _parser(options).parse_args(args)
+    parsed = parse_with_config(_parser(options), args)
 
     from s2f.pipeline import Speech2Face
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .config_file import add_config_options, parse_with_config
+
 __all__ = ["main"]
 
 
@@ -39,12 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also write OUT_DIR/model.onnx: waveforms -> embeddings (front end, encoder, calibration; no face "
         "decoder), batch and length dynamic, for onnxruntime or `s2f predict --model OUT_DIR/model.onnx`",
     )
+    add_config_options(parser)
     return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f export ARGS``; returns the exit status."""
-    options = _parser().parse_args(args)
+    options = parse_with_config(_parser(), args)
     from s2f.eval.protocol import REPORTED_SPLIT, refuse_reported_split
     from s2f.pipeline import Speech2Face, load_decoder
 

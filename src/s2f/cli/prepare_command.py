@@ -14,6 +14,7 @@ from typing import Any
 from s2f.extras import require_extra
 
 from ._options import Flag, FunctionOptions
+from .config_file import add_config_options, parse_with_config
 
 __all__ = ["main"]
 
@@ -71,6 +72,7 @@ def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
     listing.add_argument("--voxceleb-meta", metavar="CSV", help="vox1_meta.csv / vox2_meta.csv (with --voxceleb)")
     listing.add_argument("--split", choices=("train", "val", "test"), help="put every clip in this split")
     options.add_to(parser, title="output")
+    add_config_options(parser)
     return parser
 
 
@@ -78,7 +80,7 @@ def main(args: list[str]) -> int:
     """Runs ``s2f prepare ARGS``; returns the exit status."""
     options = _options()
     parser = _parser(options)
-    parsed = parser.parse_args(args)
+    parsed = parse_with_config(parser, args)
     if parsed.avspeech and not parsed.videos:
         parser.error("--avspeech needs --videos DIR, the folder of downloaded videos")
     if parsed.videos and not parsed.avspeech:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from s2f.errors import ConfigError
 
+from .config_file import add_config_options, parse_with_config
+
 __all__ = ["demo_gallery", "main"]
 
 DEMO_MODEL, DEMO_SHARDS = Path("runs/demo/model"), Path("runs/demo/shards")
@@ -42,12 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-upload-mb", type=float, default=limits.max_upload_mb, help="largest upload, MB")
     parser.add_argument("--max-seconds", type=float, default=limits.max_seconds, help="longest recording, seconds")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    add_config_options(parser)
     return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f serve ARGS`` until interrupted; returns the exit status."""
-    options = _parser().parse_args(args)
+    options = parse_with_config(_parser(), args)
     model_dir, gallery_root = _model_and_gallery(options.model, options.gallery)
 
     from s2f.pipeline import Speech2Face

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from ._options import Flag, FunctionOptions
+from .config_file import add_config_options, parse_with_config
 
 __all__ = ["QUICK", "main"]
 
@@ -54,13 +55,14 @@ def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
         help="after writing (or finding) the world, print how well a kernel ridge on its true voice parameters "
         "retrieves held-out faces in these prepared shards, scored as s2f eval scores a model",
     )
+    add_config_options(parser)
     return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f synth ARGS``; returns the exit status."""
     options = _options()
-    parsed = _parser(options).parse_args(args)
+    parsed = parse_with_config(_parser(options), args)
     kwargs: dict[str, Any] = options.kwargs(parsed)
     for name, quick in QUICK.items():
         if kwargs[name] is None:

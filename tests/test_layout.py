@@ -234,3 +234,26 @@ def test_model_code_imports_no_lightning() -> None:
         name for name in model_code if any(m.split(".")[0] == "lightning" for m in _imported_modules_raw(MODULES[name]))
     }
     assert model_code and importing == set()
+
+
+# What every room uses, and nothing else: the package root holds at most these 8 modules, besides the
+# deprecation stubs listed in s2f._compat.moved.
+ROOT_MODULES = {"__init__", "__main__", "errors", "extras", "_registry", "_version", "_atomic", "_noise"}
+# The model's modules on their way to s2f/model/ (issue 27): remove each name as its module moves.
+MOVING_TO_THE_MODEL_ROOM = {
+    "pipeline",
+    "inference",
+    "onnx_export",
+    "calibration",
+    "model_card",
+    "cartoon",
+    "_weights",
+    "_model_info",
+    "angles",
+}
+
+
+def test_the_package_root_holds_at_most_eight_modules_besides_listed_stubs() -> None:
+    root = {path.stem for path in PACKAGE.glob("*.py") if f"s2f.{path.stem}" not in MOVED}
+    assert len(ROOT_MODULES) <= 8
+    assert root - MOVING_TO_THE_MODEL_ROOM == ROOT_MODULES

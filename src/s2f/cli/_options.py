@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from s2f.errors import ConfigError
+
 __all__ = ["Flag", "FunctionOptions", "docstring_entries"]
 
 _UNSET: Any = object()
@@ -133,7 +135,11 @@ class FunctionOptions:
         values = {option.name: _tuple_if_list(getattr(namespace, option.name)) for option in self._options}
         kwargs: dict[str, Any] = {o.name: values[o.name] for o in self._options if o.group is None}
         for name, config in self.groups.items():
-            kwargs[name] = config(**{o.name: values[o.name] for o in self._options if o.group == name})
+            fields = {o.name: values[o.name] for o in self._options if o.group == name}
+            try:
+                kwargs[name] = config(**fields)
+            except ValueError as exc:  # the group checks its fields together: one line, not a traceback
+                raise ConfigError(f"options of {_title(name, config)}: {exc}") from None
         return kwargs
 
 

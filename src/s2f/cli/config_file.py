@@ -186,7 +186,7 @@ def _allow_from_file(parser: argparse.ArgumentParser, values: dict[str, Any], gi
     member: the command line's if it names one, else the file's."""
     for group in parser._mutually_exclusive_groups:
         members = {action.dest for action in group._group_actions}
-        from_file = members & set(values)
+        from_file = {dest for dest in members & set(values) if values[dest] is not None}
         if members & given:
             for dest in from_file:  # the command line chose another member: the file's one steps aside
                 values[dest] = None

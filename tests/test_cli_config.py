@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from s2f.cli import demo_command, eval_command, main
+from s2f.cli import COMMANDS, demo_command, eval_command, main
 from s2f.cli.config_file import parse_with_config
 from s2f.data import read_manifest
 from s2f.synth.sample_videos import photo, speech
@@ -133,13 +133,23 @@ def test_print_config_reads_back_to_the_same_run(
     assert _printed_config(capsys, args[0], "--config", str(config)) == printed
 
 
-def test_every_configured_command_offers_the_file(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in CONFIGURED:
-        with pytest.raises(SystemExit):
-            main([name, "--help"])
-        text = capsys.readouterr().out
-        assert "--config FILE.yaml" in text and "--print_config" in text, name
-        assert max(len(line) for line in text.splitlines()) <= 120, name
+# `s2f predict --config` is still LightningCLI's predict for one release (cli.predict_command); then it joins.
+NOT_YET = {"predict"}
+
+
+@pytest.mark.parametrize("name", [c.name for c in COMMANDS if c.module != "lightning_commands"])
+def test_a_command_with_many_options_reads_a_file_and_its_help_fits_100_columns(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 100
+    options = [line for line in text.splitlines() if re.match(r"  -", line) and "--help" not in line]
+    offers_file = "--config FILE.yaml" in text and "--print_config" in text
+    assert offers_file == (name in CONFIGURED), (name, len(options))
+    assert name in CONFIGURED or len(options) <= 8 or name in NOT_YET, f"{name}: {len(options)} options, no --config"
 
 
 # -- bad files: one line naming the file, the key and the fix -------------------------------------------------

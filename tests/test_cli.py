@@ -16,7 +16,7 @@ from s2f.cli import COMMANDS, eval_command, lightning_commands, main, prepare_co
 from s2f.cli._options import Flag, FunctionOptions
 from s2f.eval import evaluate
 from s2f.prepare import DecodeOptions, PrepareOptions, prepare
-from s2f.synth import synthesize_world
+from s2f.synth import WorldSpec, synthesize_world
 
 
 def _dests(parser: argparse.ArgumentParser) -> set[str]:
@@ -89,7 +89,8 @@ def test_eval_and_synth_options_are_their_keywords() -> None:
         evaluate, skip=("model", "logger")
     )
     synth_options = _dests(synth_command._parser(synth_command._options()))
-    assert synth_options - {"quick", "reference"} == _keywords(synthesize_world)
+    world_fields = {field.name for field in dataclasses.fields(WorldSpec)}
+    assert synth_options - {"quick", "reference"} == _keywords(synthesize_world, skip=("world",)) | world_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +164,10 @@ def test_the_old_flag_spellings_still_parse() -> None:
     )
 
     synth = synth_command._options()
-    kwargs = synth.kwargs(synth_command._parser(synth).parse_args(["--out", "w", "--clips", "4"]))
-    assert (kwargs["clips_per_identity"], kwargs["identities"]) == (4, None)  # None: --quick or the default decides
+    parsed = synth_command._parser(synth).parse_args(["--out", "w", "--clips", "4", "--seed", "7"])
+    assert (parsed.clips_per_identity, parsed.identities) == (4, None)  # None: --quick or WorldSpec's default decides
+    parsed.identities, parsed.seconds = 5, 2.0
+    assert synth.kwargs(parsed)["world"] == WorldSpec(identities=5, clips_per_identity=4, seconds=2.0, seed=7)
 
 
 def test_prepare_takes_its_old_keywords_or_the_option_groups() -> None:

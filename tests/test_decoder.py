@@ -24,12 +24,11 @@ from helpers.shards import ShardFactory, write_shards
 from media import tone, write_wav
 from s2f import DECODERS, TEACHERS, Speech2Face
 from s2f.cli import main
-from s2f.data import ClipRecord, iter_records
+from s2f.data import ClipRecord, S2FDataModule, iter_records
 from s2f.decoders.linear_face import principal_components
 from s2f.errors import ConfigError, WeightsError
 from s2f.pipeline import load_decoder, save_decoder
 from s2f.train import FaceDecoderSystem, Speech2FaceSystem
-from s2f.train.datamodule import S2FDataModule
 from s2f.vision.alignment import mean_shape
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

@@ -4,6 +4,7 @@ voice parameters, in several languages, through rooms and microphones; and world
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -12,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from s2f.errors import S2FError
-from s2f.synth import speech, synthesize_world
+from s2f.synth import WorldSpec, speech, synthesize_world
 from s2f.synth.channel import room_and_microphone
 from s2f.synth.face_sources import default_cache_dir
 from s2f.synth.speech import LANGUAGES, espeak_variant, speak
@@ -108,8 +109,10 @@ def test_missing_espeak_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) 
 def test_a_world_on_the_speech_carrier(tmp_path: Path) -> None:
     cache = default_cache_dir()
     cache = cache if (cache / "downloads").is_dir() else tmp_path / "face-sources"
-    world = synthesize_world(tmp_path / "w", 2, 2, 1.5, seed=1, media="wav", workers=1, progress=False,
-                             cache_dir=cache, carrier="speech")  # fmt: skip
+    small = WorldSpec(identities=2, clips_per_identity=2, seconds=1.5, seed=1, media="wav")
+    world = synthesize_world(
+        tmp_path / "w", replace(small, carrier="speech"), workers=1, progress=False, cache_dir=cache
+    )
     assert world.settings["carrier"] == "speech"
     clips = sorted(world.root.rglob("*.wav"))
     assert len(clips) == 4
@@ -117,10 +120,11 @@ def test_a_world_on_the_speech_carrier(tmp_path: Path) -> None:
         samples, rate = sf.read(clip)
         assert rate == RATE and samples.shape == (24_000,) and 0.1 < np.abs(samples).max() <= 1.0
     with pytest.raises(S2FError, match="carrier"):
-        synthesize_world(tmp_path / "w", 2, 2, 1.5, seed=1, media="wav", workers=1, progress=False, cache_dir=cache)
+        synthesize_world(tmp_path / "w", small, workers=1, progress=False, cache_dir=cache)
     # Mixed: each clip on one carrier or the other, drawn from its seed.
-    mixed = synthesize_world(tmp_path / "m", 2, 2, 1.5, seed=1, media="wav", workers=1, progress=False,
-                             cache_dir=cache, carrier="mixed")  # fmt: skip
+    mixed = synthesize_world(
+        tmp_path / "m", replace(small, carrier="mixed"), workers=1, progress=False, cache_dir=cache
+    )
     assert mixed.settings["carrier"] == "mixed" and len(sorted(mixed.root.rglob("*.wav"))) == 4
     with pytest.raises(S2FError, match="carrier='whisper'"):
-        synthesize_world(tmp_path / "x", 2, 1, 1.5, cache_dir=cache, carrier="whisper")
+        synthesize_world(tmp_path / "x", replace(small, carrier="whisper"), cache_dir=cache)

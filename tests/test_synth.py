@@ -21,7 +21,7 @@ from s2f.errors import S2FError
 from s2f.prepare import PrepareSummary, prepare
 from s2f.prepare.decode import read_audio, read_frames
 from s2f.shards import iter_records
-from s2f.synth import SynthWorld, synthesize_world, voice_parameter_reference
+from s2f.synth import SynthWorld, WorldSpec, synthesize_world, voice_parameter_reference
 from s2f.synth import face_sources as sources
 from s2f.synth.face_sources import SourcePhotoError, default_cache_dir, load_bank
 from s2f.synth.morph import piecewise_affine
@@ -46,7 +46,11 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthWorld:
     out = tmp_path_factory.mktemp("world")
     return synthesize_world(
-        out, IDENTITIES, CLIPS, SECONDS, seed=3, test_fraction=0.25, workers=2, progress=False, cache_dir=cache
+        out,
+        WorldSpec(identities=IDENTITIES, clips_per_identity=CLIPS, seconds=SECONDS, seed=3, test_fraction=0.25),
+        workers=2,
+        progress=False,
+        cache_dir=cache,
     )
 
 
@@ -84,7 +88,11 @@ def test_every_clip_is_an_mp4_with_picture_and_sound(world: SynthWorld) -> None:
 def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache: Path, tmp_path: Path) -> None:
     # Identity i's media depend only on (seed, i): a 2-identity world in one process repeats them exactly.
     again = synthesize_world(
-        tmp_path / "again", 2, CLIPS, SECONDS, seed=3, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+        tmp_path / "again",
+        WorldSpec(identities=2, clips_per_identity=CLIPS, seconds=SECONDS, seed=3, test_fraction=0.5),
+        workers=1,
+        progress=False,
+        cache_dir=cache,
     )
     pairs = [(path, world.root / path.relative_to(again.root)) for path in clip_files(again)]
     assert len(pairs) == 2 * CLIPS
@@ -94,11 +102,19 @@ def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache
     lost.unlink()
     kept_time = kept.stat().st_mtime_ns
     synthesize_world(
-        tmp_path / "again", 2, CLIPS, SECONDS, seed=3, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+        tmp_path / "again",
+        WorldSpec(identities=2, clips_per_identity=CLIPS, seconds=SECONDS, seed=3, test_fraction=0.5),
+        workers=1,
+        progress=False,
+        cache_dir=cache,
     )
     assert lost.read_bytes() == pairs[0][1].read_bytes() and kept.stat().st_mtime_ns == kept_time
     other = synthesize_world(
-        tmp_path / "other", 2, 1, SECONDS, seed=4, test_fraction=0.5, workers=1, progress=False, cache_dir=cache
+        tmp_path / "other",
+        WorldSpec(identities=2, clips_per_identity=1, seconds=SECONDS, seed=4, test_fraction=0.5),
+        workers=1,
+        progress=False,
+        cache_dir=cache,
     )
     assert clip_files(other)[0].read_bytes() != clip_files(again)[0].read_bytes()
 
@@ -106,7 +122,13 @@ def test_same_seed_same_bytes_whatever_the_worker_count(world: SynthWorld, cache
 @pytest.mark.network
 def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> None:
     made = [
-        synthesize_world(tmp_path / name, 2, 1, 1.5, seed=1, media="wav", workers=1, progress=False, cache_dir=cache)
+        synthesize_world(
+            tmp_path / name,
+            WorldSpec(identities=2, clips_per_identity=1, seconds=1.5, seed=1, media="wav"),
+            workers=1,
+            progress=False,
+            cache_dir=cache,
+        )
         for name in ("a", "b")
     ]
     wavs = [clip_files(w, ".wav") for w in made]
@@ -285,7 +307,7 @@ def test_cli_prints_the_next_command_and_refuses_to_mix_worlds(cache: Path, tmp_
         assert s2f_main(["synth", *args, "--seed", "9"]) == 2
     assert "other settings (seed differ)" in errors.getvalue()
     with pytest.raises(S2FError, match=r"seconds=0\.1"):
-        synthesize_world(tmp_path / "bad", 2, 1, 0.1, cache_dir=cache)
+        synthesize_world(tmp_path / "bad", WorldSpec(identities=2, clips_per_identity=1, seconds=0.1), cache_dir=cache)
 
 
 @pytest.mark.slow
@@ -319,16 +341,40 @@ def test_without_pypi_the_installed_photos_are_used_with_a_warning(tmp_path: Pat
 @pytest.mark.network
 def test_a_world_of_public_domain_photos_morphs_only_those(cache: Path, tmp_path: Path) -> None:
     world = synthesize_world(
-        tmp_path / "public", 6, 1, 1.0, seed=1, workers=1, progress=False, cache_dir=cache, sources=("public-domain",)
+        tmp_path / "public",
+        WorldSpec(identities=6, clips_per_identity=1, seconds=1.0, seed=1, sources=("public-domain",)),
+        workers=1,
+        progress=False,
+        cache_dir=cache,
     )
     assert world.settings["sources"] == ["astronaut", "grace_hopper", "fr_obama", "fr_biden"]
     dominant = {row["dominant_source"] for row in world.identities()}
     assert dominant and dominant <= set(sources.PUBLIC_DOMAIN_SOURCES)
     # The same folder with every photo is another world, and refused.
     with pytest.raises(S2FError, match=r"other settings \(sources differ\)"):
-        synthesize_world(tmp_path / "public", 6, 1, 1.0, seed=1, workers=1, progress=False, cache_dir=cache)
+        synthesize_world(
+            tmp_path / "public",
+            WorldSpec(identities=6, clips_per_identity=1, seconds=1.0, seed=1),
+            workers=1,
+            progress=False,
+            cache_dir=cache,
+        )
 
 
 def test_an_unknown_source_name_lists_the_choices() -> None:
     with pytest.raises(SourcePhotoError, match=r"no source photo called nobody; choose from .*fr_obama.*public-domain"):
         sources.select_sources(["astronaut", "nobody"])
+
+
+def test_the_keywords_of_0_1_still_make_a_world_spec_with_a_warning(tmp_path: Path) -> None:
+    from s2f.synth.world_spec import spec_from
+
+    with pytest.warns(DeprecationWarning, match=r"synthesize_world\(identities=, sources=\.\.\.\).*WorldSpec"):
+        spec = spec_from(None, {"identities": 5, "sources": ["astronaut"]})
+    assert spec == WorldSpec(identities=5, sources=("astronaut",))
+    with pytest.raises(TypeError, match="identity"):
+        spec_from(None, {"identity": 5})
+    # Through the function: the spec's own checks refuse it before anything is read or written.
+    with pytest.warns(DeprecationWarning, match="seconds="), pytest.raises(S2FError, match=r"seconds=0\.1"):
+        synthesize_world(tmp_path / "old", identities=2, seconds=0.1)
+    assert not (tmp_path / "old").exists()

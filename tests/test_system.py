@@ -12,10 +12,9 @@ import torch
 
 from helpers.shards import ShardFactory, write_shards
 from s2f import TEACHERS, Speech2Face
-from s2f.data import ClipRecord
+from s2f.data import ClipRecord, S2FDataModule
 from s2f.errors import ConfigError
 from s2f.train import Speech2FaceSystem
-from s2f.train.datamodule import S2FDataModule
 
 
 def _sine_voices_and_noise_faces(folder: Path) -> Path:

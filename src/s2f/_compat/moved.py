@@ -112,9 +112,11 @@ MOVED: dict[str, Moved] = {
 # module that held the old name answers it from its ``__getattr__`` through :func:`moved_name`.
 MOVED_NAMES: dict[str, Moved] = {
     "s2f.Speech2FaceLoss": Moved("s2f.train.losses.Speech2FaceLoss", REMOVED_IN),
+    "s2f.train.S2FDataModule": Moved("s2f.data.S2FDataModule", REMOVED_IN),
 }
 
 PACKAGE = Path(__file__).resolve().parent.parent
+_MISSING = object()
 
 
 def is_old_package(old: str) -> bool:
@@ -195,6 +197,10 @@ def _late_name(package: str, name: str) -> Any:
     """An old package's attribute that was not there when it was imported: an old submodule by name."""
     if f"{package}.{name}" in MOVED:
         return importlib.import_module(f"{package}.{name}")
+    for home in MOVED[package].homes:  # a name its successor answers lazily (a deprecated one warns there)
+        value = getattr(importlib.import_module(home), name, _MISSING)
+        if value is not _MISSING:
+            return value
     raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
 

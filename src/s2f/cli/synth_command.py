@@ -1,13 +1,13 @@
 """``s2f synth``: write a synthetic audio-visual world and print the command that prepares it.
 
-The options are :func:`s2f.synth.synthesize_world`'s keywords, plus ``--quick`` (a small world) and
+The options are :func:`s2f.synth.synthesize_world`'s keywords and :class:`s2f.synth.WorldSpec`'s fields,
+plus ``--quick`` (a small world) and
 ``--reference`` (how well a kernel ridge on the world's true voice parameters retrieves faces in prepared shards).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
 from typing import Any
 
@@ -21,12 +21,11 @@ QUICK = {"identities": 60, "clips_per_identity": 2, "seconds": 3.0}
 
 
 def _options() -> FunctionOptions:
-    from s2f.synth.world import CARRIERS, MEDIA, synthesize_world
+    from s2f.synth.world import synthesize_world
+    from s2f.synth.world_spec import CARRIERS, MEDIA, WorldSpec
 
-    defaults = inspect.signature(synthesize_world).parameters
-
-    def sized(name: str, *names: str) -> Flag:  # default None: the size comes from --quick or the signature
-        return Flag(names, default=None, shown_default=f"{defaults[name].default:g}, --quick {QUICK[name]:g}")
+    def sized(name: str, *names: str) -> Flag:  # default None: the size comes from --quick or WorldSpec
+        return Flag(names, default=None, shown_default=f"{getattr(WorldSpec(), name):g}, --quick {QUICK[name]:g}")
 
     return FunctionOptions(
         synthesize_world,
@@ -63,11 +62,14 @@ def main(args: list[str]) -> int:
     """Runs ``s2f synth ARGS``; returns the exit status."""
     options = _options()
     parsed = parse_with_config(_parser(options), args)
-    kwargs: dict[str, Any] = options.kwargs(parsed)
-    for name, quick in QUICK.items():
-        if kwargs[name] is None:
-            kwargs[name] = quick if parsed.quick else inspect.signature(options.function).parameters[name].default
     from s2f.synth.reference import voice_parameter_reference
+    from s2f.synth.world_spec import WorldSpec
+
+    for name, quick in QUICK.items():
+        if getattr(parsed, name) is None:
+            setattr(parsed, name, quick if parsed.quick else getattr(WorldSpec(), name))
+    kwargs: dict[str, Any] = options.kwargs(parsed)
+    spec: WorldSpec = kwargs["world"]
 
     world = options.function(**kwargs)
     report = voice_parameter_reference(parsed.reference, world.identities_csv) if parsed.reference else None
@@ -75,8 +77,8 @@ def main(args: list[str]) -> int:
     out = str(parsed.out_dir)
     shards = f"{out.rstrip('/')}-shards"
     print(
-        f"s2f synth: {kwargs['identities']} identities x {kwargs['clips_per_identity']} clips of "
-        f"{kwargs['seconds']:g} s ({splits.count('dev')} dev, {splits.count('test')} test) "
+        f"s2f synth: {spec.identities} identities x {spec.clips_per_identity} clips of "
+        f"{spec.seconds:g} s ({splits.count('dev')} dev, {splits.count('test')} test) "
         f"in {world.seconds_taken:.1f} s\n"
         f"  media:      {world.root}/\n"
         f"  meta:       {world.meta_csv}\n"

@@ -123,12 +123,11 @@ def run_demo(
 
 
 def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...] | None, progress: bool) -> SynthWorld:
-    from ..synth import synthesize_world
+    from ..synth import WorldSpec, synthesize_world
 
-    return synthesize_world(
-        folder, identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
-        seed=seed, sources=sources, progress=progress, carrier=plan.carrier,
-    )  # fmt: skip
+    world = WorldSpec(identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
+                      seed=seed, carrier=plan.carrier, sources=sources)  # fmt: skip
+    return synthesize_world(folder, world, progress=progress)
 
 
 def _write_card(

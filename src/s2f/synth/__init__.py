@@ -8,8 +8,8 @@ jpg) files in VoxCeleb's layout with its meta CSV, so ``s2f prepare`` reads it u
 true voice parameters predicts, scored on the model's own protocol: a reference beside the model.
 
 Example:
-    >>> from s2f.synth import synthesize_world
-    >>> world = synthesize_world("worlds/demo", identities=300)                  # doctest: +SKIP
+    >>> from s2f.synth import WorldSpec, synthesize_world
+    >>> world = synthesize_world("worlds/demo", WorldSpec(identities=300))       # doctest: +SKIP
     >>> world.root, world.meta_csv                                               # doctest: +SKIP
 """
 
@@ -17,5 +17,13 @@ from __future__ import annotations
 
 from .reference import ReferenceReport, voice_parameter_reference
 from .world import IdentitySpec, SynthWorld, synthesize_world
+from .world_spec import WorldSpec
 
-__all__ = ["IdentitySpec", "ReferenceReport", "SynthWorld", "synthesize_world", "voice_parameter_reference"]
+__all__ = [
+    "IdentitySpec",
+    "ReferenceReport",
+    "SynthWorld",
+    "WorldSpec",
+    "synthesize_world",
+    "voice_parameter_reference",
+]

@@ -38,19 +38,15 @@ from .face_sources import SourceBank, load_bank
 from .morph import Morpher, MorphSpec, face_properties
 from .video import write_mp4, write_wav_jpg
 from .voice import SAMPLE_RATE, VoiceParameters, synthesize_speech, voice_parameters
+from .world_spec import WorldSpec, spec_from
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "synthesize_world"]
+__all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "WorldSpec", "synthesize_world"]
 
 FRAME_SIZE = (640, 360)
 WORLD_VERSION = 3
-MEDIA = ("mp4", "wav")
-# How a voice's parameters become sound: "speech" (eSpeak NG sentences in eight languages, in rooms:
-# s2f.synth.speech), "source-filter" (consonant-vowel syllables without words: s2f.synth.voice), or
-# "mixed" (each clip one or the other, drawn from the clip's seed).
-CARRIERS = ("speech", "source-filter", "mixed")
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1
 _NATIONALITY = "Synthetic"
@@ -339,106 +335,79 @@ def _progress(items: Iterator[int], total: int, enabled: bool) -> Iterator[int]:
     return iter(tqdm(items, total=total, desc="s2f synth", unit="identity"))
 
 
-def _check_arguments(
-    identities: int, clips_per_identity: int, seconds: float, test_fraction: float, media: str, carrier: str
-) -> None:
-    """Refuses settings no world can be made with, before anything is written."""
-    if identities < 2 or clips_per_identity < 1:
-        raise S2FError(f"identities={identities}, clips={clips_per_identity}: need at least 2 identities and 1 clip")
-    if not 0.5 <= seconds <= 60.0:
-        raise S2FError(f"seconds={seconds}: clip length must be between 0.5 and 60 s")
-    if not 0.0 <= test_fraction < 1.0:
-        raise S2FError(f"test_fraction={test_fraction}: must be in [0, 1)")
-    if media not in MEDIA:
-        raise S2FError(f"media={media!r}: choose one of {list(MEDIA)}")
-    if carrier not in CARRIERS:
-        raise S2FError(f"carrier={carrier!r}: choose one of {list(CARRIERS)}")
-    if carrier != "source-filter":
-        from .speech import _engine
-
-        _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
-
-
 def synthesize_world(
     out_dir: str | os.PathLike[str],
-    identities: int = 300,
-    clips_per_identity: int = 3,
-    seconds: float = 6.0,
-    seed: int = 0,
-    test_fraction: float = 0.2,
-    media: str = "mp4",
+    world: WorldSpec | None = None,
+    *,
+    photos: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-    photos: str | os.PathLike[str] | None = None,
-    sources: tuple[str, ...] | None = None,
-    carrier: str = "source-filter",
+    **legacy: Any,
 ) -> SynthWorld:
     """Writes a synthetic audio-visual world (or completes one that was interrupted) and returns it.
 
     Args:
         out_dir: Folder to write into (created).
-        identities: Number of people.
-        clips_per_identity: Clips per person, each a new view and a new sentence.
-        seconds: Length of every clip.
-        seed: Everything follows from it: the same seed gives the same files.
-        test_fraction: Share of identities held out as VoxCeleb's ``test`` set (the rest: ``dev``).
-        media: ``"mp4"`` (picture and sound in one file) or ``"wav"`` (wav + same-stem jpg).
-        workers: Processes rendering identities (default: the CPU cores available).
-        progress: Show a progress bar.
+        world: What the world holds (its size, clip length, seed, media, carrier and source photos);
+            default ``WorldSpec()``.
+        photos: A folder of extra frontal face photos to morph.
         cache_dir: Where the source photos and their aligned bank are cached
             (default ``$S2F_CACHE/face-sources`` or ``~/.cache/s2f/face-sources``).
-        photos: A folder of extra frontal face photos to morph.
-        sources: Which of the photos shipped in packages to morph, by name
-            (``s2f.synth.face_sources.PHOTO_SOURCES``), or ``public-domain`` for the four whose
-            licence lets the world's faces be published; default: all thirteen.
-        carrier: What carries each voice's parameters: ``"speech"`` (eSpeak NG sentences in eight
-            languages, through rooms and microphones; :mod:`s2f.synth.speech`) or ``"source-filter"``
-            (syllables without words; :mod:`s2f.synth.voice`), or ``"mixed"`` (each clip either, by its
-            seed). The face -> voice mapping is the same.
+        workers: Processes rendering identities (default: the CPU cores available).
+        progress: Show a progress bar.
+        legacy: The keywords of s2f 0.1 (``identities=``, ``seed=``, ...): still accepted, with a
+            DeprecationWarning, as the fields of ``world`` they name.
 
     Raises:
         S2FError: Bad settings, or ``out_dir`` holds a world made with other settings.
 
     Example:
-        >>> world = synthesize_world("worlds/quick", identities=60, clips_per_identity=2,
-        ...                          seconds=3.0)                                 # doctest: +SKIP
+        >>> world = synthesize_world("worlds/quick", WorldSpec(identities=60, clips_per_identity=2,
+        ...                                                    seconds=3.0))      # doctest: +SKIP
         >>> len(world.tasks())                                                    # doctest: +SKIP
         120
     """
-    _check_arguments(identities, clips_per_identity, seconds, test_fraction, media, carrier)
+    spec = spec_from(world, legacy)
+    if spec.carrier != "source-filter":
+        from .speech import _engine
+
+        _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
     began = time.perf_counter()
     folder = Path(out_dir)
-    bank = load_bank(cache_dir, photos=photos, sources=sources)
+    bank = load_bank(cache_dir, photos=photos, sources=spec.sources)
     settings = {
         "version": WORLD_VERSION,
-        "identities": identities,
-        "clips_per_identity": clips_per_identity,
-        "seconds": seconds,
-        "seed": seed,
-        "test_fraction": test_fraction,
-        "media": media,
+        "identities": spec.identities,
+        "clips_per_identity": spec.clips_per_identity,
+        "seconds": spec.seconds,
+        "seed": spec.seed,
+        "test_fraction": spec.test_fraction,
+        "media": spec.media,
         "sources": list(bank.names),
         "frame_size": list(FRAME_SIZE),
         "sample_rate": SAMPLE_RATE,
     }
-    if carrier != "source-filter":  # worlds made before carriers existed keep their settings
-        settings["carrier"] = carrier
+    if spec.carrier != "source-filter":  # worlds made before carriers existed keep their settings
+        settings["carrier"] = spec.carrier
     _check_settings(folder, settings)
-    world = SynthWorld(folder, settings)
-    world.root.mkdir(parents=True, exist_ok=True)
+    made = SynthWorld(folder, settings)
+    made.root.mkdir(parents=True, exist_ok=True)
     (folder / "world.json").write_text(json.dumps(settings, indent=1) + "\n")
 
     _STATE.clear()
     _init_worker(bank)
-    specs = draw_identities(_STATE["morpher"], identities, seed, test_fraction)
-    _write_csv(world.identities_csv, [_identity_row(spec, bank.names) for spec in specs])
-    _write_csv(world.meta_csv, [_meta_row(spec) for spec in specs], delimiter="\t")
+    people = draw_identities(_STATE["morpher"], spec.identities, spec.seed, spec.test_fraction)
+    _write_csv(made.identities_csv, [_identity_row(person, bank.names) for person in people])
+    _write_csv(made.meta_csv, [_meta_row(person) for person in people], delimiter="\t")
 
-    jobs = [(spec, world.root, clips_per_identity, seed, seconds, media, carrier) for spec in specs]
+    jobs = [
+        (person, made.root, spec.clips_per_identity, spec.seed, spec.seconds, spec.media, spec.carrier)
+        for person in people
+    ]
     _render_all(jobs, workers, progress, bank)
-    world.seconds_taken = time.perf_counter() - began
-    return world
+    made.seconds_taken = time.perf_counter() - began
+    return made
 
 
 def _render_all(

@@ -145,7 +145,7 @@ def run_seed(folder: Path, seed: int, plan: str) -> None:
 
 def read_run(folder: Path, reference: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any]:
     """One finished run: its headline (recomputed from ``eval/metrics.json``), time, load and reference."""
-    from s2f.eval.headline import headline
+    from s2f.eval.report.headline import headline
 
     metrics_path = folder / "eval" / "metrics.json"
     if not metrics_path.is_file():

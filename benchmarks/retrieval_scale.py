@@ -1,7 +1,7 @@
 """Speech -> face retrieval at the paper's scale: a 5,000-face gallery, 50,000 queries, 4096-D (VGG-Face fc7).
 
 ``s2f.eval.recall_at_k`` ranks each chunk of queries with one matrix product and a comparison against the
-query's own face (``s2f.eval.retrieval.own_ranks``), instead of a sort per query. Its floor is the matrix
+query's own face (``s2f.eval.metrics.retrieval.own_ranks``), instead of a sort per query. Its floor is the matrix
 product of all queries with the gallery, so it is timed against exactly that product in the same run:
 
 - ``matmul``: ``unit_queries @ unit_gallery.T`` in one call (the [Q, G] scores, 1 GB in float32);
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from _table import format_table, machine
-from s2f.eval.retrieval import CHUNK_ELEMENTS, PAPER_KS, recall_at_k
-from s2f.eval.similarity import pairwise_distance
+from s2f.eval.metrics.retrieval import CHUNK_ELEMENTS, PAPER_KS, recall_at_k
+from s2f.eval.metrics.similarity import pairwise_distance
 
 __all__ = ["main", "peak_memory_mib", "torchmetrics_recall"]
 

@@ -20,9 +20,9 @@ from PIL import Image
 
 from s2f import Speech2Face
 from s2f.eval.data import decode_faces, load_held_out, predict_embeddings
-from s2f.eval.demographics import metadata_genders
-from s2f.eval.figures import face_grid
-from s2f.eval.retrieval import choose_gallery, nearest_gallery
+from s2f.eval.metrics.demographics import metadata_genders
+from s2f.eval.metrics.retrieval import choose_gallery, nearest_gallery
+from s2f.eval.report.figures import face_grid
 
 
 def main() -> None:

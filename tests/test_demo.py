@@ -14,7 +14,7 @@ from PIL import Image
 from s2f import Speech2Face
 from s2f.cli import main
 from s2f.eval import evaluate
-from s2f.eval.headline import HEADLINE_KEYS
+from s2f.eval.report.headline import HEADLINE_KEYS
 from s2f.shards import mean_embedding
 
 # How far the quick demo's held-out figures (3 s of voice, seed 0: 48 clips, a gallery of 24) must sit above

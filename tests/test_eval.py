@@ -33,7 +33,7 @@ from s2f.eval import (
     recall_at_k,
     speaker_consistency,
 )
-from s2f.eval.demographics import agreement
+from s2f.eval.metrics.demographics import agreement
 from s2f.vision.alignment import mean_shape
 
 # --------------------------------------------------------------------------------------------- known answers
@@ -345,7 +345,7 @@ def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPr
 @pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
 def test_a_real_browser_shows_every_section_of_the_report(world: Path, trained_model: Path, tmp_path: Path) -> None:
-    from s2f.eval.protocols_report import FIELD_SECTION_TITLES
+    from s2f.eval.report.protocols_report import FIELD_SECTION_TITLES
 
     result = evaluate(trained_model, world, out_dir=tmp_path / "eval", progress=False)
     assert result.report_path is not None
@@ -398,7 +398,7 @@ def test_bad_inputs_are_one_line_errors(world: Path, tmp_path: Path, capsys: pyt
 def test_a_lightning_logger_gets_every_scalar(tmp_path: Path) -> None:
     from lightning.pytorch.loggers import CSVLogger
 
-    from s2f.eval.tracking import flatten, log_evaluation
+    from s2f.eval.report.tracking import flatten, log_evaluation
 
     metrics = {"similarity": {"6s": {"angle_deg": {"mean": 41.5, "std": 2.0}}}, "title": "t", "paper": {"x": 1.0}}
     logger = CSVLogger(str(tmp_path), name="eval")

@@ -15,15 +15,15 @@ import torch
 from helpers.shards import ShardFactory, random_record, write_shards
 from s2f.errors import ConfigError
 from s2f.eval import recall_at_k
-from s2f.eval.attribute_baseline import attribute_predictions, read_labelled_embeddings
-from s2f.eval.data import load_held_out
+from s2f.eval.data import load_held_out, read_labelled_embeddings
 from s2f.eval.field_protocols import ProtocolOptions, field_protocols
-from s2f.eval.galleries import identity_gallery_recall
-from s2f.eval.identity_score import identity_scores
 from s2f.eval.independent import choose_evaluator, independent_metrics
-from s2f.eval.matching import matching_accuracy
-from s2f.eval.retrieval import choose_gallery
-from s2f.eval.similarity import feature_similarity, pairwise_distance
+from s2f.eval.metrics.attribute_baseline import attribute_predictions
+from s2f.eval.metrics.galleries import identity_gallery_recall
+from s2f.eval.metrics.identity_score import identity_scores
+from s2f.eval.metrics.matching import matching_accuracy
+from s2f.eval.metrics.retrieval import choose_gallery
+from s2f.eval.metrics.similarity import feature_similarity, pairwise_distance
 
 
 def _identities(count: int, clips: int, dim: int = 32, noise: float = 0.0, seed: int = 0) -> tuple[torch.Tensor, list]:

@@ -1,4 +1,4 @@
-"""The real-voice report's metrics (s2f.eval.own_voice): consistency, gender, age and separation, on clips whose
+"""The real-voice report's metrics (s2f.eval.metrics.own_voice): consistency, gender, age and separation, on clips whose
 answers are known by construction."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2f.eval.own_voice import face_separation, nearest_same_speaker, own_voice_report, speaker_separation
+from s2f.eval.metrics.own_voice import face_separation, nearest_same_speaker, own_voice_report, speaker_separation
 
 
 def clustered(speakers: int, clips: int, spread: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:

@@ -9,15 +9,15 @@ tensors, so they can be used on their own.
 
 from __future__ import annotations
 
-from .attribute_baseline import attribute_predictions
-from .consistency import equal_error_rate, speaker_consistency
-from .craniofacial import MEASUREMENTS, correlate, measure
-from .galleries import identity_gallery_recall, identity_means
-from .identity_score import identity_scores
-from .matching import matching_accuracy
-from .retrieval import PAPER_KS, choose_gallery, own_ranks, recall_at_k
+from .metrics.attribute_baseline import attribute_predictions
+from .metrics.consistency import equal_error_rate, speaker_consistency
+from .metrics.craniofacial import MEASUREMENTS, correlate, measure
+from .metrics.galleries import identity_gallery_recall, identity_means
+from .metrics.identity_score import identity_scores
+from .metrics.matching import matching_accuracy
+from .metrics.retrieval import PAPER_KS, choose_gallery, own_ranks, recall_at_k
+from .metrics.similarity import feature_similarity, pairwise_distance
 from .runner import EvalResult, evaluate
-from .similarity import feature_similarity, pairwise_distance
 
 __all__ = [
     "MEASUREMENTS",

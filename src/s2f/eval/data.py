@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ConfigError, ShardFormatError
 
-__all__ = ["HeldOut", "decode_faces", "load_held_out", "predict_embeddings"]
+__all__ = ["HeldOut", "decode_faces", "load_held_out", "predict_embeddings", "read_labelled_embeddings"]
 
 
 @dataclass
@@ -111,3 +111,18 @@ def decode_faces(
         image = draw(embeddings[start : start + batch_size].to(device)).image.float().clamp(0, 1)
         images.append((image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(images)
+
+
+def read_labelled_embeddings(
+    data_dir: str | os.PathLike[str], split: str, *, max_clips: int = 20_000
+) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+    """The teacher embeddings, speakers and metadata of up to ``max_clips`` clips of one split, spread evenly.
+
+    Reads the stored rows without decoding audio or faces (50 ms instead of seconds for a thousand clips).
+
+    Raises:
+        ShardFormatError: When the split is missing.
+    """
+    from ..shards import read_embeddings
+
+    return read_embeddings(data_dir, split, max_clips=max_clips)

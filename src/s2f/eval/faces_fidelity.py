@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import S2FError
-from .retrieval import recall_at_k
+from .metrics.retrieval import recall_at_k
 
 __all__ = ["FIDELITY_KS", "identity_retrieval", "reembed_faces", "teacher_embeddings"]
 

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from ..errors import S2FError
-from .attribute_baseline import attribute_predictions, gender_label, read_labelled_embeddings
-from .data import HeldOut, decode_faces
-from .galleries import SF2F_SOURCE, identity_gallery_recall
-from .identity_score import identity_scores
+from .data import HeldOut, decode_faces, read_labelled_embeddings
 from .independent import choose_evaluator, independent_metrics
-from .matching import WEN_SOURCE, matching_accuracy
-from .retrieval import recall_at_k
-from .similarity import DISTANCES, feature_similarity
+from .metrics.attribute_baseline import attribute_predictions, gender_label
+from .metrics.galleries import SF2F_SOURCE, identity_gallery_recall
+from .metrics.identity_score import identity_scores
+from .metrics.matching import WEN_SOURCE, matching_accuracy
+from .metrics.retrieval import recall_at_k
+from .metrics.similarity import DISTANCES, feature_similarity
 
 __all__ = ["ProtocolOptions", "field_protocols"]
 

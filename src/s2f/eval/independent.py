@@ -25,9 +25,9 @@ import torch
 
 from ..errors import ConfigError
 from .faces_fidelity import reembed_faces
-from .galleries import identity_gallery_recall, identity_means, own_mean_similarity
-from .identity_score import identity_scores
-from .matching import matching_accuracy
+from .metrics.galleries import identity_gallery_recall, identity_means, own_mean_similarity
+from .metrics.identity_score import identity_scores
+from .metrics.matching import matching_accuracy
 
 __all__ = ["INDEPENDENT_PROTOCOL", "choose_evaluator", "independent_metrics"]
 

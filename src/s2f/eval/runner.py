@@ -14,16 +14,16 @@ import torch
 from ..angles import angles_deg
 from ..errors import ConfigError, S2FError
 from ..shards import mean_embedding
-from . import craniofacial as cranio
-from . import demographics as demo
-from .consistency import speaker_consistency
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
 from .faces_fidelity import identity_retrieval, teacher_embeddings
 from .field_protocols import ProtocolOptions, field_protocols
-from .headline import FACE_IDENTITY_PROTOCOL, headline
-from .label_groups import metrics_by_label_group
-from .retrieval import choose_gallery, recall_at_k
-from .similarity import DISTANCES, feature_similarity
+from .metrics import craniofacial as cranio
+from .metrics import demographics as demo
+from .metrics.consistency import speaker_consistency
+from .metrics.label_groups import metrics_by_label_group
+from .metrics.retrieval import choose_gallery, recall_at_k
+from .metrics.similarity import DISTANCES, feature_similarity
+from .report.headline import FACE_IDENTITY_PROTOCOL, headline
 
 __all__ = ["PAPER", "EvalResult", "evaluate"]
 
@@ -72,7 +72,7 @@ class EvalResult:
 
     def summary(self) -> str:
         """The headline numbers next to chance and the baselines, as a short plain-text table."""
-        from .report import summary_table
+        from .report.html_report import summary_table
 
         return summary_table(self.metrics)
 
@@ -351,7 +351,7 @@ def _write_report(
     """Writes ``metrics.json`` and ``report.html`` into ``out_dir`` and logs them to ``logger`` (either may be None)."""
     report_path = None
     if out_dir is not None or logger is not None:
-        from .report import build_figures, render_html
+        from .report.html_report import build_figures, render_html
 
         figures = build_figures(
             metrics, held, predicted, gallery_of, faces_from_voice, seed=seed, model_rate=model.sample_rate
@@ -364,7 +364,7 @@ def _write_report(
             report_path = out / "report.html"
             report_path.write_text(html, encoding="utf-8")
         if logger is not None:
-            from .tracking import log_evaluation
+            from .report.tracking import log_evaluation
 
             log_evaluation(logger, metrics, figures, html)
     return report_path

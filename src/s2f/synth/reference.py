@@ -19,8 +19,8 @@ It is scored exactly as :func:`s2f.eval.evaluate` scores the model, with eval's 
    choice (:func:`~s2f.eval.protocol.refuse_reported_split`);
 3. per clip: every test clip is a query carrying its speaker's prediction; the gallery is one face
    per test speaker, the teacher embedding of its clip with the smallest clip id
-   (:func:`~s2f.eval.retrieval.choose_gallery`); a tie counts against the query
-   (:func:`~s2f.eval.retrieval.recall_at_k`); chance is K / gallery size;
+   (:func:`~s2f.eval.metrics.retrieval.choose_gallery`); a tie counts against the query
+   (:func:`~s2f.eval.metrics.retrieval.recall_at_k`); chance is K / gallery size;
 4. the angle between each clip's prediction and its true embedding, beside that of the train
    split's mean embedding (the mean face), as the model's headline.
 
@@ -155,7 +155,7 @@ class _Split:
 def _split(shards: str | os.PathLike[str], name: str, parameters: dict[str, np.ndarray]) -> _Split:
     """A split as :func:`s2f.eval.evaluate` reads it: clips by clip id, the same gallery."""
     from s2f.eval.data import load_held_out
-    from s2f.eval.retrieval import choose_gallery
+    from s2f.eval.metrics.retrieval import choose_gallery
 
     held = load_held_out(shards, name)
     unknown = sorted({s for s in held.speaker_ids if s not in parameters})
@@ -174,7 +174,7 @@ def _split(shards: str | os.PathLike[str], name: str, parameters: dict[str, np.n
 
 
 def _recall(predicted: torch.Tensor, split: _Split) -> dict[int, float]:
-    from s2f.eval.retrieval import recall_at_k
+    from s2f.eval.metrics.retrieval import recall_at_k
 
     found = recall_at_k(predicted, split.speakers, split.gallery, split.gallery_speakers, metric="cos", ks=KS)
     return {k: found[f"R@{k}"] for k in KS if f"R@{k}" in found}

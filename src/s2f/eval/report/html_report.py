@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..angles import angles_deg
+from ...angles import angles_deg
+from ..data import HeldOut
+from ..metrics.retrieval import nearest_gallery
 from . import figures
-from .data import HeldOut
 from .protocols_report import attribute_columns, field_sections, field_summary_lines
 from .report_parts import STYLE, num, pct, protocol_note, table
-from .retrieval import nearest_gallery
 
 __all__ = ["build_figures", "render_html", "summary_table"]
 

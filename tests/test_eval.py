@@ -395,6 +395,24 @@ def test_bad_inputs_are_one_line_errors(world: Path, tmp_path: Path, capsys: pyt
     assert "shards hold 'vggface_tiny' embeddings but the model predicts 'vggface'" in capsys.readouterr().err
 
 
+def test_the_server_gallery_holds_the_faces_eval_ranks_and_both_refuse_another_teacher(world: Path) -> None:
+    """One gallery rule and one teacher check (s2f.eval.metrics.gallery_rule) for s2f eval and s2f serve."""
+    from s2f.errors import ConfigError
+    from s2f.eval.data import load_held_out
+    from s2f.serve.gallery import Gallery
+
+    held = load_held_out(world, "test")
+    chosen = choose_gallery(held.clip_ids, held.speaker_ids)
+    served = Gallery.from_shards(world, split="test", teacher="vggface_tiny")
+    assert served.speakers == list(chosen) and len(set(chosen.values())) == TEST_SPEAKERS
+    expected = torch.nn.functional.normalize(held.embeddings[list(chosen.values())].float(), dim=1)
+    torch.testing.assert_close(served.embeddings, expected)
+    smallest = {s: min(c for c, o in zip(held.clip_ids, held.speaker_ids, strict=True) if o == s) for s in chosen}
+    assert {s: held.clip_ids[i] for s, i in chosen.items()} == smallest
+    with pytest.raises(ConfigError, match=r"shards hold 'vggface_tiny' embeddings but the model predicts 'arcface'"):
+        Gallery.from_shards(world, split="test", teacher="arcface")
+
+
 def test_a_lightning_logger_gets_every_scalar(tmp_path: Path) -> None:
     from lightning.pytorch.loggers import CSVLogger
 

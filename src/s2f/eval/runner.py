@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..angles import angles_deg
+from ..model.angles import angles_deg
 from ..errors import ConfigError, S2FError
 from ..shards import mean_embedding
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
@@ -20,6 +20,7 @@ from .field_protocols import ProtocolOptions, field_protocols
 from .metrics import craniofacial as cranio
 from .metrics import demographics as demo
 from .metrics.consistency import speaker_consistency
+from .metrics.gallery_rule import check_same_teacher
 from .metrics.label_groups import metrics_by_label_group
 from .metrics.retrieval import choose_gallery, recall_at_k
 from .metrics.similarity import DISTANCES, feature_similarity
@@ -131,7 +132,7 @@ def evaluate(
     Returns:
         The metrics, and the report's path when one was written.
     """
-    from ..pipeline import Speech2Face
+    from ..model.speech2face import Speech2Face
 
     if not isinstance(model, Speech2Face):
         model = Speech2Face.from_pretrained(model)
@@ -301,7 +302,7 @@ def _face_metrics(
         if model.calibration is not None:
             metrics["protocol"]["demographics"] += (
                 f"; faces from voices are drawn {model.calibration.spread:.2f}x farther from the mean embedding "
-                "than predicted, the spread of real faces (s2f.calibration)"
+                "than predicted, the spread of real faces (s2f.model.calibration)"
             )
     else:
         metrics["demographics"] = {"skipped": reason if not has_decoder else "turned off"}
@@ -393,18 +394,11 @@ def _check_request(model: Any, split: str, seconds: tuple[float, ...]) -> None:
 
 
 def _check_compatible(model: Any, held: HeldOut, data_dir: Any) -> None:
-    expected = model.encoder.embed_dim
-    if held.embeddings.shape[1] != expected:
-        raise ConfigError(
-            f"{data_dir}: the shards hold {held.embeddings.shape[1]}-D {held.teacher!r} embeddings but the model "
-            f"predicts {expected}-D ones; evaluate on shards prepared with the model's teacher"
-        )
-    name = (model.teacher or {}).get("name")
-    if name and held.teacher and name != held.teacher:
-        raise ConfigError(
-            f"{data_dir}: the shards hold {held.teacher!r} embeddings but the model predicts {name!r} ones; "
-            "evaluate on shards prepared with the model's teacher"
-        )
+    check_same_teacher(
+        data_dir, held.teacher, (model.teacher or {}).get("name"),
+        fix="evaluate on shards prepared with the model's teacher",
+        dims=(held.embeddings.shape[1], model.encoder.embed_dim),
+    )  # fmt: skip
 
 
 def _mismatched(predicted: torch.Tensor, held: HeldOut) -> dict[str, float]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from s2f.errors import ConfigError
+from s2f.eval.metrics.gallery_rule import check_same_teacher, wins_gallery_place
 
 __all__ = ["Gallery", "Neighbour"]
 
@@ -53,17 +54,13 @@ class Gallery:
         from s2f.shards import iter_records, read_manifest
 
         manifest = read_manifest(root)
-        if teacher and manifest.teacher and manifest.teacher != teacher:
-            raise ConfigError(
-                f"{root}: the gallery holds {manifest.teacher!r} embeddings but the model predicts {teacher!r} ones; "
-                "give shards prepared with the model's teacher"
-            )
+        check_same_teacher(root, manifest.teacher, teacher, fix="give shards prepared with the model's teacher")
         first: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
         for record in iter_records(root, split):
             known = first.get(record.speaker_id)
             if known is None and len(first) >= max_faces:
                 continue
-            if known is None or record.clip_id < known[0]:
+            if wins_gallery_place(record.clip_id, None if known is None else known[0]):
                 first[record.speaker_id] = (record.clip_id, record.embedding, record.face)
         if not first:
             raise ConfigError(f"{root}: split {split!r} holds no faces for a gallery; give --gallery-split")

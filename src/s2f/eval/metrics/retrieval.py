@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from .gallery_rule import wins_gallery_place
 from .similarity import Distance, pairwise_distance, unit_distances
 
 __all__ = [
@@ -58,7 +59,7 @@ def choose_gallery(clip_ids: Sequence[str], speaker_ids: Sequence[str]) -> dict[
     """
     chosen: dict[str, int] = {}
     for index, (clip, speaker) in enumerate(zip(clip_ids, speaker_ids, strict=True)):
-        if speaker not in chosen or clip < clip_ids[chosen[speaker]]:
+        if wins_gallery_place(clip, clip_ids[chosen[speaker]] if speaker in chosen else None):
             chosen[speaker] = index
     return dict(sorted(chosen.items()))
 

@@ -41,7 +41,7 @@ import torch
 
 from s2f import ENCODERS, Speech2Face
 from s2f.audio import SpectrogramFrontend
-from s2f.calibration import fit_calibration
+from s2f.model.calibration import fit_calibration
 from s2f.data import iter_records, read_manifest
 from s2f.demo import DEMO_PLANS, DemoPlan
 from s2f.eval import evaluate

@@ -10,8 +10,9 @@ import torch
 
 from helpers.shards import ShardFactory
 from s2f import DECODERS, ENCODERS, Speech2Face
-from s2f.calibration import EmbeddingCalibration, calibrate_on_shards, fit_calibration
 from s2f.errors import ConfigError
+from s2f.eval.calibrate import calibrate_on_shards
+from s2f.model.calibration import EmbeddingCalibration, fit_calibration
 
 
 def _shrunk_predictions(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

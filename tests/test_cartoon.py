@@ -12,11 +12,11 @@ from PIL import Image, ImageDraw
 from torchvision.transforms.functional import to_pil_image
 
 from s2f import ENCODERS, Speech2Face
-from s2f.cartoon import CARTOON_PARTS, cartoon_svg
 from s2f.cli import main as s2f_main
 from s2f.decoders.linear_face import LinearFaceDecoder
 from s2f.errors import ConfigError
-from s2f.pipeline import Prediction
+from s2f.model.cartoon import CARTOON_PARTS, cartoon_svg
+from s2f.model.speech2face import Prediction
 
 SIZE = 96
 SKIN, HAIR, LIPS, IRIS = (205, 160, 135), (70, 45, 30), (170, 60, 70), (40, 60, 90)

@@ -27,7 +27,7 @@ from s2f.cli import main
 from s2f.data import ClipRecord, S2FDataModule, iter_records
 from s2f.decoders.linear_face import principal_components
 from s2f.errors import ConfigError, WeightsError
-from s2f.pipeline import load_decoder, save_decoder
+from s2f.model.decoder_folder import load_decoder, save_decoder
 from s2f.train import FaceDecoderSystem, Speech2FaceSystem
 from s2f.vision.alignment import mean_shape
 

@@ -32,7 +32,7 @@ from s2f.cli import main
 from s2f.config.components import import_trusted
 from s2f.config.schema import COMPONENT_ARGS, MAX_CONFIG_BYTES
 from s2f.errors import S2FError
-from s2f.pipeline import save_decoder
+from s2f.model.decoder_folder import save_decoder
 
 Edit = Callable[[Path, Path], Path]  # (folder, scratch outside it) -> the path to load
 
@@ -356,9 +356,9 @@ def test_without_the_schema_the_harness_catches_the_checkpoint_path_case(
 ) -> None:
     # The cases above pass because of the schema, not because the harness is blind: switched off, the
     # load opens the file the config names (timm's checkpoint_path) and the harness records it.
-    import s2f.pipeline
+    import s2f.model.speech2face
 
-    monkeypatch.setattr(s2f.pipeline, "check_saved_model", lambda *args, **kwargs: None)
+    monkeypatch.setattr(s2f.model.speech2face, "check_saved_model", lambda *args, **kwargs: None)
     folder = shutil.copytree(bases["timm"], tmp_path / "model")
     scratch = tmp_path / "scratch"
     scratch.mkdir()

@@ -1,4 +1,4 @@
-"""The fast inference path (s2f.inference) and the ONNX export (s2f.onnx_export): what runs, and that it agrees."""
+"""The fast inference path (s2f.model.inference) and the ONNX export (s2f.model.onnx): what runs, and that it agrees."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from s2f import ENCODERS, Speech2Face
 from s2f.cli import main
 from s2f.errors import ConfigError
-from s2f.inference import FastEncoder, MaxOverFramePairs, choose_precision
+from s2f.model.inference import FastEncoder, MaxOverFramePairs, choose_precision
 from s2f.synth.sample_videos import speech
 
 # bf16 against fp32, fast copies against the model, ONNX against PyTorch: every figure here rides on the
@@ -52,10 +52,10 @@ def model() -> Speech2Face:
 
 def test_auto_precision_follows_the_device_and_an_argument_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("S2F_PRECISION", raising=False)
-    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: True)
+    monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: True)
     assert choose_precision("auto", "cpu")[0] == "bf16"
     assert choose_precision("fp32", "cpu") == ("fp32", "asked for")
-    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: False)
+    monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: False)
     assert choose_precision(None, "cpu")[0] == "fp32"
     assert choose_precision("bf16", "cpu") == ("bf16", "asked for")
     monkeypatch.setenv("S2F_PRECISION", "bf16")
@@ -134,9 +134,9 @@ def test_predict_batches_a_list_and_says_which_precision_ran(
         assert batched.precision == single.precision == "fp32"
         torch.testing.assert_close(batched.embedding, single.embedding, rtol=1e-4, atol=1e-5)
 
-    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: True)
+    monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: True)
     assert model.predict(clips[0], precision="auto").precision == "bf16"
-    monkeypatch.setattr("s2f.inference.bf16_supported", lambda device: False)
+    monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: False)
     fresh = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=SECONDS)
     assert fresh.predict(clips[0]).precision == "fp32"
     assert fresh.last_inference.describe().startswith("fp32 (auto: the CPU has no native bf16)")
@@ -191,8 +191,8 @@ def test_onnx_export_runs_in_onnxruntime_like_pytorch_at_any_batch_and_length(
 ) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from s2f.calibration import EmbeddingCalibration
-    from s2f.onnx_export import OnnxSpeech2Face
+    from s2f.model.calibration import EmbeddingCalibration
+    from s2f.model.onnx import OnnxSpeech2Face
 
     # The fixture's encoder with a calibration: the graph holds it too.
     calibrated = Speech2Face(model.encoder, clip_seconds=SECONDS, calibration=EmbeddingCalibration(64))

@@ -66,7 +66,7 @@ def test_stdlib_callables_are_refused_too(saved: Path, class_path: str) -> None:
 
 
 def test_an_s2f_class_of_the_wrong_kind_is_refused(saved: Path) -> None:
-    _edit_config(saved, lambda c: c["encoder"].update(class_path="s2f.pipeline.Speech2Face"))
+    _edit_config(saved, lambda c: c["encoder"].update(class_path="s2f.model.speech2face.Speech2Face"))
     with pytest.raises(ConfigError, match="is not a VoiceEncoder") as error:
         Speech2Face.from_pretrained(saved)
     _one_line(error)

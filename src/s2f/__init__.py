@@ -14,12 +14,12 @@ from typing import Any
 
 from . import decoders, encoders, teachers
 from ._compat.moved import moved_name
-from ._model_info import ModelInfo, model_info
 from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
 from .errors import S2FError
-from .pipeline import Prediction, Speech2Face
+from .model.info import ModelInfo, model_info
+from .model.speech2face import Prediction, Speech2Face
 
 __all__ = [
     "DECODERS",

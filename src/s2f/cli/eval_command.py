@@ -50,10 +50,10 @@ def main(args: list[str]) -> int:
     options = _options()
     parsed = parse_with_config(_parser(options), args)
 
-    from s2f.pipeline import Speech2Face
+    from s2f.model.speech2face import Speech2Face
 
     model = Speech2Face.from_pretrained(parsed.model, device=parsed.device)
-    from s2f.inference import choose_precision
+    from s2f.model.inference import choose_precision
 
     # Said with the results, not before them: a bad --data or --split must stay a one-line error.
     precision, reason = choose_precision(parsed.precision, model.device)

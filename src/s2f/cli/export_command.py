@@ -21,8 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibrate-on",
         metavar="SHARDS",
-        help="fit the calibration (s2f.calibration) on this shard root's training split: predictions are moved onto "
-        "the teacher's mean, and faces are drawn at the spread of real faces",
+        help="fit the calibration (s2f.model.calibration) on this shard root's training split: predictions are moved "
+        "onto the teacher's mean, and faces are drawn at the spread of real faces",
     )
     parser.add_argument(
         "--calibration-split",
@@ -49,7 +49,8 @@ def main(args: list[str]) -> int:
     """Runs ``s2f export ARGS``; returns the exit status."""
     options = parse_with_config(_parser(), args)
     from s2f.eval.protocol import REPORTED_SPLIT, refuse_reported_split
-    from s2f.pipeline import Speech2Face, load_decoder
+    from s2f.model.decoder_folder import load_decoder
+    from s2f.model.speech2face import Speech2Face
 
     evaluation = _evaluation(options.eval)
     # Checked before anything is loaded: calibrating on the evaluated split would report figures it chose.
@@ -62,7 +63,7 @@ def main(args: list[str]) -> int:
     if options.decoder:
         model = model.with_decoder(load_decoder(options.decoder, teacher=model.teacher.get("name")))
     if options.calibrate_on:
-        from s2f.calibration import calibrate_on_shards
+        from s2f.eval.calibrate import calibrate_on_shards
 
         split = options.calibration_split
         calibration = calibrate_on_shards(model, options.calibrate_on, split, reported_split=reported)
@@ -77,7 +78,7 @@ def main(args: list[str]) -> int:
         + (" (with the face decoder)" if model.decoder else "")
     )
     if options.onnx:
-        from s2f.onnx_export import export_onnx
+        from s2f.model.onnx import export_onnx
 
         onnx_path = export_onnx(model, Path(folder) / "model.onnx")
         print(f"wrote {onnx_path} (waveforms -> embeddings; batch and length dynamic)")

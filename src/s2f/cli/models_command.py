@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     """Runs ``s2f models ARGS``; returns the exit status (1 when nothing matches)."""
     options = _parser().parse_args(args)
-    from s2f._model_info import format_model_table, model_info
+    from s2f.model.info import format_model_table, model_info
 
     kinds = (options.kind,) if options.kind else ("encoder", "teacher", "decoder")
     infos = model_info(options.pattern, tiny=options.tiny, kinds=kinds)

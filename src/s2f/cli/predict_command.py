@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
-    from s2f.pipeline import Prediction
+    from s2f.model.speech2face import Prediction
 
 __all__ = ["main"]
 
@@ -83,13 +83,13 @@ def main(args: list[str]) -> int:
 def _predict(options: argparse.Namespace) -> list[Prediction]:
     """The predictions, from a saved model or an ``.onnx`` file; says on stderr how the encoder ran."""
     if Path(options.model).suffix == ".onnx":
-        from s2f.onnx_export import OnnxSpeech2Face
+        from s2f.model.onnx import OnnxSpeech2Face
 
         onnx_model = OnnxSpeech2Face(options.model)
         print(f"inference: {onnx_model.describe()}", file=sys.stderr)
         return onnx_model.predict(list(options.audio), seconds=options.seconds)
-    from s2f.inference import update_settings
-    from s2f.pipeline import Speech2Face
+    from s2f.model.inference import update_settings
+    from s2f.model.speech2face import Speech2Face
 
     model = Speech2Face.from_pretrained(options.model, device=options.device)
     update_settings(model, precision=options.precision, compile=options.compile, batch_size=options.batch_size)

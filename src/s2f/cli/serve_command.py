@@ -53,7 +53,7 @@ def main(args: list[str]) -> int:
     options = parse_with_config(_parser(), args)
     model_dir, gallery_root = _model_and_gallery(options.model, options.gallery)
 
-    from s2f.pipeline import Speech2Face
+    from s2f.model.speech2face import Speech2Face
     from s2f.serve import FaceService, Gallery, Limits
     from s2f.serve.app import build_app, upload_folder
 
@@ -123,7 +123,7 @@ def _card(model_dir: str, model: object) -> str:
     if card.is_file():
         text = card.read_text(encoding="utf-8")
     else:
-        from s2f.model_card import model_card
+        from s2f.model.card import model_card
 
         text = model_card(model)  # type: ignore[arg-type]
     return re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)  # the hub's metadata header is not for reading

@@ -9,7 +9,7 @@ names the key: dict-valued pass-through arguments, and every string that is a pa
 ``file:``/``hf-hub:`` id or holds a path separator.
 
 The schema applies to files only (:meth:`s2f.Speech2Face.from_pretrained`, checkpoints,
-:func:`s2f.pipeline.load_decoder`); a model built from one's own Python call keeps its full freedom.
+:func:`s2f.model.decoder_folder.load_decoder`); a model built from one's own Python call keeps its full freedom.
 s2f's own classes are declared in :data:`COMPONENT_ARGS`; a plug-in's class (or one without an
 entry) is held to its constructor's type hints with generic bounds, and an argument whose type is
 not a plain number, flag, name, choice or list of integers cannot come from a file. The kinds of value

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._weights import load_into, read_state_dict
+from ..model.weights import load_into, read_state_dict
 from ..errors import WeightsError
 from ..vision.alignment import mean_shape
 from .face_decoder import FaceDecoder

@@ -202,7 +202,7 @@ def _fit_encoder(
     import lightning as L
 
     from .._registry import ENCODERS
-    from ..calibration import calibrate_on_shards
+    from ..eval.calibrate import calibrate_on_shards
     from ..eval.protocol import REPORTED_SPLIT
     from ..train import Speech2FaceSystem
     from ..train.datamodule import S2FDataModule

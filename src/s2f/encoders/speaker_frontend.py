@@ -55,7 +55,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from .._registry import ENCODERS
-from .._weights import load_into
+from ..model.weights import load_into
 from ..config.components import INIT_ARGS
 from ..errors import MissingExtraError, WeightsError
 from .voice_encoder import VoiceEncoder

@@ -85,7 +85,7 @@ def predict_embeddings(
     precision: str | None = None,
 ) -> torch.Tensor:
     """The model's embedding [N, D] of each clip, cropped or loop-repeated to ``seconds``, in batches, through
-    its fast inference path (:meth:`~s2f.pipeline.Speech2Face.embed`) in ``precision`` (None: the model's)."""
+    its fast inference path (:meth:`~s2f.model.speech2face.Speech2Face.embed`) in ``precision`` (None: the model's)."""
     from tqdm.auto import tqdm
 
     from ..audio import Waveform, load_clip
@@ -104,7 +104,7 @@ def predict_embeddings(
 def decode_faces(
     draw: Callable[[torch.Tensor], Any], embeddings: torch.Tensor, device: torch.device, *, batch_size: int = 32
 ) -> np.ndarray:
-    """The face ``draw`` (a decoder, or a model's :meth:`~s2f.pipeline.Speech2Face.draw`) makes of each
+    """The face ``draw`` (a decoder, or a model's :meth:`~s2f.model.speech2face.Speech2Face.draw`) makes of each
     embedding, as RGB uint8 [N, S, S, 3]."""
     images = []
     for start in range(0, len(embeddings), batch_size):

@@ -23,7 +23,7 @@ from s2f.audio import load_clip
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
-    from s2f.pipeline import Prediction, Speech2Face
+    from s2f.model.speech2face import Prediction, Speech2Face
 
     from .gallery import Gallery, Neighbour
 

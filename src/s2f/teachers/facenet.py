@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .._registry import TEACHERS
-from .._weights import load_into, read_state_dict
+from ..model.weights import load_into, read_state_dict
 from ..errors import WeightsError
 from .face_teacher import FaceTeacher
 

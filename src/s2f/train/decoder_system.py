@@ -22,7 +22,7 @@ from .._registry import DECODERS
 from ..decoders.face_decoder import FaceDecoder, FaceOutput
 from ..decoders.tps import tps_warp
 from ..errors import ConfigError
-from ..pipeline import decoder_config
+from ..model.decoder_folder import decoder_config
 from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ...angles import angles_deg
+from ...model.angles import angles_deg
 from ...errors import ConfigError
 
 __all__ = [

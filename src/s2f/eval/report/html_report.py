@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...angles import angles_deg
+from ...model.angles import angles_deg
 from ..data import HeldOut
 from ..metrics.retrieval import nearest_gallery
 from . import figures

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 __all__ = ["check_against_header", "load_into", "read_state_dict", "refuse_nonfinite"]
 

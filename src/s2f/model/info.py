@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
+from .._registry import DECODERS, ENCODERS, TEACHERS, Registry
 
 __all__ = ["ModelInfo", "format_model_table", "model_info"]
 

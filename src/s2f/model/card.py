@@ -17,14 +17,32 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._version import __version__
 
 if TYPE_CHECKING:
-    from .speech2face import Speech2Face
+    from ..decoders.face_decoder import FaceDecoder
+    from ..encoders.voice_encoder import VoiceEncoder
+    from .calibration import EmbeddingCalibration
 
-__all__ = ["CARD_FILE", "model_card"]
+__all__ = ["CARD_FILE", "DescribedModel", "model_card"]
+
+
+class DescribedModel(Protocol):
+    """What the card reads of a model (a :class:`~s2f.model.speech2face.Speech2Face`, which writes the card
+    when it is saved, so the card names no class of its own: no import circle)."""
+
+    @property
+    def encoder(self) -> VoiceEncoder: ...
+    @property
+    def decoder(self) -> FaceDecoder | None: ...
+    @property
+    def teacher(self) -> dict[str, Any]: ...
+    @property
+    def calibration(self) -> EmbeddingCalibration | None: ...
+    def config(self) -> dict[str, Any]: ...
+
 
 CARD_FILE = "README.md"
 
@@ -57,7 +75,7 @@ Speech2Face (Oh et al., CVPR 2019) states these considerations, and they hold fo
 
 
 def model_card(
-    model: Speech2Face,
+    model: DescribedModel,
     *,
     evaluation: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
@@ -91,7 +109,7 @@ def model_card(
     return "\n\n".join(parts) + "\n"
 
 
-def _model_rows(model: Speech2Face, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _model_rows(model: DescribedModel, config: Mapping[str, Any]) -> list[tuple[str, str]]:
     preprocessing = config["preprocessing"]
     rows = [
         ("voice encoder", f"`{config['encoder']['class_path']}`, {_parameters(model.encoder)} parameters"),
@@ -119,7 +137,7 @@ def _model_rows(model: Speech2Face, config: Mapping[str, Any]) -> list[tuple[str
     return rows
 
 
-def _data_section(model: Speech2Face, training: Mapping[str, Any]) -> str:
+def _data_section(model: DescribedModel, training: Mapping[str, Any]) -> str:
     data = training.get("data") or "not recorded when this folder was written"
     if "name" not in model.teacher:
         return f"- Training data: {data}.\n- Teacher: not recorded when this folder was written."
@@ -174,7 +192,7 @@ def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def _usage(model: Speech2Face) -> str:
+def _usage(model: DescribedModel) -> str:
     drawing = (
         '\nprediction.image.save("face.png")\nopen("face.svg", "w").write(prediction.cartoon())'
         if model.decoder is not None

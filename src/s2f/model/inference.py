@@ -35,19 +35,17 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
 
-if TYPE_CHECKING:
-    from .speech2face import Speech2Face
-
 __all__ = [
     "PRECISIONS",
     "FastEncoder",
+    "FastPathModel",
     "MaxOverFramePairs",
     "bf16_supported",
     "choose_precision",
@@ -111,6 +109,30 @@ def choose_precision(precision: str | None, device: torch.device | str) -> tuple
     return "fp32", f"auto: the {device.type.upper()} has no native bf16"
 
 
+class FastPathModel(Protocol):
+    """What the fast path reads and keeps on a model (a :class:`~s2f.model.speech2face.Speech2Face`, which
+    calls it, so the fast path names no class of its own: no import circle)."""
+
+    last_inference: Any  # the FastEncoder that ran last
+
+    @property
+    def encoder(self) -> nn.Module: ...
+    @property
+    def frontend(self) -> nn.Module: ...
+    @property
+    def calibration(self) -> nn.Module | None: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def training(self) -> bool: ...
+    @property
+    def inference_settings(self) -> dict[str, Any]: ...
+    @property
+    def _fast_encoders(self) -> dict[tuple[Any, ...], Any]: ...
+    def eval(self) -> Any: ...
+    def train(self, mode: bool = True) -> Any: ...
+
+
 class FastEncoder:
     """Embeddings [B, D] of waveforms [B, N], through a fast copy of a :class:`~s2f.Speech2Face`'s encoder.
 
@@ -158,7 +180,7 @@ class FastEncoder:
         mode = "compiled" if self.compile else "eager"
         return f"{self.precision} ({self.reason}), {layout}, {mode}"
 
-    def prepare(self, model: Speech2Face) -> nn.Module:
+    def prepare(self, model: FastPathModel) -> nn.Module:
         """The encoder as it will run: the model's own in fp32 eager, else a copy in the chosen precision and
         layout; rebuilt when the model's weights or device changed since the last call."""
         key = _fingerprint(model.encoder)
@@ -188,7 +210,7 @@ class FastEncoder:
         return encoder
 
     @torch.inference_mode()
-    def __call__(self, model: Speech2Face, waves: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: FastPathModel, waves: torch.Tensor) -> torch.Tensor:
         """Face embeddings [B, D] (fp32, calibrated when the model is) of waveforms [B, N] on the model's device."""
         self.prepare(model)
         was_training = model.training
@@ -216,7 +238,7 @@ class FastEncoder:
         return out[:count].float()
 
 
-def fast_encoder_for(model: Speech2Face, precision: str | None = None, compile: bool | None = None) -> FastEncoder:
+def fast_encoder_for(model: FastPathModel, precision: str | None = None, compile: bool | None = None) -> FastEncoder:
     """The model's :class:`FastEncoder` for these settings (None: the model's ``inference_settings``),
     made on first use and kept, with its prepared encoder and compiled graphs, on the model."""
     settings = model.inference_settings
@@ -231,7 +253,7 @@ def fast_encoder_for(model: Speech2Face, precision: str | None = None, compile: 
     return fast
 
 
-def update_settings(model: Speech2Face, **settings: Any) -> None:
+def update_settings(model: FastPathModel, **settings: Any) -> None:
     """Changes the model's ``inference_settings`` (``precision``, ``compile``, ``batch_size``), checked."""
     unknown = set(settings) - set(model.inference_settings)
     if unknown:

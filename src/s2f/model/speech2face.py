@@ -37,8 +37,10 @@ from ..decoders.face_decoder import FaceDecoder, FaceOutput
 from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
 from .calibration import EmbeddingCalibration
+from .card import CARD_FILE, model_card
 from .checkpoint import read_checkpoint, strip
 from .hub import HUB_PREFIX, download_from_hub
+from .inference import fast_encoder_for, update_settings
 from .saved_folder import (
     CONFIG_FILE,
     MODEL_FORMAT,
@@ -149,16 +151,12 @@ class Speech2Face(nn.Module):
             precision: ``"auto"``, ``"bf16"`` or ``"fp32"``; None: ``inference_settings`` (auto).
             compile: ``torch.compile`` the encoder; None: ``inference_settings`` (see :meth:`compile`).
         """
-        from .inference import fast_encoder_for
-
         return fast_encoder_for(self, precision, compile)(self, waves.to(self.device))
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """Compiles the fast inference path of :meth:`predict` and :meth:`embed` (``torch.compile`` with frozen
         weights, one graph per batch size and input length, made on first use); keyword arguments update
         ``inference_settings`` (``precision``, ``batch_size``). Training is unaffected: ``forward`` stays eager."""
-        from .inference import update_settings
-
         if args:
             raise ConfigError("Speech2Face.compile takes keywords only (precision=, batch_size=); for training, "
                               "torch.compile(model)")  # fmt: skip
@@ -193,8 +191,6 @@ class Speech2Face(nn.Module):
                 None: ``inference_settings``. ``Prediction.precision`` says which ran.
             compile: ``torch.compile`` the encoder (see :meth:`compile`); None: ``inference_settings``.
         """
-        from .inference import fast_encoder_for
-
         sources: list[AudioInput] = list(audio) if isinstance(audio, list) else [audio]
         length = self.clip_seconds if seconds is None else seconds
         waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
@@ -244,8 +240,6 @@ class Speech2Face(nn.Module):
             training: What the model was trained on and how (``data``, ``recipe``), for the card.
         """
         from safetensors.torch import save_file
-
-        from .card import CARD_FILE, model_card
 
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)

@@ -199,8 +199,8 @@ def voice_parameter_reference(
         S2FError: The CSV is not a world's, a split is missing, or it holds speakers the CSV does not list;
             ``selection_split`` is ``reported_split``.
     """
-    from s2f.model.angles import angles_deg
     from s2f.eval.protocol import refuse_reported_split
+    from s2f.model.angles import angles_deg
 
     refuse_reported_split(selection_split, reported_split, "choose the reference's settings")
     parameters, names = _read_parameters(identities_csv)

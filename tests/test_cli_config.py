@@ -79,8 +79,9 @@ def test_eval_reads_the_file_and_the_command_line_wins(tmp_path: Path) -> None:
     options = eval_command._options()
     parsed = parse_with_config(eval_command._parser(options), ["--config", str(config), "--seed", "7"])
     kwargs = options.kwargs(parsed)
+    chosen = kwargs["options"]  # evaluate's EvalOptions group, built from the same flat keys
     assert parsed.model == "models/s2f"
-    assert (kwargs["data_dir"], kwargs["seconds"], kwargs["progress"], kwargs["seed"]) == (
+    assert (kwargs["data_dir"], chosen.seconds, chosen.progress, chosen.seed) == (
         "data/shards",
         (3.0, 6.0),
         False,

@@ -15,8 +15,9 @@ import torch
 from helpers.shards import ShardFactory, random_record, write_shards
 from s2f.errors import ConfigError
 from s2f.eval import recall_at_k
+from s2f.eval.context import EvalContext, EvalOptions, ProtocolOptions
 from s2f.eval.data import load_held_out, read_labelled_embeddings
-from s2f.eval.field_protocols import ProtocolOptions, field_protocols
+from s2f.eval.field_protocols import field_protocols
 from s2f.eval.independent import choose_evaluator, independent_metrics
 from s2f.eval.metrics.attribute_baseline import attribute_predictions
 from s2f.eval.metrics.galleries import identity_gallery_recall
@@ -223,16 +224,14 @@ def test_a_model_that_predicts_the_gender_mean_equals_the_attribute_only_baselin
     predicted = attribute_predictions(train, speakers, metadata, held.metadata)["gender"]["predictions"]
     gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)
     gallery, gallery_speakers = held.embeddings[list(gallery_of.values())], list(gallery_of)
+    model = SimpleNamespace(decoder=None, teacher={"name": "toy"})
+    context = EvalContext(model, gendered, "test", EvalOptions(), held, {"6s": predicted}, gallery_of)
     metrics = {
         "seconds": ["6s"],
         "similarity": {"6s": feature_similarity(predicted, held.embeddings)},
         "retrieval": {"6s": {"cos": recall_at_k(predicted, held.speaker_ids, gallery, gallery_speakers)}},
     }
-    model = SimpleNamespace(decoder=None, teacher={"name": "toy"})
-    sections = field_protocols(
-        metrics, held, {"6s": predicted}, gallery, gallery_speakers, data_dir=gendered, train_split="train",
-        model=model, decoded=None, teacher_embedded=None, options=ProtocolOptions(), seed=0,
-    )  # fmt: skip
+    sections = field_protocols(metrics, context, decoded=None, teacher_embedded=None)
     galleries, matching = sections["identity_galleries"], sections["matching"]
     assert galleries["model"]["6s"] == galleries["attribute_only"]["gender"]
     assert matching["model"]["6s"] == matching["attribute_only"]["gender"]
@@ -284,7 +283,7 @@ def test_independent_metrics_of_faces_that_are_the_true_faces_are_perfect() -> N
     genders = {s: ("female" if int(s[1:]) % 2 else "male") for s in speakers}
     result = independent_metrics(
         _PixelNetwork(), "pixels", faces, {"s2f": faces, "other": shuffled}, speakers, genders,
-        gallery_size=100, draws=3, resamples=200, splits=2, seed=0,
+        options=ProtocolOptions(gallery_size=100, gallery_draws=3, matching_resamples=200, identity_splits=2), seed=0,
     )  # fmt: skip
     same = result["faces"]["s2f"]
     assert same["matching"]["accuracy"] == 1.0 and same["galleries"]["cos"]["R@1"] == 1.0

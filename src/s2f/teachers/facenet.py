@@ -33,8 +33,8 @@ import torch
 import torch.nn as nn
 
 from .._registry import TEACHERS
-from ..model.weights import load_into, read_state_dict
 from ..errors import WeightsError
+from ..model.weights import load_into, read_state_dict
 from .face_teacher import FaceTeacher
 
 __all__ = ["DOWNLOAD_PREFIX", "FaceNet", "facenet", "facenet_tiny"]

@@ -158,7 +158,8 @@ def test_the_old_flag_spellings_still_parse() -> None:
     evaluation = eval_command._options()
     parsed = eval_command._parser(evaluation).parse_args(["-m", "m", "--data", "d", "--quiet", "--seconds", "3"])
     kwargs = evaluation.kwargs(parsed)
-    assert (kwargs["data_dir"], kwargs["out_dir"], kwargs["progress"], kwargs["seconds"]) == (
+    chosen = kwargs["options"]  # evaluate's EvalOptions, from the same flat flags
+    assert (kwargs["data_dir"], kwargs["out_dir"], chosen.progress, chosen.seconds) == (
         "d",
         "runs/eval",
         False,

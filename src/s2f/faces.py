@@ -1,4 +1,7 @@
-"""Moved to s2f.vision.alignment / s2f.vision.landmarks / s2f.vision.images; this path is removed in 0.3.0 (s2f._compat.moved)."""
+"""Moved to s2f.vision.alignment / s2f.vision.landmarks / s2f.vision.images.
+
+This path is removed in 0.3.0 (s2f._compat.moved).
+"""
 
 from s2f._compat.moved import redirect
 

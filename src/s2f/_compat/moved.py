@@ -157,7 +157,7 @@ def stub_text(old: str) -> str:
     """The whole text of an old path's stub file (a test compares every stub with it)."""
     homes = " / ".join(MOVED[old].homes)
     return (
-        f'"""Moved to {homes}; this path is removed in {MOVED[old].removed_in} (s2f._compat.moved)."""\n'
+        f'"""Moved to {homes}.\n\nThis path is removed in {MOVED[old].removed_in} (s2f._compat.moved).\n"""\n'
         "\n"
         "from s2f._compat.moved import redirect\n"
         "\n"

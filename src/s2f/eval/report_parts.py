@@ -1,4 +1,7 @@
-"""Moved to s2f.eval.report.report_parts; this path is removed in 0.3.0 (s2f._compat.moved)."""
+"""Moved to s2f.eval.report.report_parts.
+
+This path is removed in 0.3.0 (s2f._compat.moved).
+"""
 
 from s2f._compat.moved import redirect
 

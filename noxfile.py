@@ -8,6 +8,7 @@ Install the project first with ``pip install -e '.[dev]'``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -79,7 +80,14 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def doctest(session: nox.Session) -> None:
     """The examples in the docstrings, run as tests."""
-    session.run("pytest", "--doctest-modules", "src/s2f", "-p", "no:cacheprovider", env=OFFLINE)
+    # Old paths' stub files (s2f._compat.moved) are their new modules under another name: pytest would
+    # collect each module twice and refuse the second file.
+    stubs = [path for path in Path("src/s2f").rglob("*.py") if STUB_MARK in path.read_text(encoding="utf-8")]
+    ignores = [f"--ignore={path}" for path in stubs]
+    session.run("pytest", "--doctest-modules", "src/s2f", *ignores, "-p", "no:cacheprovider", env=OFFLINE)
+
+
+STUB_MARK = "from s2f._compat.moved import redirect"
 
 
 BENCHMARKS = (

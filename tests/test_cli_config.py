@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -197,7 +198,10 @@ def _documented_commands() -> list[list[str]]:
         text = page.read_text(encoding="utf-8").replace("\\\n", " ")
         for line in text.splitlines():
             words = shlex.split(line.strip(), comments=True) if line.strip().startswith("s2f ") else []
-            if len(words) > 1 and words[1] in CONFIGURED and "..." not in words:
+            # The shell's redirections and pipes are not the command's arguments.
+            words = list(itertools.takewhile(lambda word: word not in (">", ">>", "|"), words))
+            # A line that reads a config file the page wrote before is covered by the round-trip tests.
+            if len(words) > 1 and words[1] in CONFIGURED and "..." not in words and "--config" not in words:
                 found.append(words[1:])
     return found
 

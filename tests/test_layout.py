@@ -260,14 +260,18 @@ def test_the_model_room_imports_no_evaluation_training_or_lightning() -> None:
     # Evaluation and training stand on the model; the model imports neither, not even for its type hints.
     model_room = [name for name in MODULES if _folder(name) == "s2f.model"]
     forbidden = ("s2f.eval", "s2f.train", "lightning", "pytorch_lightning")
-    found = {
+    assert model_room and _imports_into(model_room, forbidden) == set()
+
+
+def _imports_into(room: list[str], forbidden: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(module, import) pairs from ``room`` into any of ``forbidden``, TYPE_CHECKING and lazy imports included."""
+    return {
         (name, imported)
-        for name in model_room
+        for name in room
         for imported in _imported_modules(name, MODULES[name], type_checking=True)
         | _imported_modules_raw(MODULES[name])
-        if any(imported == room or imported.startswith(room + ".") for room in forbidden)
+        if any(imported == other or imported.startswith(other + ".") for other in forbidden)
     }
-    assert model_room and found == set()
 
 
 # Folder-level import circles still open (with TYPE_CHECKING imports), each as its sorted folders; issue 27
@@ -292,13 +296,7 @@ def test_eval_metrics_import_no_report_model_training_lightning_or_shards() -> N
     # The metrics are functions on tensors: usable and testable alone, and the report reads them, never back.
     metrics_room = [name for name in MODULES if name.startswith("s2f.eval.metrics")]
     forbidden = ("s2f.eval.report", "s2f.model", "s2f.train", "s2f.shards", "lightning", "pytorch_lightning")
-    found = {
-        (name, imported)
-        for name in metrics_room
-        for imported in _imported_modules(name, MODULES[name], type_checking=True)
-        | _imported_modules_raw(MODULES[name])
-        if any(imported == room or imported.startswith(room + ".") for room in forbidden)
-    }
+    found = _imports_into(metrics_room, forbidden)
     # The angle between embeddings is the model's own arithmetic (s2f.model.angles: torch only), not a model.
     assert len(metrics_room) > 10 and found - {("s2f.eval.metrics.similarity", "s2f.model.angles")} == set()
 

@@ -5,7 +5,7 @@ samples/s, clips/s, px, ...) in README.md, docs/*.md or benchmarks/README.md. It
 the block it stands in names a producing command:
 
 - a backticked command: ``python benchmarks/...``, ``s2f ...``, ``pytest ...``, ``nox ...``, or a
-  test by its path (``tests/test_x.py`` or ``tests/test_x.py::test_y``);
+  test by its path (``tests/<folder>/test_x.py`` or ``tests/<folder>/test_x.py::test_y``);
 - or a ``(command: ...)`` marker.
 
 A block is a paragraph, a heading, one table row or one list item. Table rows and list items are
@@ -77,7 +77,7 @@ _COMMAND_MARKER = re.compile(r"\(command:\s*[^)]+\)", re.IGNORECASE)
 _COMMAND = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*"  # environment settings: HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 ...
     r"(?:python3?\s+(?:-m\s+pytest\b|\S*(?:benchmarks|docs|examples)/\S+\.py\b)|s2f\s+[a-z][\w-]*\s+\S|pytest\b|nox\b"
-    r"|tests/test_\w+\.py(?:::\w+)?$)"
+    r"|tests/(?:\w+/)*test_\w+\.py(?:::\w+)?$)"
 )
 _NAMED_FILE = re.compile(r"\b((?:benchmarks|docs|examples|tests)/[\w/.-]+\.py)(?:::(\w+))?")
 
@@ -210,7 +210,7 @@ def names_command(text: str) -> bool:
 
     >>> names_command("measured by `python benchmarks/retrieval_scale.py --quick`")
     True
-    >>> names_command("see `tests/test_inference.py::test_bf16`; also `--quick`")
+    >>> names_command("see `tests/model/test_inference.py::test_bf16`; also `--quick`")
     True
     >>> names_command("the `recall_at_k` function, benchmarks/retrieval_scale.py")
     False

@@ -18,7 +18,7 @@ has no smoothing term. On the shapes of 13 real faces its field moves pixels a m
 the farthest landmark moves, and folds 10 % of the image over; this spline stays within 1.25 times
 and does not fold. Speed does not decide it: in runs on one CPU thread kornia's took 1.1-1.9x
 the time forward and 0.8-1.1x forward + backward (``benchmarks/geometry.py``; the reason is checked
-in ``tests/test_geometry_libraries.py``).
+in ``tests/vision/test_geometry_libraries.py``).
 
 Example:
     >>> import torch

@@ -31,12 +31,12 @@ class _ResumableLoader(StreamingDataLoader):
     ends an epoch after ``len(loader)`` batches without always exhausting it. After a mid-epoch resume
     the flag then stayed set, so the *next* epoch continued the resumed one's count instead of starting
     afresh: it was cut short, and the one after it shuffled with the wrong epoch number (a run killed
-    twice did not end with the weights of an uninterrupted one; ``tests/test_fit_random_kills.py``).
+    twice did not end with the weights of an uninterrupted one; ``tests/reliability/test_fit_random_kills.py``).
 
     A remote root's position also names the folder its chunks were downloaded to, on the machine of the
     rank that saved it, and litdata refuses to resume where this process's cache folder differs: on
     ``--ckpt_path last``, every rank of a node that caches in another folder than rank 0's failed
-    (``tests/test_streaming_ranks.py``), and a restart with another ``cache_dir`` takes the same check.
+    (``tests/train/test_streaming_ranks.py``), and a restart with another ``cache_dir`` takes the same check.
     Where the chunks are cached is not part of the position, so the restored state names this process's
     own cache folder instead.
     """

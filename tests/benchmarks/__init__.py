@@ -1,0 +1,1 @@
+"""The scripts under benchmarks/ that print the documented figures: they run, and their arithmetic holds."""

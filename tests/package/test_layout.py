@@ -341,3 +341,43 @@ def test_import_s2f_installs_no_import_hook_and_imports_no_lightning() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.split() == ["True", "False", "False"]
+
+
+TESTS = Path(__file__).resolve().parents[1]
+TEST_FOLDERS_BESIDE_THE_PACKAGE = {
+    "package": "the package root's modules and what crosses every folder (layout, registry, wheel, old formats)",
+    "reliability": "fault injection: kills, full disks, hostile and tampered folders, fuzzing, bad numbers",
+    "benchmarks": "the scripts under benchmarks/ that print the documented figures",
+}
+
+
+def _misplaced_test_files(tests: Path, package: Path) -> list[str]:
+    """Test files outside ``tests/<folder>/``, where the folder is one of s2f's own or a listed one and a package."""
+    folders = {path.parent.name for path in package.glob("*/__init__.py") if not path.parent.name.startswith("_")}
+    folders |= set(TEST_FOLDERS_BESIDE_THE_PACKAGE)
+    misplaced = []
+    for path in sorted(tests.rglob("test_*.py")):
+        where = path.relative_to(tests).parts
+        if len(where) != 2 or where[0] not in folders or not (path.parent / "__init__.py").is_file():
+            misplaced.append("/".join(where))
+    return misplaced
+
+
+def test_every_test_file_lives_in_the_folder_of_the_package_it_tests() -> None:
+    assert _misplaced_test_files(TESTS, PACKAGE) == []
+    assert len(list(TESTS.glob("*/test_*.py"))) > 50
+
+
+def test_the_test_layout_rule_finds_a_file_at_the_root_in_an_unknown_folder_or_outside_a_package(
+    tmp_path: Path,
+) -> None:
+    for folder in ("shards", "reliability", "widgets", "vision"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test_a.py").write_text("")
+        if folder != "vision":
+            (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "test_root.py").write_text("")
+    (tmp_path / "shards" / "deeper").mkdir()
+    (tmp_path / "shards" / "deeper" / "test_b.py").write_text("")
+    misplaced = _misplaced_test_files(tmp_path, PACKAGE)
+    assert misplaced == ["shards/deeper/test_b.py", "test_root.py", "vision/test_a.py", "widgets/test_a.py"]

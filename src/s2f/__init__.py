@@ -14,12 +14,15 @@ from typing import Any
 
 from . import decoders, encoders, teachers
 from ._compat.moved import moved_name
-from ._registry import DECODERS, ENCODERS, TEACHERS, Registry
+from ._registry import Registry
 from ._version import __version__
 from .audio import AudioInput, SpectrogramFrontend, Waveform, load_audio
+from .decoders.face_decoder import DECODERS
+from .encoders.voice_encoder import ENCODERS
 from .errors import S2FError
 from .model.info import ModelInfo, model_info
 from .model.speech2face import Prediction, Speech2Face
+from .teachers.face_teacher import TEACHERS
 
 __all__ = [
     "DECODERS",

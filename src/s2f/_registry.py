@@ -1,10 +1,13 @@
 """Named registries of model builders, with third-party plug-ins through entry points.
 
-Built-in models register where they are defined, on import. Third-party packages register
-through the entry-point groups ``s2f.encoders``, ``s2f.teachers`` and ``s2f.decoders``; an entry
-point names either a module (importing it registers its models) or a builder (registered under
-the entry point's name). Plug-ins load lazily, the first time a registry is asked for a name it
-does not know or for its full list, and a plug-in that fails to load warns instead of crashing.
+Each component family holds its registry beside its base class (``ENCODERS`` in
+:mod:`s2f.encoders.voice_encoder`, ``TEACHERS`` and ``DECODERS`` likewise), so this module, below the
+families, never imports them back. Built-in models register where they are defined, on import.
+Third-party packages register through the entry-point groups ``s2f.encoders``, ``s2f.teachers`` and
+``s2f.decoders``; an entry point names either a module (importing it registers its models) or a
+builder (registered under the entry point's name). Plug-ins load lazily, the first time a registry is
+asked for a name it does not know or for its full list, and a plug-in that fails to load warns
+instead of crashing.
 
 Example:
     >>> from s2f import ENCODERS
@@ -21,18 +24,16 @@ import fnmatch
 import importlib.metadata
 import inspect
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch.nn as nn
 
-if TYPE_CHECKING:
-    from .decoders.face_decoder import FaceDecoder
-    from .encoders.voice_encoder import VoiceEncoder
-    from .teachers.face_teacher import FaceTeacher
+from ._compat.moved import moved_name
 
-__all__ = ["DECODERS", "ENCODERS", "TEACHERS", "Registry", "RegistryEntry"]
+__all__ = ["Registry", "RegistryEntry", "all_registries"]
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 BuilderT = TypeVar("BuilderT", bound=Callable[..., Any])
@@ -69,6 +70,7 @@ class Registry(Generic[ModelT]):
         self.entry_point_group = entry_point_group
         self._entries: dict[str, RegistryEntry] = {}
         self._plugins_loaded = False
+        _REGISTRIES.add(self)
 
     def register(self, name: str | None = None, *, tiny: bool | None = None) -> Callable[[BuilderT], BuilderT]:
         """Decorator that registers a builder (a function or a class) under ``name``.
@@ -167,6 +169,16 @@ def _source_of(builder: Callable[..., Any]) -> str:
     return module
 
 
-ENCODERS: Registry[VoiceEncoder] = Registry("encoder", "s2f.encoders")
-TEACHERS: Registry[FaceTeacher] = Registry("teacher", "s2f.teachers")
-DECODERS: Registry[FaceDecoder] = Registry("decoder", "s2f.decoders")
+# Every registry alive, for the saved-config check that asks which packages have registered models; a
+# registry a test builds and drops leaves it.
+_REGISTRIES: weakref.WeakSet[Registry[Any]] = weakref.WeakSet()
+
+
+def all_registries() -> list[Registry[Any]]:
+    """Every registry alive (the families' three, and any a plug-in or test builds), by kind."""
+    return sorted(_REGISTRIES, key=lambda registry: (registry.kind, registry.entry_point_group))
+
+
+def __getattr__(name: str) -> Any:
+    # ENCODERS, TEACHERS and DECODERS moved to their families (s2f._compat.moved.MOVED_NAMES).
+    return moved_name(__name__, name)

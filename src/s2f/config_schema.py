@@ -1,4 +1,4 @@
-"""Moved to s2f.config.schema.
+"""Moved to s2f.model.schema.
 
 This path is removed in 0.3.0 (s2f._compat.moved).
 """

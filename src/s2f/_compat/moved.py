@@ -126,8 +126,10 @@ MOVED: dict[str, Moved] = {
     "s2f.teachers.base": Moved("s2f.teachers.face_teacher", REMOVED_IN),
     "s2f.decoders.base": Moved("s2f.decoders.face_decoder", REMOVED_IN),
     "s2f.losses": Moved("s2f.train.losses", REMOVED_IN),
-    "s2f.config_schema": Moved("s2f.config.schema", REMOVED_IN),
+    "s2f.config_schema": Moved("s2f.model.schema", REMOVED_IN),
+    "s2f.config.schema": Moved("s2f.model.schema", REMOVED_IN),
     "s2f.config_rules": Moved("s2f.config.rules", REMOVED_IN),
+    "s2f.model.weights": Moved("s2f.config.weights", REMOVED_IN),
     "s2f.bundled_recipes": Moved("s2f.train.bundled_recipes", REMOVED_IN),
 }
 
@@ -136,6 +138,9 @@ MOVED: dict[str, Moved] = {
 MOVED_NAMES: dict[str, Moved] = {
     "s2f.Speech2FaceLoss": Moved("s2f.train.losses.Speech2FaceLoss", REMOVED_IN),
     "s2f.train.S2FDataModule": Moved("s2f.data.S2FDataModule", REMOVED_IN),
+    "s2f._registry.ENCODERS": Moved("s2f.encoders.ENCODERS", REMOVED_IN),
+    "s2f._registry.TEACHERS": Moved("s2f.teachers.TEACHERS", REMOVED_IN),
+    "s2f._registry.DECODERS": Moved("s2f.decoders.DECODERS", REMOVED_IN),
 }
 
 PACKAGE = Path(__file__).resolve().parent.parent

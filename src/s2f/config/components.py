@@ -97,13 +97,13 @@ def trusted_packages() -> set[str]:
     A plug-in is a package that registers models through the entry points, or whose builders are in a
     registry already; the entry points are read, not loaded, so asking imports nothing.
     """
-    from .._registry import DECODERS, ENCODERS, TEACHERS
+    from .._registry import all_registries
 
     packages = {"s2f"}
     for group in _PLUGIN_GROUPS:
         for entry_point in importlib.metadata.entry_points(group=group):
             packages.add(entry_point.value.split(":", 1)[0].strip().split(".", 1)[0])
-    for registry in (ENCODERS, TEACHERS, DECODERS):
+    for registry in all_registries():
         packages.update(entry.source.split(".", 1)[0] for entry in registry._entries.values())
     return packages
 
@@ -138,7 +138,7 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
 
     Only classes of s2f and of installed plug-ins are imported (see :func:`trusted_packages`). The
     arguments are passed as they are: a record read from a file is first held to
-    :mod:`s2f.config.schema` by the loaders.
+    :mod:`s2f.model.schema` by the loaders.
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
         raise ConfigError(f"cannot rebuild {base.__name__} from {spec!r}: no class_path")

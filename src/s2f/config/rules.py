@@ -1,4 +1,4 @@
-"""The kinds of value a saved config may hold, each with its bounds: the vocabulary of :mod:`s2f.config.schema`.
+"""The kinds of value a saved config may hold, each with its bounds: the vocabulary of :mod:`s2f.model.schema`.
 
 A :class:`Rule` says what is wrong with a value in one short phrase, or ``None``; the schema names the
 key and the file around it.

@@ -1,27 +1,6 @@
-"""What a saved model's ``config.json`` may say, argument by argument.
+"""Moved to s2f.model.schema.
 
-A model folder is data from someone else, yet its config decides which classes are built with which
-arguments, and a constructor does what its arguments say: a timm model name ``hf-hub:ORG/NAME``
-fetches a config over the network, ``model_kwargs={"checkpoint_path": ...}`` opens any file. So every
-value a saved config may hold is declared here with its type and bounds (numbers in range, booleans,
-names from a registry or a closed set of choices), and anything else is refused with one line that
-names the key: dict-valued pass-through arguments, and every string that is a path, a URL, a
-``file:``/``hf-hub:`` id or holds a path separator.
-
-The schema applies to files only (:meth:`s2f.Speech2Face.from_pretrained`, checkpoints,
-:func:`s2f.model.decoder_folder.load_decoder`); a model built from one's own Python call keeps its full freedom.
-s2f's own classes are declared in :data:`COMPONENT_ARGS`; a plug-in's class (or one without an
-entry) is held to its constructor's type hints with generic bounds, and an argument whose type is
-not a plain number, flag, name, choice or list of integers cannot come from a file. The kinds of value
-and their bounds are the rules of :mod:`s2f.config.rules`.
-
-Example:
-    >>> check_saved_model({"format": "s2f-model", "encoder": {
-    ...     "class_path": "s2f.encoders.timm_backbone.TimmVoiceEncoder",
-    ...     "init_args": {"model_name": "hf-hub:timm/resnet18.a1_in1k"}}}, "config.json")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    s2f.errors.ConfigError: config.json: encoder.init_args.model_name is 'hf-hub:timm/...', a hub id, URL or path; ...
+This path is removed in 0.3.0 (s2f._compat.moved).
 """
 
 from __future__ import annotations
@@ -368,6 +347,4 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+redirect(__name__)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.weights import load_into, read_state_dict
 from ..errors import WeightsError
-from ..model.weights import load_into, read_state_dict
 from ..vision.alignment import mean_shape
 from .face_decoder import FaceDecoder
 from .tps import tps_warp

@@ -7,9 +7,10 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from .._registry import Registry
 from ..config.components import RecordsConfig
 
-__all__ = ["FaceDecoder", "FaceOutput"]
+__all__ = ["DECODERS", "FaceDecoder", "FaceOutput"]
 
 
 class FaceOutput(NamedTuple):
@@ -36,3 +37,8 @@ class FaceDecoder(RecordsConfig, nn.Module):
 
     def forward(self, embedding: torch.Tensor) -> FaceOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# Every decoder registers here, where it is defined (``@DECODERS.register``); plug-ins through the entry-point
+# group s2f.decoders. It lives beside the base class, so the registry module below the families never imports them.
+DECODERS: Registry[FaceDecoder] = Registry("decoder", "s2f.decoders")

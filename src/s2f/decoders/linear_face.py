@@ -33,9 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._registry import DECODERS
 from .canonical import CanonicalFrameDecoder
-from .face_decoder import FaceOutput
+from .face_decoder import DECODERS, FaceOutput
 from .tps import pixels_to_unit, unit_to_pixels
 
 __all__ = ["LinearFaceDecoder", "linear_face_decoder", "linear_face_decoder_tiny", "principal_components"]

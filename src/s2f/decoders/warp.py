@@ -35,9 +35,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .._registry import DECODERS
 from .canonical import CanonicalFrameDecoder
-from .face_decoder import FaceOutput
+from .face_decoder import DECODERS, FaceOutput
 from .tps import pixels_to_unit, unit_to_pixels
 
 __all__ = ["WarpDecoder", "warp_decoder", "warp_decoder_tiny"]

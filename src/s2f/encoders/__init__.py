@@ -4,6 +4,13 @@ from .cnn import PaperCNNEncoder
 from .conformer import ConformerEncoder
 from .speaker_frontend import SpeakerFrontendEncoder
 from .timm_backbone import TimmVoiceEncoder
-from .voice_encoder import VoiceEncoder
+from .voice_encoder import ENCODERS, VoiceEncoder
 
-__all__ = ["ConformerEncoder", "PaperCNNEncoder", "SpeakerFrontendEncoder", "TimmVoiceEncoder", "VoiceEncoder"]
+__all__ = [
+    "ENCODERS",
+    "ConformerEncoder",
+    "PaperCNNEncoder",
+    "SpeakerFrontendEncoder",
+    "TimmVoiceEncoder",
+    "VoiceEncoder",
+]

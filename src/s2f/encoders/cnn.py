@@ -24,8 +24,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .._registry import ENCODERS
-from .voice_encoder import VoiceEncoder
+from .voice_encoder import ENCODERS, VoiceEncoder
 
 __all__ = ["PaperCNNEncoder", "s2f_cnn", "s2f_cnn_tiny"]
 

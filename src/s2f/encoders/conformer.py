@@ -29,8 +29,7 @@ import torch
 import torch.nn as nn
 from torchaudio.models import Conformer
 
-from .._registry import ENCODERS
-from .voice_encoder import VoiceEncoder
+from .voice_encoder import ENCODERS, VoiceEncoder
 
 __all__ = ["ConformerEncoder", "s2f_conformer", "s2f_conformer_tiny"]
 

@@ -54,11 +54,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-from .._registry import ENCODERS
 from ..config.components import INIT_ARGS
+from ..config.weights import load_into
 from ..errors import MissingExtraError, WeightsError
-from ..model.weights import load_into
-from .voice_encoder import VoiceEncoder
+from .voice_encoder import ENCODERS, VoiceEncoder
 
 __all__ = [
     "GE2ESpeakerEncoder",

@@ -31,9 +31,8 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 
-from .._registry import ENCODERS
 from ..errors import ConfigError
-from .voice_encoder import VoiceEncoder
+from .voice_encoder import ENCODERS, VoiceEncoder
 
 __all__ = [
     "TimmVoiceEncoder",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .._registry import Registry
 from ..config.components import RecordsConfig
 
-__all__ = ["VoiceEncoder"]
+__all__ = ["ENCODERS", "VoiceEncoder"]
 
 
 class VoiceEncoder(RecordsConfig, nn.Module):
@@ -74,3 +75,8 @@ class VoiceEncoder(RecordsConfig, nn.Module):
             "hop_length": self.hop_length,
             "power": self.power,
         }
+
+
+# Every encoder registers here, where it is defined (``@ENCODERS.register``); plug-ins through the entry-point
+# group s2f.encoders. It lives beside the base class, so the registry module below the families never imports them.
+ENCODERS: Registry[VoiceEncoder] = Registry("encoder", "s2f.encoders")

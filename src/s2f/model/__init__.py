@@ -2,8 +2,8 @@
 
 One idea per module: the module itself (:mod:`~s2f.model.speech2face`), its saved formats (a model folder
 :mod:`~s2f.model.saved_folder`, a decoder on its own :mod:`~s2f.model.decoder_folder`, a training run's
-checkpoint :mod:`~s2f.model.checkpoint`, the hub :mod:`~s2f.model.hub`), the checks on weights read from
-disk (:mod:`~s2f.model.weights`), the fast inference path (:mod:`~s2f.model.inference`), ONNX export
+checkpoint :mod:`~s2f.model.checkpoint`, the hub :mod:`~s2f.model.hub`, each read through the weights
+checks of :mod:`s2f.config.weights`), the fast inference path (:mod:`~s2f.model.inference`), ONNX export
 (:mod:`~s2f.model.onnx`), the closed-form calibration (:mod:`~s2f.model.calibration`), the model card
 (:mod:`~s2f.model.card`), the cartoon (:mod:`~s2f.model.cartoon`), what ``s2f models`` prints
 (:mod:`~s2f.model.info`) and the angle between embeddings (:mod:`~s2f.model.angles`).

@@ -10,12 +10,12 @@ from typing import Any
 
 from .._version import __version__
 from ..config.components import build_component, component_spec
-from ..config.schema import check_saved_decoder, read_config_file
+from ..config.weights import load_into, read_state_dict
 from ..decoders.face_decoder import FaceDecoder
 from ..errors import ConfigError
 from .checkpoint import read_checkpoint, strip
 from .saved_folder import CONFIG_FILE, WEIGHTS_FILE, check_format_version, own_file, without_weights_file
-from .weights import load_into, read_state_dict
+from .schema import check_saved_decoder, read_config_file
 
 __all__ = ["DECODER_FORMAT", "DECODER_FORMAT_VERSION", "decoder_config", "load_decoder", "save_decoder"]
 

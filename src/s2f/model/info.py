@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .._registry import DECODERS, ENCODERS, TEACHERS, Registry
+from .._registry import Registry
+from ..decoders.face_decoder import DECODERS
+from ..encoders.voice_encoder import ENCODERS
+from ..teachers.face_teacher import TEACHERS
 
 __all__ = ["ModelInfo", "format_model_table", "model_info"]
 

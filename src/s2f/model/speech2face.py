@@ -32,7 +32,7 @@ import torch.nn as nn
 from .._version import __version__
 from ..audio import AudioInput, SpectrogramFrontend, load_clip
 from ..config.components import build_component, component_spec
-from ..config.schema import check_saved_model, read_config_file
+from ..config.weights import check_against_header, load_into, read_state_dict, refuse_nonfinite
 from ..decoders.face_decoder import FaceDecoder, FaceOutput
 from ..encoders.voice_encoder import VoiceEncoder
 from ..errors import ConfigError
@@ -50,7 +50,7 @@ from .saved_folder import (
     own_file,
     without_weights_file,
 )
-from .weights import check_against_header, load_into, read_state_dict, refuse_nonfinite
+from .schema import check_saved_model, read_config_file
 
 __all__ = ["Prediction", "Speech2Face"]
 
@@ -274,7 +274,7 @@ class Speech2Face(nn.Module):
         """Loads a saved folder, a Lightning ``.ckpt`` of a Speech2Face training run, or ``hf-hub:ORG/NAME``.
 
         Local paths never touch the network; only the explicit ``hf-hub:`` prefix downloads. A folder is
-        read as untrusted data: its config is held to :mod:`s2f.config.schema` (no hub ids, URLs, paths or
+        read as untrusted data: its config is held to :mod:`s2f.model.schema` (no hub ids, URLs, paths or
         pass-through arguments), its files must lie inside it, and its weights must be finite.
         """
         text = os.fspath(path)

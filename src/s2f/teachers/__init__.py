@@ -7,8 +7,8 @@
 
 from .by_name import build_teacher
 from .dlib_resnet import DlibResNet
-from .face_teacher import FaceTeacher
+from .face_teacher import TEACHERS, FaceTeacher
 from .facenet import FaceNet
 from .vggface import VGGFace
 
-__all__ = ["DlibResNet", "FaceNet", "FaceTeacher", "VGGFace", "build_teacher"]
+__all__ = ["TEACHERS", "DlibResNet", "FaceNet", "FaceTeacher", "VGGFace", "build_teacher"]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import overload
 
-from .._registry import TEACHERS
 from ..errors import ConfigError
-from .face_teacher import FaceTeacher
+from .face_teacher import TEACHERS, FaceTeacher
 
 __all__ = ["build_teacher"]
 

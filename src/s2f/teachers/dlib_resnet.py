@@ -30,9 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._registry import TEACHERS
 from .dlib_workers import CHIP_SIZE, chip, default_models, embed_chips, embed_in_processes, load_models
-from .face_teacher import FaceTeacher
+from .face_teacher import TEACHERS, FaceTeacher
 
 __all__ = ["DlibResNet", "dlib_resnet", "dlib_resnet_tiny"]
 

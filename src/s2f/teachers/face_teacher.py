@@ -8,9 +8,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._registry import Registry
 from ..config.components import RecordsConfig
 
-__all__ = ["FaceTeacher"]
+__all__ = ["TEACHERS", "FaceTeacher"]
 
 
 class FaceTeacher(RecordsConfig, nn.Module):
@@ -71,3 +72,8 @@ class FaceTeacher(RecordsConfig, nn.Module):
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# Every teacher registers here, where it is defined (``@TEACHERS.register``); plug-ins through the entry-point
+# group s2f.teachers. It lives beside the base class, so the registry module below the families never imports them.
+TEACHERS: Registry[FaceTeacher] = Registry("teacher", "s2f.teachers")

@@ -32,10 +32,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._registry import TEACHERS
+from ..config.weights import load_into, read_state_dict
 from ..errors import WeightsError
-from ..model.weights import load_into, read_state_dict
-from .face_teacher import FaceTeacher
+from .face_teacher import TEACHERS, FaceTeacher
 
 __all__ = ["DOWNLOAD_PREFIX", "FaceNet", "facenet", "facenet_tiny"]
 

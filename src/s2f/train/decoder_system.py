@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .._noise import drop_frozen_module_warning
-from .._registry import DECODERS
-from ..decoders.face_decoder import FaceDecoder, FaceOutput
+from ..decoders.face_decoder import DECODERS, FaceDecoder, FaceOutput
 from ..decoders.tps import tps_warp
 from ..errors import ConfigError
 from ..model.decoder_folder import decoder_config

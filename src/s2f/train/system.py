@@ -9,11 +9,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from .._noise import drop_frozen_module_warning
-from .._registry import DECODERS, ENCODERS
 from ..audio import SpectrogramFrontend
 from ..config.components import component_spec
-from ..decoders.face_decoder import FaceDecoder
-from ..encoders.voice_encoder import VoiceEncoder
+from ..decoders.face_decoder import DECODERS, FaceDecoder
+from ..encoders.voice_encoder import ENCODERS, VoiceEncoder
 from ..errors import ConfigError
 from ..model.angles import angles_deg
 from ..model.speech2face import Speech2Face

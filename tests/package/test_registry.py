@@ -32,6 +32,28 @@ def test_register_create_list_and_overrides() -> None:
         registry.create("nope")
 
 
+def test_a_package_that_registers_a_builder_may_be_named_by_a_saved_config_while_its_registry_lives() -> None:
+    # The saved-config check asks every live registry which packages registered models, without the
+    # registry module importing the families; a registry that is dropped stops vouching for its package.
+    import gc
+
+    from s2f._registry import all_registries
+    from s2f.config.components import trusted_packages
+
+    def builder() -> nn.Module:
+        return _Dummy()
+
+    builder.__module__ = "acme_voices.models"
+    assert {ENCODERS, TEACHERS, DECODERS} <= set(all_registries())
+    assert "acme_voices" not in trusted_packages()
+    registry: Registry[nn.Module] = Registry("thing", "s2f.test-things")
+    registry.add("acme", builder)
+    assert "acme_voices" in trusted_packages()
+    del registry
+    gc.collect()
+    assert "acme_voices" not in trusted_packages()
+
+
 def test_duplicate_name_warns_and_replaces() -> None:
     registry: Registry[nn.Module] = Registry("thing", "s2f.test-things")
     registry.add("dummy", _Dummy)

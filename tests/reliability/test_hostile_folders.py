@@ -30,9 +30,9 @@ from helpers.audit import audited
 from s2f import DECODERS, ENCODERS, Speech2Face
 from s2f.cli import main
 from s2f.config.components import import_trusted
-from s2f.config.schema import COMPONENT_ARGS, MAX_CONFIG_BYTES
 from s2f.errors import S2FError
 from s2f.model.decoder_folder import save_decoder
+from s2f.model.schema import COMPONENT_ARGS, MAX_CONFIG_BYTES
 
 Edit = Callable[[Path, Path], Path]  # (folder, scratch outside it) -> the path to load
 
@@ -331,7 +331,7 @@ def test_each_declared_class_declares_exactly_its_constructor_arguments(class_pa
 
 
 def test_every_registered_model_saves_a_config_the_schema_accepts(tmp_path: Path) -> None:
-    from s2f.config.schema import check_saved_model
+    from s2f.model.schema import check_saved_model
 
     for name in ENCODERS.list(tiny=True):
         model = Speech2Face(ENCODERS.create(name), clip_seconds=1.0)
@@ -342,8 +342,8 @@ def test_every_registered_model_saves_a_config_the_schema_accepts(tmp_path: Path
 
 
 def test_the_size_limit_reads_no_further_than_it_must(tmp_path: Path) -> None:
-    from s2f.config.schema import read_config_file
     from s2f.errors import ConfigError
+    from s2f.model.schema import read_config_file
 
     path = tmp_path / "config.json"
     path.write_bytes(b" " * (MAX_CONFIG_BYTES + 1))
@@ -386,7 +386,7 @@ class _PluginEncoder(torch.nn.Module):
 
 
 def test_a_plugin_class_is_held_to_its_type_hints() -> None:
-    from s2f.config.schema import _rules_from_signature
+    from s2f.model.schema import _rules_from_signature
 
     rules = _rules_from_signature(_PluginEncoder)
     good = {"width": 64, "rate": 0.5, "name": "wide", "mode": "b", "sizes": [3, 4], "flag": True, "extra": None}

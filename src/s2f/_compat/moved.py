@@ -141,6 +141,8 @@ MOVED_NAMES: dict[str, Moved] = {
     "s2f._registry.ENCODERS": Moved("s2f.encoders.ENCODERS", REMOVED_IN),
     "s2f._registry.TEACHERS": Moved("s2f.teachers.TEACHERS", REMOVED_IN),
     "s2f._registry.DECODERS": Moved("s2f.decoders.DECODERS", REMOVED_IN),
+    "s2f.eval.metrics.craniofacial.landmarks_of_faces": Moved("s2f.eval.face_readers.landmarks_of_faces", REMOVED_IN),
+    "s2f.eval.metrics.demographics.classify_faces": Moved("s2f.eval.face_readers.classify_faces", REMOVED_IN),
 }
 
 PACKAGE = Path(__file__).resolve().parent.parent

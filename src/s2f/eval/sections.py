@@ -21,6 +21,7 @@ from ..model.angles import angles_deg
 from ..shards import mean_embedding
 from .context import EvalContext
 from .data import HeldOut, decode_faces
+from .face_readers import classify_faces, landmarks_of_faces
 from .faces_fidelity import identity_retrieval, teacher_embeddings
 from .field_protocols import field_protocols
 from .metrics import craniofacial as cranio
@@ -137,7 +138,7 @@ def prepare_faces(context: EvalContext) -> EvalContext:
     classified = None
     if wants_demographics:
         classified = {
-            name: demo.classify_faces(list(faces), progress=options.progress, what=what)
+            name: classify_faces(list(faces), progress=options.progress, what=what)
             for name, faces, what in (
                 ("true", context.held.faces, "true faces"),
                 ("s2f", decoded["s2f"], "faces from voices"),
@@ -290,7 +291,7 @@ def _baseline(context: EvalContext) -> dict[str, Any]:
 
 
 def _craniofacial(f2f: Any, s2f: Any, seed: int, progress: bool) -> dict[str, Any]:
-    points, found = cranio.landmarks_of_faces([*f2f, *s2f], progress=progress)
+    points, found = landmarks_of_faces([*f2f, *s2f], progress=progress)
     half = len(f2f)
     correlations = cranio.correlate(cranio.measure_all(points[:half]), cranio.measure_all(points[half:]), seed=seed)
     return {

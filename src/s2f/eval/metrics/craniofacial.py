@@ -3,10 +3,11 @@
 The paper (Sec. 5.2) decodes each test clip twice, from the true face embedding (F2F) and from the
 voice (S2F), places landmarks on both images, takes a dozen anthropometric measurements, and reports
 the Pearson correlation of each over the clips beside a shuffled baseline (S2F against the F2F
-measurements of other clips). Here the landmarks are dlib's 68 points
-(:class:`s2f.vision.landmarks.FaceLandmarker`; the paper used DEST), placed in the box dlib's face detector
-finds; decoded faces are canonical crops, so where it finds none the landmarks are placed in the
-canonical face box instead, and such faces are counted and reported.
+measurements of other clips). Here the landmarks are dlib's 68 points, read by
+:func:`s2f.eval.face_readers.landmarks_of_faces` (:class:`s2f.vision.landmarks.FaceLandmarker`; the
+paper used DEST) in the box dlib's face detector finds; decoded faces are canonical crops, so where it
+finds none the landmarks are placed in the canonical face box instead, and such faces are counted and
+reported. Nothing here loads a model: the landmarks come in, the measurements go out.
 
 Lengths are divided by the outer inter-ocular distance so that face size does not count; indices are
 ratios of two lengths, as in Farkas' anthropometry. dlib 68-point indices: jaw 0-16, nose bridge
@@ -28,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MEASUREMENTS", "PAPER_CORRELATIONS", "correlate", "landmarks_of_faces", "measure", "measure_all"]
+from ..._compat.moved import moved_name
+
+__all__ = ["MEASUREMENTS", "PAPER_CORRELATIONS", "correlate", "measure", "measure_all"]
 
 PAPER_CORRELATIONS = {
     "upper_lip_height": 0.16,
@@ -94,44 +97,6 @@ def measure_all(landmarks: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.array([row[name] for row in rows]) for name in MEASUREMENTS}
 
 
-def landmarks_of_faces(
-    images: Sequence[np.ndarray], *, size: int = 224, progress: bool = False
-) -> tuple[list[np.ndarray], list[bool]]:
-    """dlib's 68 landmarks of each decoded face, in pixels of the face resized to ``size``.
-
-    Args:
-        images: RGB uint8 faces [H, W, 3], canonical crops as the decoder draws them.
-        size: Side the faces are resized to first (dlib's detector misses faces under about 80 px).
-        progress: Show a progress bar.
-
-    Returns:
-        The landmarks of every face, and for each whether the detector found it (if not, the landmarks
-        were placed in the canonical face box).
-    """
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from ...vision.alignment import mean_shape
-    from ...vision.landmarks import FaceLandmarker
-
-    landmarker = FaceLandmarker("hog", upsample=0)
-    canonical = mean_shape(size)
-    margin = 0.05 * size
-    box = (
-        canonical[:, 0].min() - margin,
-        canonical[:, 1].min() - 2 * margin,
-        canonical[:, 0].max() + margin,
-        canonical[:, 1].max() + margin,
-    )
-    points, found = [], []
-    for image in tqdm(images, desc="landmarks", unit="face", disable=not progress):
-        resized = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
-        faces = landmarker.detect(resized)
-        found.append(bool(faces))
-        points.append(faces[0].landmarks if faces else landmarker.landmarks(resized, box))
-    return points, found
-
-
 def correlate(
     from_faces: dict[str, np.ndarray], from_voices: dict[str, np.ndarray], *, shuffles: int = 100, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
@@ -160,3 +125,8 @@ def correlate(
         shuffled = [pearsonr(truth[rng.permutation(len(truth))], guess)[0] for _ in range(shuffles)]
         result[name] = {"r": float(r), "p": float(p), "shuffled_r": float(np.mean(shuffled)), "faces": len(truth)}
     return result
+
+
+def __getattr__(name: str) -> Any:
+    # The face reader that was here reads model files, so it moved to s2f.eval.face_readers.
+    return moved_name(__name__, name)

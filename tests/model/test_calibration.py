@@ -13,6 +13,9 @@ from s2f import DECODERS, ENCODERS, Speech2Face
 from s2f.errors import ConfigError
 from s2f.eval.calibrate import calibrate_on_shards
 from s2f.model.calibration import EmbeddingCalibration, fit_calibration
+from s2f.model.inference import InferenceSettings
+
+FP32 = InferenceSettings(inference_precision="fp32")
 
 
 def _shrunk_predictions(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,7 +68,7 @@ def test_a_calibrated_model_saves_loads_and_draws_at_the_fitted_spread(tmp_path:
     assert config["version"] == 2 and config["calibration"]["spread"] == pytest.approx(3.0, rel=1e-5)
     assert again.calibration is not None and torch.equal(again.calibration.target_mean, model.calibration.target_mean)
     # fp32: compared below with the fp32 forward pass (bf16 predictions agree to cosine 0.999: model/test_inference.py)
-    first, second = model.predict(wave, precision="fp32"), again.predict(wave, precision="fp32")
+    first, second = model.predict(wave, settings=FP32), again.predict(wave, settings=FP32)
     assert torch.equal(first.embedding, second.embedding)
 
     raw = model.encoder(model.frontend(torch.as_tensor(wave[0])[None]))

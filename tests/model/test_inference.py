@@ -12,7 +12,7 @@ import torch
 from s2f import ENCODERS, Speech2Face
 from s2f.cli import main
 from s2f.errors import ConfigError
-from s2f.model.inference import FastEncoder, MaxOverFramePairs, choose_precision
+from s2f.model.inference import FastEncoder, InferenceSettings, MaxOverFramePairs, choose_precision
 from s2f.synth.sample_videos import speech
 
 # bf16 against fp32, fast copies against the model, ONNX against PyTorch: every figure here rides on the
@@ -20,6 +20,7 @@ from s2f.synth.sample_videos import speech
 pytestmark = pytest.mark.host_sensitive
 
 SECONDS = 2.0
+FP32, BF16 = InferenceSettings(inference_precision="fp32"), InferenceSettings(inference_precision="bf16")
 # The stated tolerance of bf16 embeddings against fp32 ones, per clip of speech, for the paper's CNN. Its tiny
 # variant (8-32 channels: less averaging of rounding errors) meets it on average; its worst of 40 clips is 0.9987.
 BF16_COSINE = 0.999
@@ -66,8 +67,8 @@ def test_auto_precision_follows_the_device_and_an_argument_overrides(monkeypatch
 
 def test_bf16_embeddings_of_speech_stay_within_the_stated_cosine_of_fp32(model: Speech2Face) -> None:
     waves = _voices(6)
-    fp32 = model.embed(waves, precision="fp32")
-    bf16 = model.embed(waves, precision="bf16")
+    fp32 = model.embed(waves, settings=FP32)
+    bf16 = model.embed(waves, settings=BF16)
     assert model.last_inference.precision == "bf16"
     with torch.inference_mode():
         eager = model(waves)
@@ -85,7 +86,7 @@ def test_bf16_embeddings_of_speech_stay_within_the_stated_cosine_of_fp32(model: 
 def test_bf16_embeddings_of_the_paper_cnn_stay_within_the_stated_cosine_of_fp32() -> None:
     model = _speech_model("s2f_cnn")
     waves = _voices(6)
-    agreement = torch.cosine_similarity(model.embed(waves, precision="bf16"), model.embed(waves, precision="fp32"))
+    agreement = torch.cosine_similarity(model.embed(waves, settings=BF16), model.embed(waves, settings=FP32))
     assert model.last_inference.precision == "fp32"
     assert agreement.min() >= BF16_COSINE, agreement
     assert agreement.max() < 1 - 1e-6  # bf16 did run: its rounding shows
@@ -104,7 +105,7 @@ def test_max_over_frame_pairs_is_the_cnns_time_pool(dtype: torch.dtype, frames: 
 
 def test_the_cnns_fast_copy_pools_by_frame_pairs_and_agrees_with_the_model(model: Speech2Face) -> None:
     waves = _voices(3)
-    fast = model.embed(waves, precision="fp32")
+    fast = model.embed(waves, settings=FP32)
     copy = model.last_inference.prepare(model)
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in copy.modules())
     assert sum(isinstance(m, MaxOverFramePairs) for m in copy.modules()) == 4
@@ -123,36 +124,32 @@ def test_predict_batches_a_list_and_says_which_precision_ran(
     monkeypatch.setattr(
         type(model.encoder), "forward", lambda self, spec: calls.append(len(spec)) or encoder_forward(self, spec)
     )
-    model.inference_settings["batch_size"] = 2
-    try:
-        together = model.predict(clips, precision="fp32")
-    finally:
-        model.inference_settings["batch_size"] = 16
+    together = model.predict(clips, settings=FP32.replace(batch_size=2))
     assert calls == [2, 2, 1]
-    alone = [model.predict(clip, precision="fp32") for clip in clips]
+    alone = [model.predict(clip, settings=FP32) for clip in clips]
     for batched, single in zip(together, alone, strict=True):
-        assert batched.precision == single.precision == "fp32"
+        assert batched.inference_precision == single.inference_precision == "fp32"
         torch.testing.assert_close(batched.embedding, single.embedding, rtol=1e-4, atol=1e-5)
 
     monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: True)
-    assert model.predict(clips[0], precision="auto").precision == "bf16"
+    assert model.predict(clips[0], settings=InferenceSettings()).inference_precision == "bf16"
     monkeypatch.setattr("s2f.model.inference.bf16_supported", lambda device: False)
     fresh = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=SECONDS)
-    assert fresh.predict(clips[0]).precision == "fp32"
+    assert fresh.predict(clips[0]).inference_precision == "fp32"
     assert fresh.last_inference.describe().startswith("fp32 (auto: the CPU has no native bf16)")
 
 
 def test_the_fast_copy_follows_changed_weights_and_leaves_the_model_alone(model: Speech2Face) -> None:
     waves = _voices(2)
     keys = set(model.state_dict())
-    before = model.embed(waves, precision="bf16")
+    before = model.embed(waves, settings=BF16)
     assert set(model.state_dict()) == keys  # the bf16 copy is no part of the model
     assert all(p.dtype == torch.float32 for p in model.parameters())
     layer = model.encoder.output_layer()
     with torch.no_grad():
         layer.bias.add_(1.0)  # as an optimizer step does: in place
     try:
-        after = model.embed(waves, precision="bf16")
+        after = model.embed(waves, settings=BF16)
         torch.testing.assert_close(after - before, torch.ones_like(before), rtol=0, atol=0.02)
     finally:
         with torch.no_grad():
@@ -160,13 +157,15 @@ def test_the_fast_copy_follows_changed_weights_and_leaves_the_model_alone(model:
 
 
 def test_settings_are_checked(model: Speech2Face) -> None:
-    with pytest.raises(ConfigError, match="unknown precision"):
-        FastEncoder("int8")
+    with pytest.raises(ConfigError, match="unknown inference precision 'int8'"):
+        InferenceSettings(inference_precision="int8")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="batch_size must be a whole number of at least 1"):
+        InferenceSettings(batch_size=0)
     with pytest.raises(ConfigError, match="unknown inference settings"):
         model.compile(fullgraph=True)
     with pytest.raises(ConfigError, match="keywords only"):
         model.compile("max-autotune")
-    assert model.inference_settings["compile"] is False
+    assert model.inference.compile is False
 
 
 @pytest.mark.slow
@@ -177,8 +176,8 @@ def test_settings_are_checked(model: Speech2Face) -> None:
 )
 def test_compiled_encoder_agrees_with_eager_on_a_padded_batch(model: Speech2Face) -> None:
     waves = _voices(3)
-    fast = FastEncoder("fp32", compile=True)  # one compilation: most of a minute on 2 cores
-    eager = FastEncoder("fp32")
+    fast = FastEncoder(FP32.replace(compile=True))  # one compilation: most of a minute on 2 cores
+    eager = FastEncoder(FP32)
     torch.testing.assert_close(fast(model, waves), eager(model, waves), rtol=1e-3, atol=1e-4)
     frames = model.frontend.num_frames(waves.shape[1])
     assert fast.compiled_shapes == {(4, frames)}  # 3 clips ran as a batch of 4, the padding dropped
@@ -217,7 +216,7 @@ def test_onnx_export_runs_in_onnxruntime_like_pytorch_at_any_batch_and_length(
     out = tmp_path / "e.npy"
     assert main(["predict", "--model", str(onnx_path), str(wav), "-o", str(out)]) == 0
     assert "inference: fp32 (onnxruntime" in capsys.readouterr().err
-    reference = calibrated.predict(str(wav), precision="fp32").embedding
+    reference = calibrated.predict(str(wav), settings=FP32).embedding
     _assert_same_embeddings(torch.from_numpy(np.load(out)[:1]), reference[None])
 
 
@@ -230,16 +229,17 @@ def _assert_same_embeddings(actual: torch.Tensor, expected: torch.Tensor) -> Non
     assert torch.cosine_similarity(actual, expected).min() >= 0.9999
 
 
-def test_predict_command_says_which_precision_ran(model: Speech2Face, tmp_path: Path, capsys) -> None:
+def test_predict_command_says_which_inference_precision_ran(model: Speech2Face, tmp_path: Path, capsys) -> None:
     import soundfile
 
     folder = model.save_pretrained(tmp_path / "model")
     wav = tmp_path / "voice.wav"
     soundfile.write(wav, speech(SECONDS, seed=1), 16_000)
-    assert main(["predict", "--model", str(folder), str(wav), "--precision", "fp32"]) == 0
+    assert main(["predict", "--model", str(folder), str(wav), "--inference-precision", "fp32"]) == 0
     err = capsys.readouterr().err
     assert "inference: fp32 (asked for), channels-last, eager" in err
-    assert main(["predict", "--model", str(folder), str(wav), "--precision", "bf16", "--batch-size", "4"]) == 0
+    args = ["predict", "--model", str(folder), str(wav), "--inference-precision", "bf16", "--batch-size", "4"]
+    assert main(args) == 0
     assert "inference: bf16 (asked for), channels-last, eager" in capsys.readouterr().err
 
 
@@ -247,8 +247,8 @@ def test_eval_embeddings_go_through_the_fast_path(model: Speech2Face) -> None:
     from s2f.eval.data import predict_embeddings
 
     audio = [v.numpy() for v in _voices(3)]
-    bf16 = predict_embeddings(model, audio, SECONDS, precision="bf16")
+    bf16 = predict_embeddings(model, audio, SECONDS, settings=BF16)
     assert model.last_inference.precision == "bf16"
-    fp32 = predict_embeddings(model, audio, SECONDS, precision="fp32")
+    fp32 = predict_embeddings(model, audio, SECONDS, settings=FP32)
     assert not torch.equal(bf16, fp32)
     assert torch.cosine_similarity(bf16, fp32).min() >= TINY_WORST_COSINE

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from s2f import Speech2Face
+from s2f.model.inference import InferenceSettings
 from s2f.shards import ClipDataset, iter_records, mean_embedding, read_manifest
 
 LEGACY = Path(__file__).parents[1] / "fixtures" / "legacy"
@@ -41,7 +42,8 @@ def test_a_model_folder_saved_by_0_1_loads_and_predicts_what_0_1_predicted(made:
     expected = torch.tensor(json.loads((LEGACY / "model_expected.json").read_text())["embedding"])
 
     # fp32, as 0.1 predicted (bf16 where the CPU has it is the default since; tests/model/test_inference.py bounds it)
-    predicted = model.predict((made.voice(), 16_000), precision="fp32").embedding  # type: ignore[attr-defined]
+    fp32 = InferenceSettings(inference_precision="fp32")
+    predicted = model.predict((made.voice(), 16_000), settings=fp32).embedding  # type: ignore[attr-defined]
 
     assert model.clip_seconds == 1.0 and model.teacher == {"name": "toy"}
     assert predicted.shape == (16,)

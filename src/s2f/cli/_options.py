@@ -22,6 +22,8 @@ from typing import Any
 
 from s2f.errors import ConfigError
 
+from .command_parser import Option, add_option
+
 __all__ = ["Flag", "FunctionOptions", "docstring_entries"]
 
 _UNSET: Any = object()
@@ -37,6 +39,7 @@ class Flag:
         choices: The accepted values (for a ``str`` keyword whose values a constant lists).
         metavar: The placeholder shown in ``--help``.
         shown_default: What ``--help`` shows as the default, instead of ``default``.
+        deprecated: Old option strings that still parse for one release, with a one-line notice.
     """
 
     names: tuple[str, ...] = ()
@@ -44,6 +47,7 @@ class Flag:
     choices: Sequence[Any] | None = None
     metavar: str | None = None
     shown_default: str | None = None
+    deprecated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class FunctionOptions:
         hints = _type_hints(function)
         docs = docstring_entries(function.__doc__, "Args")
         self.groups: dict[str, type] = {}
+        self._parents: dict[str, str | None] = {}  # a nested group's enclosing group
         self._options: list[_Option] = []
         for parameter in inspect.signature(function).parameters.values():
             if parameter.name in skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -101,45 +106,60 @@ class FunctionOptions:
                 self._options.append(
                     _Option(parameter.name, annotation, parameter.default, docs.get(parameter.name, ""), None)
                 )
-                continue
-            self.groups[parameter.name] = config
-            field_hints = _type_hints(config)
-            field_docs = docstring_entries(config.__doc__, "Attributes")
-            for field in dataclasses.fields(config):
-                default = field.default if field.default is not dataclasses.MISSING else _UNSET
-                if field.default_factory is not dataclasses.MISSING:
-                    default = field.default_factory()
-                self._options.append(
-                    _Option(
-                        field.name,
-                        field_hints.get(field.name, Any),
-                        default,
-                        field_docs.get(field.name, ""),
-                        parameter.name,
-                    )
-                )
+            else:
+                self._add_group(parameter.name, config)
         unknown = set(self.flags) - {option.name for option in self._options}
         if unknown:
             raise ValueError(f"{function.__qualname__} has no keyword {sorted(unknown)}")
 
+    def _add_group(self, name: str, config: type, parent: str | None = None) -> None:
+        """A dataclass keyword's fields as options of the group ``name``; a field that is a dataclass itself
+        (EvalOptions' InferenceSettings) becomes a group of its own, built before its parent's."""
+        self.groups[name] = config
+        self._parents[name] = parent
+        field_hints = _type_hints(config)
+        field_docs = docstring_entries(config.__doc__, "Attributes")
+        for field in dataclasses.fields(config):
+            annotation = field_hints.get(field.name, Any)
+            inner = _dataclass_in(annotation)
+            if inner is not None:
+                self._add_group(field.name, inner, name)
+                continue
+            default = field.default if field.default is not dataclasses.MISSING else _UNSET
+            if field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            self._options.append(_Option(field.name, annotation, default, field_docs.get(field.name, ""), name))
+
+    def options(self, title: str | None = None) -> list[Option]:
+        """The keywords as declared options: a dataclass keyword's fields under a group titled by the class's
+        first docstring line, the other keywords under ``title`` (None: the command's own options)."""
+        titles = {name: _title(name, config) for name, config in self.groups.items()}
+        return [
+            _declared(option, self.flags.get(option.name, Flag()), titles.get(option.group or "", title))
+            for option in self._options
+        ]
+
     def add_to(self, parser: argparse.ArgumentParser, title: str | None = None) -> None:
-        """Adds the options: a dataclass keyword's fields as a group titled by the class's first docstring line,
-        the other keywords to the group ``title`` (or to the parser's own options when None)."""
-        plain = parser.add_argument_group(title) if title else parser
-        groups = {name: parser.add_argument_group(_title(name, config)) for name, config in self.groups.items()}
-        for option in self._options:
-            _add(groups.get(option.group or "", plain), option, self.flags.get(option.name, Flag()))
+        """Adds the options to ``parser`` (see :meth:`options`)."""
+        groups: dict[str | None, Any] = {None: parser}
+        for option in self.options(title):
+            if option.group not in groups:
+                groups[option.group] = parser.add_argument_group(option.group)
+            add_option(groups[option.group], option)
 
     def kwargs(self, namespace: argparse.Namespace) -> dict[str, Any]:
         """The keyword arguments of the function, from parsed options (dataclass groups built)."""
         values = {option.name: _tuple_if_list(getattr(namespace, option.name)) for option in self._options}
         kwargs: dict[str, Any] = {o.name: values[o.name] for o in self._options if o.group is None}
-        for name, config in self.groups.items():
+        built: dict[str, Any] = {}
+        for name, config in reversed(self.groups.items()):  # a nested group was added after its parent
             fields = {o.name: values[o.name] for o in self._options if o.group == name}
+            fields.update({inner: built[inner] for inner, parent in self._parents.items() if parent == name})
             try:
-                kwargs[name] = config(**fields)
+                built[name] = config(**fields)
             except ValueError as exc:  # the group checks its fields together: one line, not a traceback
                 raise ConfigError(f"options of {_title(name, config)}: {exc}") from None
+        kwargs.update({name: built[name] for name, parent in self._parents.items() if parent is None})
         return kwargs
 
 
@@ -147,52 +167,32 @@ def _tuple_if_list(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value  # nargs="+" parses a list
 
 
-def _add(parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: _Option, flag: Flag) -> None:
-    names = flag.names or ("--" + option.name.replace("_", "-"),)
+def _declared(option: _Option, flag: Flag, group: str | None) -> Option:
+    """One keyword as a declared :class:`~s2f.cli.command_parser.Option`."""
     default = option.default if flag.default is _UNSET else flag.default
     required = default is _UNSET or default is inspect.Parameter.empty
-    help_text = option.help
     scalar, many = _scalar_type(option.annotation)
-    choices = flag.choices or _literal_values(option.annotation)
-    if scalar is bool and not many and not choices and default is None:
-        # None means "decide for me": --x and --no-x both exist, and giving neither keeps None.
-        either = argparse.BooleanOptionalAction
-        parser.add_argument(*names, dest=option.name, action=either, default=None, help=help_text.replace("%", "%%"))
-        return
-    if scalar is bool and not many and not choices:
-        on = default is not True
-        if not on:
-            names = flag.names or ("--no-" + option.name.replace("_", "-"),)
-            help_text = f"Turn off: {help_text[:1].lower()}{help_text[1:]}" if help_text else help_text
-        action = "store_true" if on else "store_false"
-        parser.add_argument(*names, dest=option.name, action=action, help=help_text.replace("%", "%%"))
-        parser.set_defaults(**{option.name: bool(default)})
-        return
-    kwargs: dict[str, Any] = {"dest": option.name, "type": scalar}
+    choices = tuple(flag.choices or _literal_values(option.annotation)) or None
     if choices:
-        kwargs.update(choices=list(choices), type=type(choices[0]))
-    else:  # the last word of the name: --max-seconds SECONDS, --batch-size SIZE
-        kwargs["metavar"] = flag.metavar or names[0].rsplit("-", 1)[-1].upper()
-    if many:
-        kwargs["nargs"] = "+"
+        scalar = type(choices[0])
     if required:
-        kwargs["required"] = True
-    else:
-        kwargs["default"] = tuple(default) if many and default is not None else default
-        shown = flag.shown_default or _show(default)
-        if shown:
-            help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
-    parser.add_argument(*names, help=help_text.replace("%", "%%"), **kwargs)
-
-
-def _show(default: Any) -> str:
-    if default is None or default is False:
-        return ""
-    if isinstance(default, tuple | list):
-        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
-    if isinstance(default, float):
-        return f"{default:g}"
-    return str(default)
+        default = None
+    elif many and default is not None:
+        default = tuple(default)
+    return Option(
+        option.name,
+        option.help,
+        names=flag.names,
+        type=scalar,
+        default=default,
+        required=required,
+        choices=choices,
+        metavar=flag.metavar,
+        nargs="+" if many else None,
+        group=group,
+        shown_default=flag.shown_default,
+        deprecated=flag.deprecated,
+    )
 
 
 # -- types --------------------------------------------------------------------------------------------------

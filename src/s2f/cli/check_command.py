@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
-__all__ = ["main"]
+from .command_parser import CommandParser, Option, build_parser, parse
+
+__all__ = ["main", "parser"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f check",
-        description=(
-            "Verify a local shard root written by `s2f prepare`: the manifest, each split's index and clip count, "
-            "and every chunk's size, row count and checksum (chunks from before checksums: size and rows only)."
-        ),
+def parser() -> CommandParser:
+    """The options of ``s2f check``."""
+    return build_parser(
+        "s2f check",
+        "Verify a local shard root written by `s2f prepare`: the manifest, each split's index and clip count, "
+        "and every chunk's size, row count and checksum (chunks from before checksums: size and rows only).",
+        Option("shards", "the shard root (the folder holding s2f_shards.json)", positional=True),
     )
-    parser.add_argument("shards", help="the shard root (the folder holding s2f_shards.json)")
-    return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f check ARGS``; a damaged root is an S2FError (one line, exit status 2)."""
-    options = _parser().parse_args(args)
+    options = parse(parser(), args)
     from s2f.errors import ShardFormatError
     from s2f.shards.integrity import check_root
     from s2f.shards.reader import read_manifest

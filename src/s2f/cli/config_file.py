@@ -26,7 +26,10 @@ from typing import Any
 
 from s2f.errors import ConfigError
 
-__all__ = ["add_config_options", "config_yaml", "parse_with_config"]
+__all__ = ["REMOVED_IN", "add_config_options", "config_yaml", "old_spelling_notice", "parse_with_config"]
+
+REMOVED_IN = "0.3.0"
+"""The release that stops reading an option's old spelling (one release of deprecation, CHANGELOG.md)."""
 
 _OWN = ("config", "print_config", "help")  # the options of this module (and argparse's), never in a file
 
@@ -118,9 +121,14 @@ def _read(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of option: value, not a {type(data).__name__}")
     dests = _dests(parser)
+    old = _old_spellings(parser)
     values: dict[str, Any] = {}
     for key, value in data.items():
         dest = str(key).lstrip("-").replace("-", "_")
+        if dest not in dests and dest in old:  # a key written before the option was renamed
+            new = dests[old[dest].dest]
+            print(f"{path}: {old_spelling_notice(parser.prog, str(key), new.dest)}", file=sys.stderr)
+            dest = new.dest
         if dest not in dests:
             close = difflib.get_close_matches(dest, list(dests), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -201,3 +209,23 @@ def _allow_from_file(parser: argparse.ArgumentParser, values: dict[str, Any], gi
             if not action.option_strings and action.nargs in (None, "+"):  # a positional the file supplies
                 action.nargs = "?" if action.nargs is None else "*"
                 action.default = values[action.dest]
+
+
+def old_spelling_notice(prog: str, old: str, new: str) -> str:
+    """The one line an option's old spelling prints, on the command line or as a config file's key.
+
+    Example:
+        >>> old_spelling_notice("s2f predict", "--precision", "--inference-precision")
+        's2f predict: --precision is now --inference-precision; the old spelling goes in s2f 0.3.0'
+    """
+    return f"{prog}: {old} is now {new}; the old spelling goes in s2f {REMOVED_IN}"
+
+
+def _old_spellings(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The parser's old option spellings (actions that carry ``renamed_to``), by the key a config file
+    would have used for them (``precision``)."""
+    return {
+        action.option_strings[0].lstrip("-").replace("-", "_"): action
+        for action in parser._actions
+        if getattr(action, "renamed_to", None)
+    }

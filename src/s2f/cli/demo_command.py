@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from typing import Any
 
 from ._options import FunctionOptions
-from .config_file import add_config_options, parse_with_config
+from .command_parser import CommandParser, Option, build_parser, parse
 
-__all__ = ["demo_arguments", "main"]
+__all__ = ["demo_arguments", "main", "parser"]
 
 
 def _options() -> FunctionOptions:
@@ -18,21 +17,29 @@ def _options() -> FunctionOptions:
     return FunctionOptions(run_demo, skip=("plan",))
 
 
+def parser() -> CommandParser:
+    """The options of ``s2f demo``."""
+    return _parser(_options())
+
+
+def _parser(options: FunctionOptions) -> CommandParser:
+    from s2f.demo import DEMO_PLANS
+
+    return build_parser(
+        "s2f demo",
+        "The whole pipeline on a synthetic audio-visual world: synth, prepare, fit the decoder and "
+        "the encoder, evaluate, and write report.html.",
+        options,
+        # A plan is a name here; the function also takes a DemoPlan, which a command line cannot spell.
+        Option("plan", "a named plan (overrides --quick)", choices=list(DEMO_PLANS)),
+        config_file=True,
+    )
+
+
 def demo_arguments(args: Sequence[str]) -> dict[str, Any]:
     """The keyword arguments of :func:`s2f.demo.run_demo` that ``s2f demo ARGS`` runs it with (nothing runs)."""
     options = _options()
-    parser = argparse.ArgumentParser(
-        prog="s2f demo",
-        description="The whole pipeline on a synthetic audio-visual world: synth, prepare, fit the decoder and "
-        "the encoder, evaluate, and write report.html.",
-    )
-    options.add_to(parser)
-    from s2f.demo import DEMO_PLANS
-
-    # A plan is a name here; the function also takes a DemoPlan, which a command line cannot spell.
-    parser.add_argument("--plan", choices=list(DEMO_PLANS), help="a named plan (overrides --quick)")
-    add_config_options(parser)
-    namespace = parse_with_config(parser, args)
+    namespace = parse(_parser(options), args)
     return {**options.kwargs(namespace), "plan": namespace.plan}
 
 

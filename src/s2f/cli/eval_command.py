@@ -7,12 +7,11 @@ The options are :func:`s2f.eval.evaluate`'s keywords, plus the model to load and
 
 from __future__ import annotations
 
-import argparse
-
 from ._options import Flag, FunctionOptions
-from .config_file import add_config_options, parse_with_config
+from .command_parser import CommandParser, Option, build_parser, parse
+from .inference_options import OLD_PRECISION_FLAG
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 
 def _options() -> FunctionOptions:
@@ -25,30 +24,35 @@ def _options() -> FunctionOptions:
             "data_dir": Flag(("--data",), metavar="SHARDS"),
             "out_dir": Flag(("--out",), default="runs/eval", metavar="DIR"),
             "progress": Flag(("--quiet", "--no-progress")),
+            "inference_precision": OLD_PRECISION_FLAG,
         },
     )
 
 
-def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f eval",
-        description="Feature similarity, speech -> face retrieval, same-speaker consistency, craniofacial and "
+def _parser(options: FunctionOptions) -> CommandParser:
+    return build_parser(
+        "s2f eval",
+        "Feature similarity, speech -> face retrieval, same-speaker consistency, craniofacial and "
         "demographic agreement on held-out speakers (the paper's protocols), beside SF2F's identity-mean galleries, "
         "Wen et al.'s 1:2 matching, an attribute-only baseline, an independent evaluator network and an identity "
         "score; writes metrics.json and a self-contained report.html.",
+        Option("model", "saved model folder or .ckpt", names=("--model", "-m"), required=True),
+        Option("device", "torch device", default="cpu"),
+        Option("wandb", "also log to this W&B project (WANDB_MODE=offline works)", metavar="PROJECT"),
+        options,
+        config_file=True,
     )
-    parser.add_argument("--model", "-m", required=True, help="saved model folder or .ckpt")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--wandb", metavar="PROJECT", help="also log to this W&B project (WANDB_MODE=offline works)")
-    options.add_to(parser)
-    add_config_options(parser)
-    return parser
+
+
+def parser() -> CommandParser:
+    """The options of ``s2f eval``."""
+    return _parser(_options())
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f eval ARGS``; returns the exit status (bad input raises :class:`~s2f.errors.S2FError`)."""
     options = _options()
-    parsed = parse_with_config(_parser(options), args)
+    parsed = parse(_parser(options), args)
 
     from s2f.model.speech2face import Speech2Face
 
@@ -56,7 +60,7 @@ def main(args: list[str]) -> int:
     from s2f.model.inference import choose_precision
 
     # Said with the results, not before them: a bad --data or --split must stay a one-line error.
-    precision, reason = choose_precision(parsed.precision, model.device)
+    precision, reason = choose_precision(parsed.inference_precision, model.device)
     run = None
     if parsed.wandb:
         import wandb

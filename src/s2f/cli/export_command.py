@@ -3,51 +3,59 @@ model folder."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .config_file import add_config_options, parse_with_config
+from ._options import FunctionOptions
+from .command_parser import CommandParser, Option, build_parser, parse
+from .inference_options import inference_options, inference_settings
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s2f export", description="Export a training checkpoint as a saved model.")
-    parser.add_argument("checkpoint", help="a .ckpt written by `s2f fit` (or a saved model folder, with --decoder)")
-    parser.add_argument("output", help="folder to write config.json + model.safetensors into")
-    parser.add_argument(
-        "--decoder", help="attach a trained face decoder (its .ckpt or saved folder): predictions then include a face"
+def parser() -> CommandParser:
+    """The options of ``s2f export``."""
+    return _parser(inference_options())
+
+
+def _parser(inference: FunctionOptions) -> CommandParser:
+    """The options; the inference settings say how the encoder runs while ``--calibrate-on`` reads its
+    predictions."""
+    return build_parser(
+        "s2f export",
+        "Export a training checkpoint as a saved model.",
+        Option("checkpoint", "a .ckpt written by `s2f fit` (or a saved model folder, with --decoder)", positional=True),
+        Option("output", "folder to write config.json + model.safetensors into", positional=True),
+        Option("decoder", "attach a trained face decoder (its .ckpt or saved folder): predictions then include a face"),
+        Option(
+            "calibrate_on",
+            "fit the calibration (s2f.model.calibration) on this shard root's training split: predictions are "
+            "moved onto the teacher's mean, and faces are drawn at the spread of real faces",
+            metavar="SHARDS",
+        ),
+        Option(
+            "calibration_split",
+            "the split to calibrate on; never the split that is reported: test, or the split of --eval's metrics.json",
+            default="train",
+        ),
+        Option("eval", "an `s2f eval` metrics.json: its figures go into the model card", metavar="METRICS"),
+        Option("data", "what the model was trained on, for the model card (e.g. 'VoxCeleb2 dev')"),
+        Option("recipe", "how it was trained, for the model card (e.g. 'paper conformer')"),
+        Option(
+            "onnx",
+            "also write OUT_DIR/model.onnx: waveforms -> embeddings (front end, encoder, calibration; no face "
+            "decoder), batch and length dynamic, for onnxruntime or `s2f predict --model OUT_DIR/model.onnx`",
+            type=bool,
+            default=False,
+        ),
+        inference,
+        config_file=True,
     )
-    parser.add_argument(
-        "--calibrate-on",
-        metavar="SHARDS",
-        help="fit the calibration (s2f.model.calibration) on this shard root's training split: predictions are moved "
-        "onto the teacher's mean, and faces are drawn at the spread of real faces",
-    )
-    parser.add_argument(
-        "--calibration-split",
-        default="train",
-        help="the split to calibrate on (default: train); never the split that is reported: test, or the split of "
-        "--eval's metrics.json",
-    )
-    parser.add_argument(
-        "--eval", metavar="METRICS", help="an `s2f eval` metrics.json: its figures go into the model card"
-    )
-    parser.add_argument("--data", help="what the model was trained on, for the model card (e.g. 'VoxCeleb2 dev')")
-    parser.add_argument("--recipe", help="how it was trained, for the model card (e.g. 'paper conformer')")
-    parser.add_argument(
-        "--onnx",
-        action="store_true",
-        help="also write OUT_DIR/model.onnx: waveforms -> embeddings (front end, encoder, calibration; no face "
-        "decoder), batch and length dynamic, for onnxruntime or `s2f predict --model OUT_DIR/model.onnx`",
-    )
-    add_config_options(parser)
-    return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f export ARGS``; returns the exit status."""
-    options = parse_with_config(_parser(), args)
+    inference = inference_options()
+    options = parse(_parser(inference), args)
     from s2f.eval.protocol import REPORTED_SPLIT, refuse_reported_split
     from s2f.model.decoder_folder import load_decoder
     from s2f.model.speech2face import Speech2Face
@@ -62,6 +70,7 @@ def main(args: list[str]) -> int:
     model = Speech2Face.from_pretrained(source) if source.is_dir() else Speech2Face.from_checkpoint(source)
     if options.decoder:
         model = model.with_decoder(load_decoder(options.decoder, teacher=model.teacher.get("name")))
+    model.inference = inference_settings(inference, options)
     if options.calibrate_on:
         from s2f.eval.calibrate import calibrate_on_shards
 

@@ -8,9 +8,9 @@ by the recipe's callbacks); ``s2f predict`` is the face behind audio files (:mod
 
 from __future__ import annotations
 
-import argparse
+from .command_parser import CommandParser, Option, build_parser
 
-__all__ = ["fit", "lightning", "predict_lightning", "run", "test", "validate"]
+__all__ = ["fit", "lightning", "predict_lightning", "run", "run_parser", "test", "validate"]
 
 
 def lightning(args: list[str]) -> int:
@@ -47,7 +47,7 @@ def run(args: list[str]) -> int:
     while args and not args[0].startswith("-"):
         recipes.append(args.pop(0))
     if not recipes:
-        parser = _run_parser()
+        parser = run_parser()
         if args and args[0] in ("-h", "--help"):
             parser.print_help()
             return 0
@@ -55,12 +55,12 @@ def run(args: list[str]) -> int:
     return fit([part for recipe in recipes for part in ("--config", recipe)] + args)
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f run",
-        usage="s2f run RECIPE [RECIPE ...] [--key value ...]",
-        description="Fit with stacked recipes: the same as `s2f fit --config RECIPE --config RECIPE ... "
+def run_parser() -> CommandParser:
+    """What ``s2f run --help`` shows (the rest of its command line is LightningCLI's ``fit``)."""
+    return build_parser(
+        "s2f run",
+        "Fit with stacked recipes: the same as `s2f fit --config RECIPE --config RECIPE ... "
         "[--key value ...]`, later recipes overriding earlier ones. `s2f fit --help` lists the keys.",
+        Option("recipes", "a YAML recipe (e.g. recipes/paper.yaml)", positional=True, nargs="+", metavar="RECIPE"),
+        usage="s2f run RECIPE [RECIPE ...] [--key value ...]",
     )
-    parser.add_argument("recipes", nargs="+", metavar="RECIPE", help="a YAML recipe (e.g. recipes/paper.yaml)")
-    return parser

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-__all__ = ["main"]
+from .command_parser import CommandParser, Option, build_parser, parse
+
+__all__ = ["main", "parser"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f models", description="List registered models (plug-ins included), with their sizes."
+def parser() -> CommandParser:
+    """The options of ``s2f models``."""
+    return build_parser(
+        "s2f models",
+        "List registered models (plug-ins included), with their sizes.",
+        Option("pattern", "shell-style pattern on names", positional=True, nargs="?", default="*", shown_default="all"),
+        Option("kind", "only this kind of model", choices=("encoder", "teacher", "decoder")),
+        Option("tiny", "only tiny variants", names=("--tiny",), const=True, exclusive="size"),
+        Option("tiny", "only full-size models", names=("--full",), const=False, exclusive="size"),
     )
-    parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern on names (default: all)")
-    parser.add_argument("--kind", choices=("encoder", "teacher", "decoder"), help="only this kind of model")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--tiny", dest="tiny", action="store_const", const=True, help="only tiny variants")
-    size.add_argument("--full", dest="tiny", action="store_const", const=False, help="only full-size models")
-    return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f models ARGS``; returns the exit status (1 when nothing matches)."""
-    options = _parser().parse_args(args)
+    options = parse(parser(), args)
     from s2f.model.info import format_model_table, model_info
 
     kinds = (options.kind,) if options.kind else ("encoder", "teacher", "decoder")

@@ -13,43 +13,44 @@ from typing import TYPE_CHECKING
 
 from s2f.errors import S2FError
 
+from ._options import FunctionOptions
+from .command_parser import CommandParser, Option, build_parser, parse
+from .inference_options import inference_options, inference_settings
+
 if TYPE_CHECKING:
+    from s2f.model.inference import InferenceSettings
     from s2f.model.speech2face import Prediction
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 # Options that only LightningCLI's predict takes: with them and no --model, `s2f predict` was LightningCLI's.
 _LIGHTNING_OPTIONS = ("--config", "-c", "--ckpt_path", "--print_config")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f predict",
-        description="Predict the face behind each voice: the teacher-space embedding of every audio file and, "
+def parser() -> CommandParser:
+    """The options of ``s2f predict``."""
+    return _parser(inference_options(old_precision_flag=True))
+
+
+def _parser(inference: FunctionOptions) -> CommandParser:
+    return build_parser(
+        "s2f predict",
+        "Predict the face behind each voice: the teacher-space embedding of every audio file and, "
         "when the model has a face decoder, the face image. (LightningCLI's predict over a recipe's data is "
         "`s2f predict-lightning`.)",
+        Option(
+            "model",
+            "saved model folder, .ckpt, hf-hub:ORG/NAME, or MODEL.onnx (s2f export)",
+            names=("--model", "-m"),
+            required=True,
+        ),
+        Option("audio", "audio files (wav, flac, mp4, ...)", positional=True, nargs="+"),
+        Option("output", "write embeddings (.npy/.json) or the face image (.png/.jpg)", names=("--output", "-o")),
+        Option("cartoon", "also draw the decoded face as a cartoon (SVG; one per file, numbered)", metavar="OUT.svg"),
+        Option("seconds", "clip length", type=float, shown_default="the model's, 6 s in the paper"),
+        Option("device", "torch device", default="cpu"),
+        inference,
     )
-    parser.add_argument(
-        "--model", "-m", required=True, help="saved model folder, .ckpt, hf-hub:ORG/NAME, or MODEL.onnx (s2f export)"
-    )
-    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, mp4, ...)")
-    parser.add_argument("--output", "-o", help="write embeddings (.npy/.json) or the face image (.png/.jpg)")
-    parser.add_argument(
-        "--cartoon", metavar="OUT.svg", help="also draw the decoded face as a cartoon (SVG; one per file, numbered)"
-    )
-    parser.add_argument("--seconds", type=float, help="clip length (default: the model's, 6 s in the paper)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "bf16", "fp32"),
-        default="auto",
-        help="the encoder's precision (default: auto, bf16 where the device runs it natively)",
-    )
-    parser.add_argument(
-        "--compile", action="store_true", help="torch.compile the encoder: the first clip takes a minute, then faster"
-    )
-    parser.add_argument("--batch-size", type=int, default=16, help="clips per encoder call (default: 16)")
-    return parser
 
 
 def main(args: list[str]) -> int:
@@ -64,8 +65,9 @@ def main(args: list[str]) -> int:
         from .lightning_commands import predict_lightning
 
         return predict_lightning(args)
-    options = _parser().parse_args(args)
-    predictions = _predict(options)
+    inference = inference_options(old_precision_flag=True)
+    options = parse(_parser(inference), args)
+    predictions = _predict(options, inference_settings(inference, options))
     for path, prediction in zip(options.audio, predictions, strict=True):
         e = prediction.embedding
         print(f"{path}: {e.numel()}-D embedding, norm {e.norm():.3f}, first {', '.join(f'{v:.3f}' for v in e[:4])} ...")
@@ -80,7 +82,7 @@ def main(args: list[str]) -> int:
     return 0
 
 
-def _predict(options: argparse.Namespace) -> list[Prediction]:
+def _predict(options: argparse.Namespace, settings: InferenceSettings) -> list[Prediction]:
     """The predictions, from a saved model or an ``.onnx`` file; says on stderr how the encoder ran."""
     if Path(options.model).suffix == ".onnx":
         from s2f.model.onnx import OnnxSpeech2Face
@@ -88,11 +90,10 @@ def _predict(options: argparse.Namespace) -> list[Prediction]:
         onnx_model = OnnxSpeech2Face(options.model)
         print(f"inference: {onnx_model.describe()}", file=sys.stderr)
         return onnx_model.predict(list(options.audio), seconds=options.seconds)
-    from s2f.model.inference import update_settings
     from s2f.model.speech2face import Speech2Face
 
     model = Speech2Face.from_pretrained(options.model, device=options.device)
-    update_settings(model, precision=options.precision, compile=options.compile, batch_size=options.batch_size)
+    model.inference = settings
     predictions = model.predict(list(options.audio), seconds=options.seconds)
     print(f"inference: {model.last_inference.describe()}", file=sys.stderr)
     return predictions

@@ -14,9 +14,9 @@ from typing import Any
 from s2f.extras import require_extra
 
 from ._options import Flag, FunctionOptions
-from .config_file import add_config_options, parse_with_config
+from .command_parser import CommandParser, Option, build_parser, parse
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 _EPILOG = """
 Every listed clip ends up in the shards or in OUT/rejects.jsonl with a reason. Stopped or killed,
@@ -43,50 +43,49 @@ def _options() -> FunctionOptions:
     )
 
 
-def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f prepare",
-        description="Build training shards from media: detect, align and embed faces, keep 6 s of speech.",
+def _parser(options: FunctionOptions) -> CommandParser:
+    def source(dest: str, help: str, metavar: str) -> Option:
+        return Option(dest, help, metavar=metavar, group="input (one of)", exclusive="input")
+
+    return build_parser(
+        "s2f prepare",
+        "Build training shards from media: detect, align and embed faces, keep 6 s of speech.",
+        source("avspeech", "AVSpeech rows (youtube_id,start,end,face_x,face_y); needs --videos", "CSV"),
+        source("voxceleb", "VoxCeleb tree id*/VIDEO/CLIP.{mp4,wav,m4a} (wav/m4a need a same-stem .jpg)", "DIR"),
+        source("folder", "every video, and every audio file with a same-stem face image", "DIR"),
+        source("manifest", "speaker_id,video (or audio,face)[,clip_id,split,start,end,face_x,face_y,...]", "CSV"),
+        source(
+            "pairs",
+            "speaker_id,audio,face[,clip_id,split,...] whose images are already face crops (no detection; any bad "
+            "row stops the build; not resumable)",
+            "CSV",
+        ),
+        Option("videos", "folder of the downloaded AVSpeech videos (with --avspeech)", metavar="DIR", group="listing"),
+        Option("voxceleb_meta", "vox1_meta.csv / vox2_meta.csv (with --voxceleb)", metavar="CSV", group="listing"),
+        Option("split", "put every clip in this split", choices=("train", "val", "test"), group="listing"),
+        *options.options(title="output"),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        config_file=True,
+        required_choices=("input",),
     )
-    inputs = parser.add_argument_group("input (one of)").add_mutually_exclusive_group(required=True)
-    inputs.add_argument(
-        "--avspeech", metavar="CSV", help="AVSpeech rows (youtube_id,start,end,face_x,face_y); needs --videos"
-    )
-    inputs.add_argument(
-        "--voxceleb", metavar="DIR", help="VoxCeleb tree id*/VIDEO/CLIP.{mp4,wav,m4a} (wav/m4a need a same-stem .jpg)"
-    )
-    inputs.add_argument("--folder", metavar="DIR", help="every video, and every audio file with a same-stem face image")
-    inputs.add_argument(
-        "--manifest", metavar="CSV", help="speaker_id,video (or audio,face)[,clip_id,split,start,end,face_x,face_y,...]"
-    )
-    inputs.add_argument(
-        "--pairs",
-        metavar="CSV",
-        help="speaker_id,audio,face[,clip_id,split,...] whose images are already face crops (no detection; any bad "
-        "row stops the build; not resumable)",
-    )
-    listing = parser.add_argument_group("listing")
-    listing.add_argument("--videos", metavar="DIR", help="folder of the downloaded AVSpeech videos (with --avspeech)")
-    listing.add_argument("--voxceleb-meta", metavar="CSV", help="vox1_meta.csv / vox2_meta.csv (with --voxceleb)")
-    listing.add_argument("--split", choices=("train", "val", "test"), help="put every clip in this split")
-    options.add_to(parser, title="output")
-    add_config_options(parser)
-    return parser
+
+
+def parser() -> CommandParser:
+    """The options of ``s2f prepare``."""
+    return _parser(_options())
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f prepare ARGS``; returns the exit status."""
     options = _options()
-    parser = _parser(options)
-    parsed = parse_with_config(parser, args)
+    command = _parser(options)
+    parsed = parse(command, args)
     if parsed.avspeech and not parsed.videos:
-        parser.error("--avspeech needs --videos DIR, the folder of downloaded videos")
+        command.error("--avspeech needs --videos DIR, the folder of downloaded videos")
     if parsed.videos and not parsed.avspeech:
-        parser.error("--videos goes with --avspeech")
+        command.error("--videos goes with --avspeech")
     if parsed.voxceleb_meta and not parsed.voxceleb:
-        parser.error("--voxceleb-meta goes with --voxceleb")
+        command.error("--voxceleb-meta goes with --voxceleb")
     kwargs = options.kwargs(parsed)
     if parsed.pairs:  # crops already: no detection, only the teacher (which says what it needs)
         return _prepare_pairs(parsed.pairs, kwargs)

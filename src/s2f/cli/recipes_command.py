@@ -7,8 +7,6 @@ replaced by its file, so LightningCLI (and every process a multi-device run star
 
 from __future__ import annotations
 
-import argparse
-
 from s2f.train.bundled_recipes import (
     copy_recipes,
     recipe_dir,
@@ -18,7 +16,9 @@ from s2f.train.bundled_recipes import (
     resolve_recipe,
 )
 
-__all__ = ["main", "with_recipe_paths"]
+from .command_parser import CommandParser, Option, build_parser, parse
+
+__all__ = ["main", "parser", "with_recipe_paths"]
 
 _CONFIG_FLAGS = ("--config", "-c")
 
@@ -47,18 +47,23 @@ def with_recipe_paths(args: list[str], *, leading_recipes: bool = False) -> list
     return resolved
 
 
+def parser() -> CommandParser:
+    """The options of ``s2f recipes``."""
+    return build_parser(
+        "s2f recipes",
+        "The training recipes that ship with s2f. Run them by name (`s2f run paper debug "
+        "--data.data_dir shards/`, `s2f fit --config paper`), or copy them out to edit and pass the copies' paths.",
+        Option("copy", "copy every recipe into DIR (created)", metavar="DIR"),
+        Option("force", "with --copy: overwrite files that exist", type=bool, default=False),
+    )
+
+
 def main(args: list[str]) -> int:
     """Runs ``s2f recipes [--copy DIR [--force]]``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="s2f recipes",
-        description="The training recipes that ship with s2f. Run them by name (`s2f run paper debug "
-        "--data.data_dir shards/`, `s2f fit --config paper`), or copy them out to edit and pass the copies' paths.",
-    )
-    parser.add_argument("--copy", metavar="DIR", help="copy every recipe into DIR (created)")
-    parser.add_argument("--force", action="store_true", help="with --copy: overwrite files that exist")
-    parsed = parser.parse_args(args)
+    options = parser()
+    parsed = parse(options, args)
     if parsed.force and not parsed.copy:
-        parser.error("--force goes with --copy DIR")
+        options.error("--force goes with --copy DIR")
     if parsed.copy:
         written, kept = copy_recipes(parsed.copy, overwrite=parsed.force)
         print(f"copied {len(written)} recipes to {parsed.copy}")

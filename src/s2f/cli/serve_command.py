@@ -9,7 +9,6 @@ held-out faces (``OUT/shards``, test split) are the gallery.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import signal
@@ -18,39 +17,52 @@ from pathlib import Path
 
 from s2f.errors import ConfigError
 
-from .config_file import add_config_options, parse_with_config
+from ._options import FunctionOptions
+from .command_parser import CommandParser, Option, build_parser, parse
+from .inference_options import inference_options, inference_settings
 
-__all__ = ["demo_gallery", "main"]
+__all__ = ["demo_gallery", "main", "parser"]
 
 DEMO_MODEL, DEMO_SHARDS = Path("runs/demo/model"), Path("runs/demo/shards")
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> CommandParser:
+    """The options of ``s2f serve``."""
+    return _parser(inference_options())
+
+
+def _parser(inference: FunctionOptions) -> CommandParser:
     from s2f.serve import Limits
 
     limits = Limits()
-    parser = argparse.ArgumentParser(
-        prog="s2f serve",
-        description="A local web page: record or upload speech, see the decoded face, its cartoon and the nearest "
+    return build_parser(
+        "s2f serve",
+        "A local web page: record or upload speech, see the decoded face, its cartoon and the nearest "
         "gallery faces. Binds to 127.0.0.1 (this machine only) unless --host says otherwise.",
+        Option(
+            "model", "saved model folder with a face decoder", names=("--model", "-m"), shown_default=str(DEMO_MODEL)
+        ),
+        Option(
+            "gallery",
+            "shard root whose faces are compared with predictions",
+            shown_default=f"with the demo model: {DEMO_SHARDS}",
+        ),
+        Option("gallery_split", "the gallery's split", default="test"),
+        Option("host", "address to bind (127.0.0.1: this machine only)", default="127.0.0.1"),
+        Option("port", "port", type=int, default=7860),
+        Option("top_k", "nearest gallery faces shown", type=int, default=5),
+        Option("max_upload_mb", "largest upload, MB", type=float, default=limits.max_upload_mb),
+        Option("max_seconds", "longest recording, seconds", type=float, default=limits.max_seconds),
+        Option("device", "torch device", default="cpu"),
+        inference,
+        config_file=True,
     )
-    parser.add_argument("--model", "-m", help=f"saved model folder with a face decoder (default: {DEMO_MODEL})")
-    parser.add_argument("--gallery", help=f"shard root whose faces are compared with predictions (default with the "
-                        f"demo model: {DEMO_SHARDS})")  # fmt: skip
-    parser.add_argument("--gallery-split", default="test", help="the gallery's split (default: test)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--top-k", type=int, default=5, help="nearest gallery faces shown (default 5)")
-    parser.add_argument("--max-upload-mb", type=float, default=limits.max_upload_mb, help="largest upload, MB")
-    parser.add_argument("--max-seconds", type=float, default=limits.max_seconds, help="longest recording, seconds")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_config_options(parser)
-    return parser
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f serve ARGS`` until interrupted; returns the exit status."""
-    options = parse_with_config(_parser(), args)
+    inference = inference_options()
+    options = parse(_parser(inference), args)
     model_dir, gallery_root = _model_and_gallery(options.model, options.gallery)
 
     from s2f.model.speech2face import Speech2Face
@@ -67,7 +79,8 @@ def main(args: list[str]) -> int:
         if gallery_root is not None:
             gallery = Gallery.from_shards(gallery_root, split=options.gallery_split, teacher=teacher)
         limits = Limits(max_upload_mb=options.max_upload_mb, max_seconds=options.max_seconds)
-        service = FaceService(model, gallery, limits, top_k=options.top_k)
+        settings = inference_settings(inference, options)
+        service = FaceService(model, gallery, limits, top_k=options.top_k, inference=settings)
         app = build_app(service, _card(model_dir, model), uploads)
         where = "this machine only" if options.host in ("127.0.0.1", "localhost", "::1") else "reachable from others"
         print(f"s2f serve: {model_dir} with " + (f"{len(gallery)} gallery faces from {gallery.source}" if gallery

@@ -7,14 +7,13 @@ plus ``--quick`` (a small world) and
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from typing import Any
 
 from ._options import Flag, FunctionOptions
-from .config_file import add_config_options, parse_with_config
+from .command_parser import CommandParser, Option, build_parser, parse
 
-__all__ = ["QUICK", "main"]
+__all__ = ["QUICK", "main", "parser"]
 
 QUICK = {"identities": 60, "clips_per_identity": 2, "seconds": 3.0}
 """The world of ``--quick``; options given explicitly win."""
@@ -40,28 +39,32 @@ def _options() -> FunctionOptions:
     )
 
 
-def _parser(options: FunctionOptions) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="s2f synth",
-        description="A synthetic audio-visual world: morphs of real face photos with voices that follow the face, "
+def _parser(options: FunctionOptions) -> CommandParser:
+    return build_parser(
+        "s2f synth",
+        "A synthetic audio-visual world: morphs of real face photos with voices that follow the face, "
         "written as VoxCeleb-style mp4 (or wav + jpg) files and meta CSV for s2f prepare.",
+        options,
+        Option("quick", "a small world for a first look (60 x 2 clips of 3 s)", type=bool, default=False),
+        Option(
+            "reference",
+            "after writing (or finding) the world, print how well a kernel ridge on its true voice parameters "
+            "retrieves held-out faces in these prepared shards, scored as s2f eval scores a model",
+            metavar="SHARDS",
+        ),
+        config_file=True,
     )
-    options.add_to(parser)
-    parser.add_argument("--quick", action="store_true", help="a small world for a first look (60 x 2 clips of 3 s)")
-    parser.add_argument(
-        "--reference",
-        metavar="SHARDS",
-        help="after writing (or finding) the world, print how well a kernel ridge on its true voice parameters "
-        "retrieves held-out faces in these prepared shards, scored as s2f eval scores a model",
-    )
-    add_config_options(parser)
-    return parser
+
+
+def parser() -> CommandParser:
+    """The options of ``s2f synth``."""
+    return _parser(_options())
 
 
 def main(args: list[str]) -> int:
     """Runs ``s2f synth ARGS``; returns the exit status."""
     options = _options()
-    parsed = parse_with_config(_parser(options), args)
+    parsed = parse(_parser(options), args)
     from s2f.synth.reference import voice_parameter_reference
     from s2f.synth.world_spec import WorldSpec
 

@@ -8,13 +8,14 @@ the context, so the sections can be read, tested and reordered one at a time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..model.inference import InferenceSettings, renamed_keywords
 from .data import HeldOut
 
 __all__ = ["EvalContext", "EvalOptions", "ProtocolOptions", "Switch"]
@@ -44,6 +45,9 @@ class ProtocolOptions:
     identity_splits: int = 5
 
 
+_PROTOCOL_FIELDS = tuple(f.name for f in fields(ProtocolOptions))
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """How the evaluation runs: input lengths, seed, sections and protocols.
@@ -59,16 +63,13 @@ class EvalOptions:
         face_identity: ``"auto"`` re-embeds the decoded faces (from the true embedding and from the voice)
             with the model's teacher and retrieves their speakers, when the model has a face decoder and
             its teacher can be built here (see :mod:`s2f.eval.faces_fidelity`).
-        gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.
-        gallery_draws: Random identity-mean galleries the recall is averaged over.
-        matching_resamples: Bootstrap resamples of the query speakers for the 1:2 matching interval.
-        evaluator: Network that re-embeds decoded faces: 'auto' (see :mod:`s2f.eval.independent`), a teacher, 'off'.
-        evaluator_weights: Weights file of the evaluator network (e.g. FaceNet's 20180402-114759-vggface2.pt).
-        identity_splits: Splits of the identity score (SF2F's VGGFace score: 5).
+        protocols: The protocols of later work (:class:`ProtocolOptions`: galleries, 1:2 matching, the
+            evaluator network, the identity score); ``s2f eval`` takes their fields as flags of their own.
         train_split: The split whose mean embedding is the constant baseline (its label means: the attribute-only).
         progress: Show progress bars.
         title: The report's title.
-        precision: The encoder's precision: 'auto' (bf16 where the device runs it natively), 'bf16', 'fp32'.
+        inference: How the encoder runs: its inference precision ('auto': bf16 where the device runs it
+            natively), compiling and batch size.
     """
 
     seconds: tuple[float, ...] = (3.0, 6.0)
@@ -77,29 +78,29 @@ class EvalOptions:
     craniofacial: Switch = "auto"
     demographics: Switch = "auto"
     face_identity: Switch = "auto"
-    gallery_size: int = 100
-    gallery_draws: int = 10
-    matching_resamples: int = 1000
-    evaluator: str = "auto"
-    evaluator_weights: str | None = None
-    identity_splits: int = 5
+    protocols: ProtocolOptions = field(default_factory=ProtocolOptions)
     train_split: str = "train"
     progress: bool = True
     title: str = "s2f evaluation"
-    precision: str = "auto"
-
-    @property
-    def protocols(self) -> ProtocolOptions:
-        """The settings of the protocols of later work (read by :func:`~s2f.eval.field_protocols.field_protocols`)."""
-        return ProtocolOptions(**{f.name: getattr(self, f.name) for f in fields(ProtocolOptions)})
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def with_keywords(self, **keywords: Any) -> EvalOptions:
-        """These options with some changed by name (``evaluate``'s keyword call).
+        """These options with some changed by name (``evaluate``'s keyword call); a protocol's setting
+        (``gallery_size=20``) changes it in :attr:`protocols`, as ``s2f eval --gallery_size 20`` does.
 
         Example:
             >>> EvalOptions().with_keywords(seed=3, gallery_size=20).protocols.gallery_size
             20
         """
+        if "precision" in keywords:  # s2f 0.1's evaluate(..., precision=): now the inference settings' field
+            inference_precision = renamed_keywords(keywords, stacklevel=4).pop("inference_precision")
+            keywords = {k: v for k, v in keywords.items() if k != "precision"}
+            keywords["inference"] = replace(self.inference, inference_precision=inference_precision)
+        protocol_keywords = {name: keywords[name] for name in _PROTOCOL_FIELDS if name in keywords}
+        if protocol_keywords:
+            protocols = keywords.get("protocols", self.protocols)
+            keywords = {k: v for k, v in keywords.items() if k not in protocol_keywords}
+            keywords["protocols"] = replace(protocols, **protocol_keywords)
         unknown = sorted(set(keywords) - {f.name for f in fields(EvalOptions)})
         if unknown:
             raise TypeError(f"evaluate() got unexpected keyword arguments: {', '.join(unknown)}")

@@ -82,10 +82,13 @@ def predict_embeddings(
     *,
     batch_size: int = 32,
     progress: bool = False,
+    settings: Any = None,
     precision: str | None = None,
 ) -> torch.Tensor:
     """The model's embedding [N, D] of each clip, cropped or loop-repeated to ``seconds``, in batches, through
-    its fast inference path (:meth:`~s2f.model.speech2face.Speech2Face.embed`) in ``precision`` (None: the model's)."""
+    its fast inference path (:meth:`~s2f.model.speech2face.Speech2Face.embed`) with ``settings`` (an
+    :class:`~s2f.model.inference.InferenceSettings`; None: the model's own). ``precision=`` is the old
+    per-call inference precision (a DeprecationWarning)."""
     from tqdm.auto import tqdm
 
     from ..audio import Waveform, load_clip
@@ -96,7 +99,7 @@ def predict_embeddings(
     for start in tqdm(starts, desc=f"voices at {seconds:g} s", disable=not progress, unit="batch"):
         chunk = audio[start : start + batch_size]
         waves = torch.stack([load_clip(Waveform(samples, 16_000), seconds, model.sample_rate) for samples in chunk])
-        batches.append(model.embed(waves, precision=precision).float().cpu())
+        batches.append(model.embed(waves, settings=settings, precision=precision).float().cpu())
     return torch.cat(batches)
 
 

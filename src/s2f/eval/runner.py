@@ -71,7 +71,7 @@ def evaluate(
     held = load_held_out(data_dir, split, max_clips=options.max_clips, seed=options.seed)
     _check_compatible(model, held, data_dir)
     predicted = {
-        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=options.progress, precision=options.precision)
+        f"{s:g}s": predict_embeddings(model, held.audio, s, progress=options.progress, settings=options.inference)
         for s in sorted({float(x) for x in options.seconds})
     }
     gallery_of = choose_gallery(held.clip_ids, held.speaker_ids)

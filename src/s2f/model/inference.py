@@ -4,14 +4,19 @@
 :class:`FastEncoder`. Training never does: the model keeps its fp32 weights, and the fast path works on
 a copy of the encoder that it rebuilds whenever the weights change (new values, another device).
 
-* **Precision** ``"auto"`` picks bf16 where the device runs it natively (a CPU with AVX-512 BF16 or AMX,
+Everything that says how the fast path runs is one frozen :class:`InferenceSettings` (inference precision,
+compiling, batch size), taken by :meth:`~s2f.Speech2Face.predict`, :meth:`~s2f.Speech2Face.embed`,
+``s2f predict``, ``s2f serve``, ``s2f eval`` and ``s2f export`` alike. Its precision is called
+``inference_precision``: Lightning's ``precision`` (``bf16-mixed``, ``32-true``) is how a recipe *trains*.
+
+* **Inference precision** ``"auto"`` picks bf16 where the device runs it natively (a CPU with AVX-512 BF16 or AMX,
   a GPU with bf16 support) and fp32 elsewhere; ``"bf16"`` or ``"fp32"`` overrides. Under bf16 the
   encoder's weights are cast to bf16; encoders with layers other than convolutions, linear layers and
   batch norms also run under autocast (so their normalisations and softmaxes stay in fp32), and the
   paper CNN keeps its first block in fp32. The STFT front end and the calibration always run in fp32.
   The paper CNN's copy also takes the maximum of each pair of frames in place of its 2x1 max-pools:
   the same numbers, without ``max_pool2d``'s index bookkeeping (16x faster at batch 1 in channels-last bf16).
-  The paper CNN's bf16 embeddings of speech stay within cosine 0.999 of fp32 ones (``tests/test_inference.py``).
+  The paper CNN's bf16 embeddings of speech stay within cosine 0.999 of fp32 ones (``tests/model/test_inference.py``).
 * **Channels-last** for encoders with 2-D convolutions: oneDNN's fastest layout for them.
 * **Batching**: many clips go through the encoder ``batch_size`` at a time.
 * **Compiling** (``compile=True``): ``torch.compile`` with weight freezing, one graph per batch size and
@@ -23,7 +28,7 @@ Example:
     >>> import torch
     >>> from s2f import ENCODERS, Speech2Face
     >>> model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=1.0)
-    >>> fast = FastEncoder(precision="fp32")
+    >>> fast = FastEncoder(InferenceSettings(inference_precision="fp32"))
     >>> fast(model, torch.randn(3, 16_000)).shape
     torch.Size([3, 64])
     >>> fast.precision
@@ -33,9 +38,12 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
-from collections.abc import Iterator
-from typing import Any, Protocol
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 import torch.nn as nn
@@ -46,6 +54,8 @@ __all__ = [
     "PRECISIONS",
     "FastEncoder",
     "FastPathModel",
+    "InferencePrecision",
+    "InferenceSettings",
     "MaxOverFramePairs",
     "bf16_supported",
     "choose_precision",
@@ -53,7 +63,10 @@ __all__ = [
     "update_settings",
 ]
 
-PRECISIONS = ("auto", "bf16", "fp32")
+InferencePrecision = Literal["auto", "bf16", "fp32"]
+PRECISIONS: tuple[str, ...] = get_args(InferencePrecision)
+# The release that stops taking the old `precision=`/`compile=` keywords (one release of deprecation).
+OLD_KEYWORDS_REMOVED_IN = "0.3.0"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 # Compiled graphs one FastEncoder may keep (dynamo's default of 8 recompiles would fall back to eager).
 MAX_COMPILED_SHAPES = 64
@@ -62,6 +75,107 @@ BF16_SAFE = (
     nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.ZeroPad2d,
     nn.Flatten, nn.Dropout, nn.Identity,
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How the encoder runs at inference: its precision, compiling and batch size.
+
+    One frozen object, the one way these travel: :meth:`~s2f.Speech2Face.predict` and
+    :meth:`~s2f.Speech2Face.embed` take it as ``settings=`` (a model keeps its own as ``model.inference``),
+    and ``s2f predict``, ``serve``, ``eval`` and ``export`` build it from the same three options.
+
+    Attributes:
+        inference_precision: The encoder's precision at inference: 'auto' (bf16 where the device runs it
+            natively), 'bf16' or 'fp32'. Training's precision is Lightning's, set in a recipe.
+        compile: torch.compile the encoder: the first clip of each shape takes a minute, later ones run faster.
+        batch_size: Clips per encoder call.
+
+    Example:
+        >>> InferenceSettings(inference_precision="fp32").batch_size
+        16
+        >>> InferenceSettings.from_dict({"precision": "bf16", "compile": False, "batch_size": 4})
+        InferenceSettings(inference_precision='bf16', compile=False, batch_size=4)
+    """
+
+    inference_precision: InferencePrecision = "auto"
+    compile: bool = False
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.inference_precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown inference precision {self.inference_precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a whole number of at least 1, got {self.batch_size!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile is true or false, got {self.compile!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "inference settings") -> InferenceSettings:
+        """Settings from a plain mapping: :meth:`to_dict`'s, or the ``inference_settings`` dict of s2f 0.1
+        (whose ``precision`` key is ``inference_precision``)."""
+        values = dict(data)
+        if "precision" in values:
+            if "inference_precision" in values:
+                raise ConfigError(f"{source}: give inference_precision or the old precision, not both")
+            values["inference_precision"] = values.pop("precision")
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"{source}: unknown inference settings {unknown}; known: {cls.field_names()}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (what :meth:`from_dict` reads back)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> InferenceSettings:
+        """These settings with some changed by name; the old name ``precision`` still works, with a warning."""
+        return dataclasses.replace(self, **renamed_keywords(changes, stacklevel=3))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+
+def renamed_keywords(keywords: dict[str, Any], *, stacklevel: int = 3) -> dict[str, Any]:
+    """``keywords`` with the old ``precision`` renamed ``inference_precision`` (with a DeprecationWarning
+    pointing ``stacklevel`` frames up)."""
+    if "precision" not in keywords:
+        return keywords
+    warnings.warn(
+        "the inference keyword precision= is now inference_precision= (InferenceSettings); the old name goes "
+        f"in s2f {OLD_KEYWORDS_REMOVED_IN}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    keywords = dict(keywords)
+    keywords["inference_precision"] = keywords.pop("precision")
+    return keywords
+
+
+def settings_with_old_keywords(
+    settings: InferenceSettings | None, base: InferenceSettings, *, stacklevel: int = 3, **old: Any
+) -> InferenceSettings:
+    """The settings a call runs with: ``settings``, else ``base`` changed by the old per-call keywords
+    (``precision=``, ``compile=``; None: not given), which still work with a DeprecationWarning (pointing
+    ``stacklevel`` frames up)."""
+    given = {name: value for name, value in old.items() if value is not None}
+    if not given:
+        return base if settings is None else settings
+    if settings is not None:
+        raise ConfigError(f"give settings=InferenceSettings(...) or the old {sorted(given)}, not both")
+    names = ", ".join(f"{name}=" for name in given)
+    warnings.warn(
+        f"{names} per call is now settings=InferenceSettings(...) (precision is inference_precision); the old "
+        f"keywords go in s2f {OLD_KEYWORDS_REMOVED_IN}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    if "precision" in given:
+        given["inference_precision"] = given.pop("precision")
+    return dataclasses.replace(base, **given)
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -125,8 +239,9 @@ class FastPathModel(Protocol):
     def device(self) -> torch.device: ...
     @property
     def training(self) -> bool: ...
-    @property
-    def inference_settings(self) -> dict[str, Any]: ...
+
+    inference: InferenceSettings  # the model's own settings: what predict and embed run with by default
+
     @property
     def _fast_encoders(self) -> dict[tuple[Any, ...], Any]: ...
     def eval(self) -> Any: ...
@@ -137,31 +252,30 @@ class FastEncoder:
     """Embeddings [B, D] of waveforms [B, N], through a fast copy of a :class:`~s2f.Speech2Face`'s encoder.
 
     Args:
-        precision: ``"auto"``, ``"bf16"`` or ``"fp32"`` (see :func:`choose_precision`).
-        compile: ``torch.compile`` the encoder (with frozen weights), one graph per batch size and length.
+        settings: Inference precision (see :func:`choose_precision`), compiling (``torch.compile`` with
+            frozen weights, one graph per batch size and length) and batch size; None: the defaults.
         channels_last: Run 2-D convolutions channels-last; None does for encoders that have them.
-        batch_size: Clips per encoder call.
+        **old: The keywords of s2f 0.1 (``precision=``, ``compile=``, ``batch_size=``; or the precision as
+            the first argument), with a DeprecationWarning.
 
     After a call, ``precision`` holds the precision that ran and ``reason`` why; ``compiled_shapes`` the
     (batch, frames) input shapes compiled so far.
     """
 
     def __init__(
-        self,
-        precision: str | None = "auto",
-        *,
-        compile: bool = False,
-        channels_last: bool | None = None,
-        batch_size: int = 16,
+        self, settings: InferenceSettings | None = None, *, channels_last: bool | None = None, **old: Any
     ) -> None:
-        if precision not in (None, *PRECISIONS):
-            raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        self.requested = precision or "auto"
-        self.compile = compile
+        if isinstance(settings, str):  # s2f 0.1: FastEncoder("fp32")
+            settings, old = None, {"precision": settings, **old}
+        unknown = sorted(set(old) - {"precision", "compile", "batch_size"})
+        if unknown:
+            raise TypeError(f"FastEncoder() got unexpected keyword arguments: {', '.join(unknown)}")
+        settings = settings_with_old_keywords(settings, InferenceSettings(), **old)
+        self.settings = settings
+        self.requested = settings.inference_precision
+        self.compile = settings.compile
         self.channels_last = channels_last
-        self.batch_size = batch_size
+        self.batch_size = settings.batch_size
         self.precision: str | None = None
         self.reason = ""
         self.compiled_shapes: set[tuple[int, int]] = set()
@@ -238,31 +352,26 @@ class FastEncoder:
         return out[:count].float()
 
 
-def fast_encoder_for(model: FastPathModel, precision: str | None = None, compile: bool | None = None) -> FastEncoder:
-    """The model's :class:`FastEncoder` for these settings (None: the model's ``inference_settings``),
-    made on first use and kept, with its prepared encoder and compiled graphs, on the model."""
-    settings = model.inference_settings
-    precision = settings["precision"] if precision is None else precision
-    compile = bool(settings["compile"] if compile is None else compile)
-    key = (precision, compile)
+def fast_encoder_for(model: FastPathModel, settings: InferenceSettings | None = None) -> FastEncoder:
+    """The model's :class:`FastEncoder` for ``settings`` (None: the model's own, ``model.inference``), made
+    on first use and kept, with its prepared encoder and compiled graphs, on the model."""
+    settings = model.inference if settings is None else settings
+    key = (settings.inference_precision, settings.compile)
     fast = model._fast_encoders.get(key)
     if fast is None:
-        fast = model._fast_encoders[key] = FastEncoder(precision, compile=compile)
-    fast.batch_size = int(settings["batch_size"])
+        fast = model._fast_encoders[key] = FastEncoder(settings)
+    fast.batch_size = settings.batch_size
     model.last_inference = fast
     return fast
 
 
-def update_settings(model: FastPathModel, **settings: Any) -> None:
-    """Changes the model's ``inference_settings`` (``precision``, ``compile``, ``batch_size``), checked."""
-    unknown = set(settings) - set(model.inference_settings)
+def update_settings(model: FastPathModel, **changes: Any) -> None:
+    """Replaces the model's settings (``model.inference``) with some changed by name (``inference_precision``,
+    ``compile``, ``batch_size``; the old ``precision`` still works, with a DeprecationWarning), checked."""
+    unknown = sorted(set(changes) - {"precision", *InferenceSettings.field_names()})
     if unknown:
-        raise ConfigError(f"unknown inference settings {sorted(unknown)}; known: {sorted(model.inference_settings)}")
-    if settings.get("precision", "auto") not in PRECISIONS:
-        raise ConfigError(f"unknown precision {settings['precision']!r}; choose one of {', '.join(PRECISIONS)}")
-    if int(settings.get("batch_size", 1)) < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {settings['batch_size']}")
-    model.inference_settings.update(settings)
+        raise ConfigError(f"unknown inference settings {unknown}; known: {InferenceSettings.field_names()}")
+    model.inference = model.inference.replace(**changes)
 
 
 class MaxOverFramePairs(nn.Module):

@@ -159,7 +159,7 @@ class OnnxSpeech2Face:
         sources: list[AudioInput] = list(audio) if isinstance(audio, list) else [audio]
         length = self.clip_seconds if seconds is None else seconds
         waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
-        predictions = [Prediction(embedding=e, precision=self.precision) for e in self.embed(waves)]
+        predictions = [Prediction(embedding=e, inference_precision=self.precision) for e in self.embed(waves)]
         return predictions if isinstance(audio, list) else predictions[0]
 
     def describe(self) -> str:

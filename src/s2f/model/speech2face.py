@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -40,7 +41,13 @@ from .calibration import EmbeddingCalibration
 from .card import CARD_FILE, model_card
 from .checkpoint import read_checkpoint, strip
 from .hub import HUB_PREFIX, download_from_hub
-from .inference import fast_encoder_for, update_settings
+from .inference import (
+    OLD_KEYWORDS_REMOVED_IN,
+    InferenceSettings,
+    fast_encoder_for,
+    settings_with_old_keywords,
+    update_settings,
+)
 from .saved_folder import (
     CONFIG_FILE,
     MODEL_FORMAT,
@@ -63,13 +70,25 @@ class Prediction:
         embedding: The predicted face embedding [D], in the teacher's space.
         image: The decoded frontal face (a PIL image), when the model has a decoder.
         landmarks: The decoded face's landmarks [K, 2] in pixels, when the model has a decoder.
-        precision: The precision the encoder ran in (``"bf16"`` or ``"fp32"``; :mod:`s2f.model.inference`).
+        inference_precision: The precision the encoder ran in (``"bf16"`` or ``"fp32"``;
+            :mod:`s2f.model.inference`).
     """
 
     embedding: torch.Tensor
     image: Any | None = None
     landmarks: torch.Tensor | None = None
-    precision: str | None = None
+    inference_precision: str | None = None
+
+    @property
+    def precision(self) -> str | None:
+        """The old name of :attr:`inference_precision` (a DeprecationWarning; it goes in s2f 0.3.0)."""
+        warnings.warn(
+            f"Prediction.precision is now Prediction.inference_precision; the old name goes in s2f "
+            f"{OLD_KEYWORDS_REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.inference_precision
 
     def cartoon(self, *, size: int = 256) -> str:
         """The decoded face as a flat, stylised avatar: an SVG drawn from its landmarks, in its colours
@@ -113,8 +132,9 @@ class Speech2Face(nn.Module):
         self.clip_seconds = clip_seconds
         self.teacher = dict(teacher or {})
         self.calibration = calibration
-        # The fast inference path (s2f.model.inference): settings, and one prepared encoder per setting used.
-        self.inference_settings: dict[str, Any] = {"precision": "auto", "compile": False, "batch_size": 16}
+        # The fast inference path (s2f.model.inference): the settings predict and embed run with unless a
+        # call gives its own, and one prepared encoder per (inference precision, compile) used.
+        self.inference = InferenceSettings()
         self._fast_encoders: dict[tuple[Any, ...], Any] = {}
         self.last_inference: Any = None  # the FastEncoder that ran last: .precision, .describe()
 
@@ -142,35 +162,57 @@ class Speech2Face(nn.Module):
             embeddings = self.calibration.for_drawing(embeddings)
         return self.decoder(embeddings)
 
-    def embed(self, waves: torch.Tensor, *, precision: str | None = None, compile: bool | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        waves: torch.Tensor,
+        *,
+        settings: InferenceSettings | None = None,
+        precision: str | None = None,
+        compile: bool | None = None,
+    ) -> torch.Tensor:
         """Face embeddings [B, D] (fp32) of waveforms [B, N], through the fast inference path: the encoder
         in bf16 where the device runs it natively, channels-last, in batches (:mod:`s2f.model.inference`).
 
         Args:
             waves: Waveforms at the model's sample rate.
-            precision: ``"auto"``, ``"bf16"`` or ``"fp32"``; None: ``inference_settings`` (auto).
-            compile: ``torch.compile`` the encoder; None: ``inference_settings`` (see :meth:`compile`).
+            settings: Inference precision, compiling and batch size; None: the model's own (``inference``).
+            precision: The old per-call ``settings.inference_precision`` (a DeprecationWarning).
+            compile: The old per-call ``settings.compile`` (a DeprecationWarning).
         """
-        return fast_encoder_for(self, precision, compile)(self, waves.to(self.device))
+        settings = settings_with_old_keywords(settings, self.inference, precision=precision, compile=compile)
+        return fast_encoder_for(self, settings)(self, waves.to(self.device))
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """Compiles the fast inference path of :meth:`predict` and :meth:`embed` (``torch.compile`` with frozen
-        weights, one graph per batch size and input length, made on first use); keyword arguments update
-        ``inference_settings`` (``precision``, ``batch_size``). Training is unaffected: ``forward`` stays eager."""
+        weights, one graph per batch size and input length, made on first use); keyword arguments change
+        the model's other :class:`~s2f.model.inference.InferenceSettings` (``inference_precision``,
+        ``batch_size``). Training is unaffected: ``forward`` stays eager."""
         if args:
-            raise ConfigError("Speech2Face.compile takes keywords only (precision=, batch_size=); for training, "
-                              "torch.compile(model)")  # fmt: skip
+            raise ConfigError("Speech2Face.compile takes keywords only (inference_precision=, batch_size=); for "
+                              "training, torch.compile(model)")  # fmt: skip
         update_settings(self, compile=True, **kwargs)
+
+    @property
+    def inference_settings(self) -> MutableMapping[str, Any]:
+        """The old dict of :attr:`inference` (``precision``, ``compile``, ``batch_size``): reading and writing
+        it still work, with a DeprecationWarning; it goes in s2f 0.3.0."""
+        warnings.warn(
+            "Speech2Face.inference_settings is now Speech2Face.inference, an InferenceSettings (precision is "
+            f"inference_precision); the old dict goes in s2f {OLD_KEYWORDS_REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _OldSettingsDict(self)
 
     @overload
     def predict(
-        self, audio: AudioInput, *, seconds: float | None = None, precision: str | None = None,
-        compile: bool | None = None,
+        self, audio: AudioInput, *, seconds: float | None = None, settings: InferenceSettings | None = None,
+        precision: str | None = None, compile: bool | None = None,
     ) -> Prediction: ...  # fmt: skip
     @overload
     def predict(
-        self, audio: list[AudioInput], *, seconds: float | None = None, precision: str | None = None,
-        compile: bool | None = None,
+        self, audio: list[AudioInput], *, seconds: float | None = None, settings: InferenceSettings | None = None,
+        precision: str | None = None, compile: bool | None = None,
     ) -> list[Prediction]: ...  # fmt: skip
 
     @torch.inference_mode()
@@ -179,6 +221,7 @@ class Speech2Face(nn.Module):
         audio: AudioInput | list[AudioInput],
         *,
         seconds: float | None = None,
+        settings: InferenceSettings | None = None,
         precision: str | None = None,
         compile: bool | None = None,
     ) -> Prediction | list[Prediction]:
@@ -187,19 +230,25 @@ class Speech2Face(nn.Module):
         Args:
             audio: A path, file object, :class:`~s2f.audio.Waveform` or ``(samples, rate)``; or a list of them.
             seconds: Clip length to use instead of the model's (the paper evaluates 3 s and 6 s).
-            precision: ``"auto"`` (bf16 where the device runs it natively), ``"bf16"`` or ``"fp32"``;
-                None: ``inference_settings``. ``Prediction.precision`` says which ran.
-            compile: ``torch.compile`` the encoder (see :meth:`compile`); None: ``inference_settings``.
+            settings: Inference precision (``"auto"``: bf16 where the device runs it natively), compiling and
+                batch size; None: the model's own (``inference``). ``Prediction.inference_precision`` says
+                which precision ran.
+            precision: The old per-call ``settings.inference_precision`` (a DeprecationWarning).
+            compile: The old per-call ``settings.compile`` (a DeprecationWarning).
         """
+        # stacklevel 4: the warning names the caller's line, above inference_mode's wrapper.
+        settings = settings_with_old_keywords(
+            settings, self.inference, stacklevel=4, precision=precision, compile=compile
+        )
         sources: list[AudioInput] = list(audio) if isinstance(audio, list) else [audio]
         length = self.clip_seconds if seconds is None else seconds
         waves = torch.stack([load_clip(source, length, self.sample_rate) for source in sources])
         was_training = self.training
         self.eval()
         try:
-            fast = fast_encoder_for(self, precision, compile)
+            fast = fast_encoder_for(self, settings)
             embeddings = fast(self, waves.to(self.device)).cpu()
-            predictions = [Prediction(embedding=e, precision=fast.precision) for e in embeddings]
+            predictions = [Prediction(embedding=e, inference_precision=fast.precision) for e in embeddings]
             if self.decoder is not None:
                 faces = self.draw(embeddings.to(self.device))
                 for prediction, image, landmarks in zip(predictions, faces.image, faces.landmarks, strict=True):
@@ -358,3 +407,31 @@ def _to_pil(image: torch.Tensor) -> Any:
 
     pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(pixels)
+
+
+class _OldSettingsDict(MutableMapping[str, Any]):
+    """The dict ``Speech2Face.inference_settings`` was in s2f 0.1, over the model's :class:`InferenceSettings`:
+    writing a key replaces the model's settings."""
+
+    def __init__(self, model: Speech2Face) -> None:
+        self._model = model
+
+    def _as_dict(self) -> dict[str, Any]:
+        values = self._model.inference.to_dict()
+        return {"precision": values.pop("inference_precision"), **values}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._as_dict()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        name = "inference_precision" if key == "precision" else key
+        update_settings(self._model, **{name: value})
+
+    def __delitem__(self, key: str) -> None:
+        raise ConfigError("inference settings cannot be removed, only changed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._as_dict())
+
+    def __len__(self) -> int:
+        return len(self._as_dict())

@@ -23,6 +23,7 @@ from s2f.audio import load_clip
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
+    from s2f.model.inference import InferenceSettings
     from s2f.model.speech2face import Prediction, Speech2Face
 
     from .gallery import Gallery, Neighbour
@@ -76,15 +77,24 @@ class FaceService:
         gallery: The faces to compare predictions with, if any.
         limits: What a request may be.
         top_k: How many nearest gallery faces to show.
+        inference: How the encoder runs (inference precision, compiling, batch size); None: the model's own.
     """
 
-    def __init__(self, model: Speech2Face, gallery: Gallery | None, limits: Limits, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        model: Speech2Face,
+        gallery: Gallery | None,
+        limits: Limits,
+        top_k: int = 5,
+        inference: InferenceSettings | None = None,
+    ) -> None:
         if model.decoder is None:
             raise S2FError("s2f serve draws faces: give a model with a face decoder (s2f export CKPT OUT --decoder D)")
         self.model = model.eval()
         self.gallery = gallery
         self.limits = limits
         self.top_k = top_k
+        self.inference = inference
 
     def answer(self, path: str | os.PathLike) -> Answer:
         """The face, cartoon, nearest faces and spectrogram behind the voice in ``path``.
@@ -99,7 +109,7 @@ class FaceService:
             clip = load_clip(path, self.model.clip_seconds, self.model.sample_rate)
         except S2FError as exc:
             raise VoiceRequestError(_without_path(str(exc), path)) from None
-        prediction = self.model.predict((clip, self.model.sample_rate))
+        prediction = self.model.predict((clip, self.model.sample_rate), settings=self.inference)
         neighbours, random_similarity = (
             self.gallery.nearest(prediction.embedding, self.top_k) if self.gallery else ([], None)
         )

@@ -15,6 +15,7 @@ import pytest
 from s2f.cli import COMMANDS, eval_command, lightning_commands, main, prepare_command, synth_command
 from s2f.cli._options import Flag, FunctionOptions
 from s2f.eval import EvalOptions, evaluate
+from s2f.eval.context import ProtocolOptions
 from s2f.model.inference import InferenceSettings
 from s2f.prepare import DecodeOptions, PrepareOptions, prepare
 from s2f.synth import WorldSpec, synthesize_world
@@ -86,9 +87,10 @@ def test_prepare_options_are_its_keywords_and_option_fields() -> None:
 
 
 def test_eval_and_synth_options_are_their_keywords() -> None:
-    # evaluate's options group, whose inference settings are a group of their own
-    eval_fields = {field.name for field in dataclasses.fields(EvalOptions)} - {"inference"}
+    # evaluate's options group, whose inference settings and protocols are groups of their own
+    eval_fields = {field.name for field in dataclasses.fields(EvalOptions)} - {"inference", "protocols"}
     eval_fields |= {field.name for field in dataclasses.fields(InferenceSettings)}
+    eval_fields |= {field.name for field in dataclasses.fields(ProtocolOptions)}
     assert (
         _dests(eval_command._parser(eval_command._options())) - {"model", "device", "wandb"}
         == _keywords(evaluate, skip=("model", "logger", "options")) | eval_fields

@@ -383,12 +383,14 @@ def test_evaluate_api_without_files_or_decoder_parts(world: Path, tmp_path: Path
 
 def test_options_and_the_keyword_call_give_the_same_metrics_in_the_sections_order(world: Path) -> None:
     from s2f import ENCODERS, Speech2Face
+    from s2f.eval.context import ProtocolOptions
     from s2f.eval import EvalOptions
     from s2f.eval.sections import SECTIONS
 
     torch.manual_seed(0)
     model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), teacher={"name": "vggface_tiny", "embed_dim": 64})
-    chosen = EvalOptions(seconds=(1.0,), max_clips=6, progress=False, gallery_size=3, matching_resamples=50)
+    protocols = ProtocolOptions(gallery_size=3, matching_resamples=50)
+    chosen = EvalOptions(seconds=(1.0,), max_clips=6, progress=False, protocols=protocols)
     by_options = evaluate(model, world, options=chosen).metrics
     by_keywords = evaluate(
         model, world, seconds=(1.0,), max_clips=6, progress=False, gallery_size=3, matching_resamples=50

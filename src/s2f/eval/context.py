@@ -25,7 +25,10 @@ Switch = Literal["auto", "on", "off"] | bool
 
 @dataclass(frozen=True)
 class ProtocolOptions:
-    """The protocols of later work: SF2F's galleries, Wen et al.'s 1:2 matching, an evaluator network, and more.
+    """Protocols of later work: SF2F's galleries, 1:2 matching, an evaluator, identity score.
+
+    One field of :class:`EvalOptions` (``protocols``); ``evaluate``'s keywords and ``s2f eval``'s flags and
+    ``--config`` keys name these settings on their own (``gallery_size``), as they did before.
 
     Attributes:
         gallery_size: Identities per identity-mean gallery (SF2F: 100); capped at the held-out identities.

@@ -8,10 +8,11 @@ on all of them alike), median over ``--repeats`` rounds after ``--warmup`` untim
   spectrogram made once outside the timing. The baseline of every ratio.
 - **s2f forward fp32**: ``Speech2Face.forward`` under ``inference_mode`` (what ``predict`` ran before
   the fast path): front end and encoder in fp32, NCHW.
-- **s2f predict fp32**: ``predict(clip, precision="fp32")``: fp32, channels-last.
+- **s2f predict fp32**: ``predict(clip, settings=InferenceSettings(inference_precision="fp32"))``: fp32,
+  channels-last.
 - **s2f predict default**: ``predict(clip)``: the precision ``auto`` picks here (bf16 where the CPU has
   AVX-512 BF16 or AMX), channels-last, eager.
-- **s2f predict compiled**: ``predict(clip, compile=True)``: the default precision under
+- **s2f predict compiled**: ``predict(clip, settings=InferenceSettings(compile=True))``: the default precision under
   ``torch.compile`` with frozen weights; its first call (compiling) is reported apart, not timed.
 
 ``predict`` is timed whole: the clip (a tensor in memory) fitted to 6 s, the STFT, the encoder, the
@@ -96,17 +97,20 @@ def contenders(args: argparse.Namespace) -> tuple[dict[str, tuple[str, Callable[
         with torch.inference_mode():
             return model(wave)
 
+    from s2f.model.inference import InferenceSettings
+
+    fp32, compiled = InferenceSettings(inference_precision="fp32"), InferenceSettings(compile=True)
     default = model.predict(clip)  # prepares the default copy (untimed), and says what it runs as
     runs = {
         "peer fp32 eager": (f"VE_conv ({source}), fp32, NCHW, eager", peer_call),
         "s2f forward fp32": ("fp32, NCHW, eager", forward_call),
-        "s2f predict fp32": ("fp32, channels-last, eager", lambda: model.predict(clip, precision="fp32")),
+        "s2f predict fp32": ("fp32, channels-last, eager", lambda: model.predict(clip, settings=fp32)),
         "s2f predict default": (model.last_inference.describe(), lambda: model.predict(clip)),
     }
     first: dict[str, float] = {}
     if args.compile:
-        first["s2f predict compiled"] = _time(lambda: model.predict(clip, compile=True))
-        runs["s2f predict compiled"] = (model.last_inference.describe(), lambda: model.predict(clip, compile=True))
+        first["s2f predict compiled"] = _time(lambda: model.predict(clip, settings=compiled))
+        runs["s2f predict compiled"] = (model.last_inference.describe(), lambda: model.predict(clip, settings=compiled))
     del default
     return runs, first
 

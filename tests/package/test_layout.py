@@ -396,3 +396,19 @@ def test_the_test_layout_rule_finds_a_file_at_the_root_in_an_unknown_folder_or_o
     (tmp_path / "shards" / "deeper" / "test_b.py").write_text("")
     misplaced = _misplaced_test_files(tmp_path, PACKAGE)
     assert misplaced == ["shards/deeper/test_b.py", "test_root.py", "vision/test_a.py", "widgets/test_a.py"]
+
+
+def test_every_command_parser_is_built_by_the_one_builder() -> None:
+    # Options are declared (s2f.cli.command_parser.Option, or a function's keywords) and turned into argparse
+    # in one place, so help text, defaults, choices and type errors read alike in every command.
+    builder = ("s2f.cli.command_parser", "s2f.cli.config_file")  # the builder, and the --config it adds
+    by_hand = {}
+    for name, path in MODULES.items():
+        if not name.startswith("s2f.cli") or name in builder:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = node.func if isinstance(node, ast.Call) else None
+            spelled = getattr(called, "attr", None) or getattr(called, "id", None)
+            if spelled in ("ArgumentParser", "add_argument", "add_argument_group", "add_mutually_exclusive_group"):
+                by_hand.setdefault(name, []).append(f"{spelled} (line {node.lineno})")
+    assert by_hand == {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from s2f.errors import ConfigError
 
-from .command_parser import Option, add_option
+from .command_parser import Option, add_options
 
 __all__ = ["Flag", "FunctionOptions", "docstring_entries"]
 
@@ -141,11 +141,7 @@ class FunctionOptions:
 
     def add_to(self, parser: argparse.ArgumentParser, title: str | None = None) -> None:
         """Adds the options to ``parser`` (see :meth:`options`)."""
-        groups: dict[str | None, Any] = {None: parser}
-        for option in self.options(title):
-            if option.group not in groups:
-                groups[option.group] = parser.add_argument_group(option.group)
-            add_option(groups[option.group], option)
+        add_options(parser, self.options(title))
 
     def kwargs(self, namespace: argparse.Namespace) -> dict[str, Any]:
         """The keyword arguments of the function, from parsed options (dataclass groups built)."""

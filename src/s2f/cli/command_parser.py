@@ -37,6 +37,7 @@ __all__ = [
     "Option",
     "OptionSource",
     "add_option",
+    "add_options",
     "build_parser",
     "parse",
     "show_default",
@@ -138,21 +139,8 @@ def build_parser(
         usage=usage,
         formatter_class=argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter,
     )
-    required = set(required_choices)
-    groups: dict[str | None, Any] = {None: parser}
-    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
-    for entry in declared:
-        for option in [entry] if isinstance(entry, Option) else entry.options():
-            if option.group not in groups:
-                groups[option.group] = parser.add_argument_group(option.group)
-            target = groups[option.group]
-            if option.exclusive is not None:
-                if option.exclusive not in exclusive:
-                    exclusive[option.exclusive] = target.add_mutually_exclusive_group(
-                        required=option.exclusive in required
-                    )
-                target = exclusive[option.exclusive]
-            add_option(target, option)
+    options = [option for entry in declared for option in ([entry] if isinstance(entry, Option) else entry.options())]
+    add_options(parser, options, required_choices)
     if config_file:
         add_config_options(parser)
         parser.reads_config = True
@@ -164,6 +152,24 @@ def parse(parser: argparse.ArgumentParser, args: Sequence[str]) -> argparse.Name
     if getattr(parser, "reads_config", False):
         return parse_with_config(parser, args)
     return parser.parse_args(args)
+
+
+def add_options(
+    parser: argparse.ArgumentParser, options: Iterable[Option], required_choices: Iterable[str] = ()
+) -> None:
+    """Adds ``options`` to ``parser``, each in its ``--help`` group and mutually exclusive set (made on first use)."""
+    required = set(required_choices)
+    groups: dict[str | None, Any] = {None: parser}
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for option in options:
+        if option.group not in groups:
+            groups[option.group] = parser.add_argument_group(option.group)
+        target = groups[option.group]
+        if option.exclusive is not None:
+            if option.exclusive not in exclusive:
+                exclusive[option.exclusive] = target.add_mutually_exclusive_group(required=option.exclusive in required)
+            target = exclusive[option.exclusive]
+        add_option(target, option)
 
 
 def add_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: Option) -> None:

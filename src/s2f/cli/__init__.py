@@ -1,9 +1,12 @@
 """The ``s2f`` command: one module per subcommand, dispatched from :data:`COMMANDS`.
 
 Every subcommand is a function ``(args: list[str]) -> int`` in a module of this package, imported
-only when it runs (``s2f --help`` imports neither torch nor Lightning). The options of ``prepare``,
-``eval``, ``synth`` and ``demo`` are generated from the signatures of the functions they run
-(:mod:`s2f.cli._options`); ``fit``, ``validate``, ``test`` and ``predict-lightning`` are LightningCLI's.
+only when it runs (``s2f --help`` imports neither torch nor Lightning). Every command's parser is built
+by one builder (:mod:`s2f.cli.command_parser`) from declared options: a small spec for the few of
+``check``, ``models``, ``recipes``, ``run``, ``export``, ``predict`` and ``serve``, and the signatures of
+the functions that ``prepare``, ``eval``, ``synth`` and ``demo`` run (:mod:`s2f.cli._options`); the
+inference settings are one group of options wherever the encoder runs (:mod:`s2f.cli.inference_options`).
+``fit``, ``validate``, ``test`` and ``predict-lightning`` are LightningCLI's.
 ``prepare``, ``eval``, ``synth``, ``demo``, ``serve`` and ``export`` also read their options from
 ``--config FILE.yaml`` and print them with ``--print_config`` (:mod:`s2f.cli.config_file`).
 """

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from helpers.faces import make_faces
+from helpers.fit import quiet_trainer
 from helpers.shards import ShardFactory, write_shards
 from media import tone, write_wav
 from s2f import DECODERS, TEACHERS, Speech2Face
@@ -268,10 +269,7 @@ def test_the_linear_face_decoder_draws_each_held_out_face_not_an_average(world: 
     L.seed_everything(0, verbose=False)
     decoder = DECODERS.create("linear_face_decoder_tiny")
     system = FaceDecoderSystem(decoder, None, lr=3e-3, grid_faces=0)
-    trainer = L.Trainer(
-        accelerator="cpu", max_steps=STEPS, limit_val_batches=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, max_steps=STEPS)
     trainer.fit(system, datamodule=S2FDataModule(str(world), batch_size=16, clip_seconds=0.1, decode_faces=True))
     faces, _, embeddings = _held_out(world)
     images = F.interpolate(faces.float() / 255, size=(64, 64), mode="bilinear", antialias=True)
@@ -316,17 +314,7 @@ def test_a_voice_model_with_the_decoder_predicts_a_face_image(world: Path, train
     decoder = DECODERS.create("warp_decoder_tiny", weights=str(decoder_checkpoint))
     decoder_before = {k: v.clone() for k, v in decoder.state_dict().items()}
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", decoder=decoder)
-    import lightning as L
-
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=2, enable_checkpointing=True)  # the checkpoint is exported below
     trainer.fit(system, datamodule=S2FDataModule(str(world), batch_size=8, clip_seconds=1.0))
     assert "train/l1" in trainer.callback_metrics  # the paper's L1 term through the decoder's first layer
     assert all(torch.equal(v, decoder_before[k]) for k, v in system.decoder.state_dict().items())  # stays frozen

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from helpers.faces import make_faces
+from helpers.fit import quiet_trainer
 from helpers.shards import ShardFactory, write_shards
 from s2f.cli import main
 from s2f.eval import (
@@ -238,15 +239,13 @@ def trained_model(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     from s2f.train.datamodule import S2FDataModule
 
     out = tmp_path_factory.mktemp("eval-model")
-    options = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
-               "enable_model_summary": False, "default_root_dir": str(out), "limit_val_batches": 0}  # fmt: skip
     L.seed_everything(0, verbose=False)
     voices = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
     # The tiny CNN still convolves the full spectrogram: 1 s clips keep an epoch to a few seconds on a CPU.
-    L.Trainer(max_epochs=2, **options).fit(voices, datamodule=S2FDataModule(str(world), batch_size=8, clip_seconds=1.0))
+    quiet_trainer(out, max_epochs=2).fit(voices, datamodule=S2FDataModule(str(world), batch_size=8, clip_seconds=1.0))
     faces = FaceDecoderSystem("warp_decoder_tiny", lr=0.002, mean_face_clips=16)
     data = S2FDataModule(str(world), batch_size=8, clip_seconds=1.0, decode_faces=True)
-    L.Trainer(max_steps=10, **options).fit(faces, datamodule=data)
+    quiet_trainer(out, max_steps=10).fit(faces, datamodule=data)
     return voices.export().with_decoder(faces.decoder).save_pretrained(out / "model")
 
 
@@ -383,8 +382,8 @@ def test_evaluate_api_without_files_or_decoder_parts(world: Path, tmp_path: Path
 
 def test_options_and_the_keyword_call_give_the_same_metrics_in_the_sections_order(world: Path) -> None:
     from s2f import ENCODERS, Speech2Face
-    from s2f.eval.context import ProtocolOptions
     from s2f.eval import EvalOptions
+    from s2f.eval.context import ProtocolOptions
     from s2f.eval.sections import SECTIONS
 
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""``s2f fit`` arguments for the reliability tests: the debug recipe on toy shards, checkpoints every few steps.
+"""Training in tests: a quiet Lightning ``Trainer`` (:func:`quiet_trainer`), and ``s2f fit`` arguments for the
+reliability tests (:func:`fit_args`: the debug recipe on toy shards, checkpoints every few steps).
 
 Checkpoints go to a fixed folder (``RUN/checkpoints``): ``--ckpt_path last`` looks for ``last.ckpt`` in
 the checkpoint callback's folder. Every step checkpoint is kept (``save_top_k: -1``), so a test can
@@ -15,9 +16,32 @@ import lightning as L
 import torch
 import yaml
 
-__all__ = ["RECIPE", "StepLog", "fit_args", "read_steps", "weights"]
+__all__ = ["RECIPE", "StepLog", "fit_args", "quiet_trainer", "read_steps", "weights"]
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "debug.yaml"
+
+QUIET = {
+    "accelerator": "cpu",
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "limit_val_batches": 0,
+}
+"""What a test's Trainer does not do unless it asks: run on a GPU, log, checkpoint, draw progress or a model
+summary, validate."""
+
+
+def quiet_trainer(root: Path | str | None = None, **settings: Any) -> L.Trainer:
+    """A Lightning ``Trainer`` writing under ``root``, with :data:`QUIET` unless ``settings`` say otherwise.
+
+    ``root`` may be left out by a run that writes nothing (no logger, no checkpoints).
+
+    ``settings`` are the Trainer's own keywords (``max_steps=3``, ``enable_checkpointing=True``,
+    ``limit_val_batches=1``, ``strategy="ddp"``, ...) and win over the quiet ones.
+    """
+    where = {} if root is None else {"default_root_dir": str(root)}
+    return L.Trainer(**{**QUIET, **where, **settings})
 
 
 def fit_args(

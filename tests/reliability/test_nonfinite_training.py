@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import warnings
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from helpers.fit import quiet_trainer
 from s2f.train import Speech2FaceSystem
 from s2f.train.nonfinite import NonFiniteLoss
 
@@ -26,15 +26,7 @@ def _batches(bad: int | None, count: int = 4) -> list[dict[str, torch.Tensor]]:
 
 
 def _fit(system: Speech2FaceSystem, batches: list[dict[str, torch.Tensor]]) -> None:
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(system, train_dataloaders=DataLoader(batches, batch_size=None))
+    quiet_trainer(max_epochs=1).fit(system, train_dataloaders=DataLoader(batches, batch_size=None))
 
 
 def _system(**kwargs: object) -> Speech2FaceSystem:

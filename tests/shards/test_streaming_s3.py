@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.fit import quiet_trainer
 from helpers.shards import ShardFactory, random_record, write_shards
 from s2f.data import S2FDataModule, iter_records, read_manifest
 from s2f.errors import ShardFormatError
@@ -141,23 +142,11 @@ def test_datamodule_streams_s3_through_worker_processes_like_local_disk(
 
 @pytest.mark.slow
 def test_training_runs_from_s3(shards: tuple[Path, str], tmp_path: Path) -> None:
-    import lightning as L
-
     from s2f.train import Speech2FaceSystem
 
     _, url = shards
     datamodule = S2FDataModule(url, batch_size=4, clip_seconds=1.0, cache_dir=str(tmp_path / "cache"))
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=3,
-        val_check_interval=3,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=3, val_check_interval=3, limit_val_batches=1)
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
     before = [p.detach().clone() for p in system.encoder.parameters()]
     trainer.fit(system, datamodule)

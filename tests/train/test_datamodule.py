@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.fit import quiet_trainer
 from helpers.shards import ShardFactory, write_shards
 from s2f.data import S2FDataModule
 from s2f.errors import ConfigError, ShardFormatError
@@ -197,15 +198,7 @@ def test_trainer_checkpoint_resumes_mid_epoch(shards: tuple[Path, dict[str, np.n
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     def trainer(max_steps: int) -> L.Trainer:
-        return L.Trainer(
-            max_steps=max_steps,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            default_root_dir=tmp_path,
-        )
+        return quiet_trainer(tmp_path, max_steps=max_steps)
 
     def datamodule() -> S2FDataModule:
         return S2FDataModule(str(root), batch_size=2, clip_seconds=0.5, seed=11, drop_last=False)

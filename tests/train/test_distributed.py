@@ -45,6 +45,7 @@ def _worker(shards: str, out: str) -> None:
     import lightning as L
     from safetensors.torch import save_file
 
+    from helpers.fit import quiet_trainer
     from s2f.data import S2FDataModule
 
     class StepLog(L.Callback):
@@ -89,20 +90,8 @@ def _worker(shards: str, out: str) -> None:
     datamodule = S2FDataModule(
         shards, batch_size=BATCH_PER_RANK, num_workers=2, clip_seconds=CLIP_SECONDS, seed=DATA_SEED
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=WORLD,
-        strategy="ddp",
-        max_epochs=EPOCHS,
-        precision="32-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        default_root_dir=out,
-        callbacks=[StepLog()],
+    trainer = quiet_trainer(
+        out, devices=WORLD, strategy="ddp", max_epochs=EPOCHS, precision="32-true", callbacks=[StepLog()]
     )
     trainer.fit(_system(), datamodule)
 
@@ -120,7 +109,11 @@ def ddp_run(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     out = tmp_path_factory.mktemp("ddp-run")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}"]
     command += [__file__, "worker", str(shards), str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")]),
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=out)
     assert done.returncode == 0, done.stderr[-4000:]
     return out, [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(WORLD)]
@@ -285,24 +278,16 @@ def test_gpu_precision_falls_back_to_fp32_without_a_gpu(shards: Path, tmp_path: 
 @pytest.mark.gpu
 def test_fsdp_recipe_settings_train_and_checkpoint_without_the_teacher(shards: Path, tmp_path: Path) -> None:
     """fsdp.yaml's strategy on one GPU (Lightning refuses FSDP on the CPU, so CI cannot run it)."""
-    import lightning as L
     from lightning.pytorch.strategies import FSDPStrategy
 
+    from helpers.fit import quiet_trainer
     from s2f.data import S2FDataModule
     from s2f.train import Speech2FaceSystem
 
     system = _system()
-    trainer = L.Trainer(
-        accelerator="gpu",
-        devices=1,
-        strategy=FSDPStrategy(sharding_strategy="SHARD_GRAD_OP", state_dict_type="full"),
-        precision="bf16-mixed",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
+    strategy = FSDPStrategy(sharding_strategy="SHARD_GRAD_OP", state_dict_type="full")
+    trainer = quiet_trainer(
+        tmp_path, accelerator="gpu", devices=1, strategy=strategy, precision="bf16-mixed", max_steps=2
     )
     trainer.fit(system, S2FDataModule(str(shards), batch_size=4, clip_seconds=CLIP_SECONDS))
     trainer.save_checkpoint(tmp_path / "fsdp.ckpt")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
+from helpers.fit import quiet_trainer
 from helpers.shards import ShardFactory, write_shards
 from s2f import TEACHERS, Speech2Face
 from s2f.data import ClipRecord, S2FDataModule
@@ -39,17 +39,6 @@ def shards(shard_factory: ShardFactory) -> Path:
     return shard_factory.build("sine-voices", _sine_voices_and_noise_faces)
 
 
-def _trainer(root: Path, **kwargs: object) -> L.Trainer:
-    options: dict[str, object] = {
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "default_root_dir": str(root),
-    }
-    return L.Trainer(**{**options, **kwargs})  # type: ignore[arg-type]
-
-
 def test_teacher_stays_frozen_while_the_encoder_trains(shards: Path, tmp_path: Path) -> None:
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
     teacher_before = {k: v.clone() for k, v in system.teacher.state_dict().items()}
@@ -57,7 +46,7 @@ def test_teacher_stays_frozen_while_the_encoder_trains(shards: Path, tmp_path: P
     optimizer = system.configure_optimizers()["optimizer"]
     assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in system.encoder.parameters()}
     data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
-    _trainer(tmp_path, max_steps=3, enable_checkpointing=False).fit(system, datamodule=data)
+    quiet_trainer(tmp_path, max_steps=3, limit_val_batches=1.0).fit(system, datamodule=data)
     assert not system.teacher.training
     assert all(p.grad is None and not p.requires_grad for p in system.teacher.parameters())
     for key, value in system.teacher.state_dict().items():
@@ -70,11 +59,11 @@ def test_teacher_stays_frozen_while_the_encoder_trains(shards: Path, tmp_path: P
 def test_training_resumes_from_a_checkpoint_without_the_teacher(shards: Path, tmp_path: Path) -> None:
     data = S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0)
     first = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
-    _trainer(tmp_path, max_epochs=1).fit(first, datamodule=data)
+    quiet_trainer(tmp_path, max_epochs=1, enable_checkpointing=True, limit_val_batches=1.0).fit(first, datamodule=data)
     (checkpoint,) = tmp_path.glob("**/*.ckpt")
     assert not any(k.startswith("teacher.") for k in torch.load(checkpoint, weights_only=True)["state_dict"])
     resumed = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
-    trainer = _trainer(tmp_path / "again", max_epochs=2)
+    trainer = quiet_trainer(tmp_path / "again", max_epochs=2, enable_checkpointing=True, limit_val_batches=1.0)
     trainer.fit(resumed, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0), ckpt_path=checkpoint)
     assert trainer.current_epoch == 2 and trainer.global_step == 2 * first.trainer.global_step
     reference = TEACHERS.create("vggface_tiny").state_dict()
@@ -87,7 +76,7 @@ def test_mismatched_teacher_and_data_are_config_errors(shards: Path, tmp_path: P
         Speech2FaceSystem("s2f_cnn", "vggface_tiny")
     system = Speech2FaceSystem("s2f_cnn_tiny", TEACHERS.create("vggface_tiny", name="other"))
     with pytest.raises(ConfigError, match="prepared with teacher 'vggface_tiny'"):
-        _trainer(tmp_path, max_steps=1).fit(system, datamodule=S2FDataModule(str(shards), batch_size=4))
+        quiet_trainer(tmp_path, max_steps=1).fit(system, datamodule=S2FDataModule(str(shards), batch_size=4))
 
 
 def _spectrogram_devices(system: Speech2FaceSystem) -> list[tuple[tuple[int, ...], str, tuple[int, ...], str]]:
@@ -108,7 +97,7 @@ def test_the_stft_runs_in_the_module_not_in_the_loader(shards: Path, tmp_path: P
     assert batch["audio"].shape == (4, 16_000) and batch["audio"].dtype == torch.float32  # waveforms, no spectrogram
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
     seen = _spectrogram_devices(system)
-    _trainer(tmp_path, max_steps=1, limit_val_batches=0, enable_checkpointing=False).fit(system, datamodule=data)
+    quiet_trainer(tmp_path, max_steps=1).fit(system, datamodule=data)
     assert seen == [((4, 16_000), "cpu", (4, 2, 98, 257), "cpu")]
     # The front end is a submodule without parameters: it moves with the system and DDP ignores it.
     assert "frontend.window" in system._ddp_params_and_buffers_to_ignore
@@ -119,7 +108,15 @@ def test_the_stft_runs_in_the_module_not_in_the_loader(shards: Path, tmp_path: P
 def test_the_stft_runs_on_the_gpu_in_bf16_training(shards: Path, tmp_path: Path) -> None:
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", channels_last=True)
     seen = _spectrogram_devices(system)
-    trainer = _trainer(tmp_path, accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=2)
+    trainer = quiet_trainer(
+        tmp_path,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_steps=2,
+        enable_checkpointing=True,
+        limit_val_batches=1.0,
+    )
     trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0, pin_memory=True))
     assert seen and all(entry[1] == entry[3] == "cuda" for entry in seen)
 
@@ -129,7 +126,7 @@ def test_centred_training_measures_the_mean_face_and_keeps_it_in_checkpoints(sha
 
     train = np.stack([r.embedding.astype(np.float32) for r in iter_records(shards, "train")])
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny", center_embeddings=True)
-    trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0))
     assert torch.allclose(system.embedding_center, torch.from_numpy(train.mean(0)), atol=1e-3)
     trainer.save_checkpoint(tmp_path / "centred.ckpt")
@@ -151,7 +148,7 @@ def _is_centring(key: str) -> bool:
 
 def test_a_checkpoint_from_before_centring_loads_and_predicts_the_same(shards: Path, tmp_path: Path) -> None:
     system = Speech2FaceSystem("s2f_cnn_tiny", "vggface_tiny")
-    trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(system, datamodule=S2FDataModule(str(shards), batch_size=4, clip_seconds=1.0))
     trainer.save_checkpoint(tmp_path / "today.ckpt")
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 from torchaudio.models import Conformer
 
+from .pitch import PitchStatistics
 from .voice_encoder import ENCODERS, VoiceEncoder
 
 __all__ = ["ConformerEncoder", "s2f_conformer", "s2f_conformer_tiny"]
@@ -126,6 +127,10 @@ class ConformerEncoder(VoiceEncoder):
         band_limit_hz: Frequencies above this are zeroed before the first layer, so the encoder hears
             what a telephone line carries (up to 3.4-4 kHz) and nothing a wideband recording adds:
             an 8 kHz recording and a 16 kHz one of the same voice then look alike. ``None`` hears all.
+        pitch_statistics: Give the head the clip's pitch as a pitch tracker reads it
+            (:class:`~s2f.encoders.pitch.PitchStatistics`: median log-f0, its spread, voiced fraction)
+            beside the pooled frames. The frames' own reading of pitch is learned from the training
+            voices' harmonics and need not carry over to recorded speech; the tracker's does.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class ConformerEncoder(VoiceEncoder):
         num_bins: int = 257,
         frequency_subsampling: int = 4,
         band_limit_hz: float | None = None,
+        pitch_statistics: bool = False,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -173,10 +179,12 @@ class ConformerEncoder(VoiceEncoder):
             dropout=dropout,
         )
         self.pool = AttentivePooling(d_model) if pooling == "attentive" else None
+        self.pitch = PitchStatistics() if pitch_statistics else None
+        pooled_dim = d_model + (PitchStatistics.num_features if pitch_statistics else 0)
         head: list[nn.Module] = (
-            [nn.Linear(d_model, embed_dim)]
+            [nn.Linear(pooled_dim, embed_dim)]
             if hidden_dim is None
-            else [nn.Linear(d_model, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, embed_dim)]
+            else [nn.Linear(pooled_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, embed_dim)]
         )
         self.head = nn.Sequential(*head)
         self.min_frames = next(t for t in range(1, 64) if self.output_frames(t) >= 1)
@@ -187,12 +195,15 @@ class ConformerEncoder(VoiceEncoder):
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         self.check_spectrogram(spec)
+        pitch = self.pitch(spec) if self.pitch is not None else None
         if self.band is not None:
             spec = spec * self.band
         frames = self.subsampling(spec)
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)
         frames, _ = self.conformer(frames, lengths)
         pooled = frames.mean(dim=1) if self.pool is None else self.pool(frames)
+        if pitch is not None:
+            pooled = torch.cat([pooled, pitch.to(pooled.dtype)], dim=1)
         return self.head(pooled)
 
 

@@ -113,6 +113,7 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
         "num_bins": _BINS,
         "frequency_subsampling": Integer(1, 64),
         "band_limit_hz": Optional(Number(100.0, 8000.0)),
+        "pitch_statistics": Flag(),
     },
     "s2f.encoders.timm_backbone.TimmVoiceEncoder": {
         "model_name": Text(known=_timm_knows, what="timm architecture (timm.list_models(), without a tag)"),

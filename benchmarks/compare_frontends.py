@@ -58,9 +58,9 @@ def demo_plan(demo: Path) -> DemoPlan:
     if not record.is_file():
         return DEMO_PLANS["default"]
     plan = json.loads(record.read_text())["plan"]
-    tuples = {"eval_seconds", "encoder_options", "decoder_options"}
-    return DemoPlan(**{key: tuple(map(tuple, v)) if key.endswith("options") else tuple(v) if key in tuples else v
-                       for key, v in plan.items()})  # fmt: skip
+    if "encoder_recipe" not in plan:
+        raise SystemExit(f"{record}: written by an s2f demo from before its plans were recipes; run `s2f demo` again")
+    return DemoPlan.from_record(plan)
 
 
 def training_windows(shards: Path, seconds: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,14 +94,18 @@ def train_head(
     torch.manual_seed(seed)
     center = targets.mean(dim=0)
     encoder.start_from(center)  # as Speech2FaceSystem(center_embeddings=True) does before its first step
-    loss_fn = Speech2FaceLoss(lambda_l2=plan.lambda_l2, lambda_l1=plan.lambda_l1)
-    optimizer = torch.optim.Adam(encoder.head.parameters(), lr=plan.lr, betas=(0.5, 0.999), eps=plan.adam_eps)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, plan.lr_decay_per_epoch)
+    model = {name: plan.encoder_setting(f"model.init_args.{name}") for name in ("lambda_l2", "lambda_l1", "lr", "eps")}
+    loss_fn = Speech2FaceLoss(lambda_l2=model["lambda_l2"], lambda_l1=model["lambda_l1"])
+    betas = tuple(plan.encoder_setting("model.init_args.betas", (0.5, 0.999)))
+    optimizer = torch.optim.Adam(encoder.head.parameters(), lr=model["lr"], betas=betas, eps=model["eps"])
+    # One decay per epoch, as the demo's recipes (lr_decay_epochs: 1).
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, plan.encoder_setting("model.init_args.lr_decay"))
+    batch_size = plan.encoder_setting("data.init_args.batch_size")
     encoder.head.train()
     losses = []
     for _ in range(epochs):
         order, total = torch.randperm(len(features)), 0.0
-        batches = [order[i : i + plan.batch_size] for i in range(0, len(order) - plan.batch_size + 1, plan.batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
         for index in batches:
             loss = loss_fn(encoder.head(features[index]), targets[index], None, None, center).total
             optimizer.zero_grad()
@@ -121,7 +125,8 @@ def ge2e_models(
     the train split's d-vectors (computed once) and calibrated there, beside the demo's decoder (if any)."""
     manifest = read_manifest(shards)
     teacher = demo_model.teacher if demo_model else {"name": manifest.teacher, "embed_dim": manifest.embed_dim}
-    waves, targets = training_windows(shards, plan.train_seconds, seed)
+    train_seconds = plan.encoder_setting("data.init_args.clip_seconds")
+    waves, targets = training_windows(shards, train_seconds, seed)
     start = time.perf_counter()
     features = dvectors(ENCODERS.create("s2f_ge2e", hidden_dim=None, embed_dim=1), waves)
     info: dict[str, Any] = {"train_clips": len(waves), "dvector_seconds": round(time.perf_counter() - start, 1)}
@@ -130,7 +135,7 @@ def ge2e_models(
         encoder = ENCODERS.create("s2f_ge2e", hidden_dim=width, embed_dim=teacher["embed_dim"])
         losses = train_head(encoder, features, targets, plan, epochs, seed)
         with torch.no_grad():
-            fitted_on = {"split": "train", "seconds": plan.train_seconds}
+            fitted_on = {"split": "train", "seconds": train_seconds}
             calibration = fit_calibration(encoder.head(features), targets, fitted_on)
         decoder = demo_model.decoder if demo_model else None
         name = f"ge2e frozen + {'linear head' if width is None else f'FC {width} head'}"
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
     args = parser.parse_args(argv)
     plan = demo_plan(args.demo)
-    epochs = args.epochs or plan.encoder_epochs
+    epochs = args.epochs or plan.encoder_setting("trainer.max_epochs")
     seconds = tuple(args.seconds or plan.eval_seconds)
     shards = args.demo / "shards"
     saved = args.demo / "model"

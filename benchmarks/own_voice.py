@@ -324,10 +324,9 @@ def demo(out: Path, carrier: str, plan: str, seed: int, band_limit_hz: float | N
 
     chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier)
     if band_limit_hz is not None:
-        options = {**dict(chosen.encoder_options), "band_limit_hz": band_limit_hz}
-        chosen = dataclasses.replace(chosen, encoder_options=tuple(options.items()))
+        chosen = chosen.with_overrides(encoder={"model.init_args.encoder.init_args.band_limit_hz": band_limit_hz})
     if lr is not None:
-        chosen = dataclasses.replace(chosen, lr=lr)
+        chosen = chosen.with_overrides(encoder={"model.init_args.lr": lr})
     model_dir = run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
     # Choices read the val split only (docs/eval.md); the demo's own summary above is its test split.
     validation = evaluate(

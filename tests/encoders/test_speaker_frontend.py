@@ -251,7 +251,7 @@ def test_the_comparison_benchmark_trains_a_head_on_fixed_dvectors(monkeypatch: p
     benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     monkeypatch.syspath_prepend(str(benchmarks))  # benchmarks/ is a folder of scripts, not a package
     compare = importlib.import_module("compare_frontends")
-    assert compare.demo_plan(benchmarks / "no-such-demo").encoder_epochs == 45  # the default plan's
+    assert compare.demo_plan(benchmarks / "no-such-demo").encoder_setting("trainer.max_epochs") == 45  # default plan
     torch.manual_seed(0)
     encoder = ENCODERS.create("s2f_ge2e_tiny", embed_dim=8)
     features = F.normalize(torch.rand(64, 32), dim=1)  # d-vectors: unit length, non-negative

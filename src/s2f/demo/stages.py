@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._noise import quiet_lightning
 from ..errors import ConfigError
-from .plans import DEMO_PLANS, EMBED_DIM, TEACHER, DemoPlan
+from .plans import DEMO_PLANS, EMBED_DIM, TEACHER, DemoPlan, override_arguments
 
 if TYPE_CHECKING:
+    from ..decoders.face_decoder import FaceDecoder
     from ..synth import SynthWorld
 
 __all__ = ["DemoResult", "run_demo"]
+
+DECODER_FOLDER = "model"  # the decoder stage's saved decoder, beside its logs
 
 
 @dataclass
@@ -86,10 +89,13 @@ def run_demo(
         world = _synthesize(out / "world", plan, seed, sources, progress)
     with timer.stage(f"[2/{stages}] preparing shards (detect, align, embed with {TEACHER})", "prepare"):
         shards = _prepare(world, out / "shards", plan, progress)
-    how = f"{plan.decoder_epochs} epochs" if plan.decoder_epochs else "closed form"
+    decoder_epochs = plan.decoder_setting("trainer.max_epochs")
+    how = f"{decoder_epochs} epochs" if decoder_epochs else "closed form"
     with timer.stage(f"[3/{stages}] fitting the face decoder ({how})", "decoder"):
-        decoder = _fit_decoder(shards, out / "decoder", plan, seed, progress)
-    with timer.stage(f"[4/{stages}] fitting the voice encoder ({plan.encoder_epochs} epochs)", "encoder"):
+        _fit_decoder(shards, out / "decoder", plan, seed, progress)
+    encoder_epochs = plan.encoder_setting("trainer.max_epochs")
+    with timer.stage(f"[4/{stages}] fitting the voice encoder ({encoder_epochs} epochs)", "encoder"):
+        decoder = out / "decoder" / DECODER_FOLDER
         model, train_loss = _fit_encoder(shards, out / "encoder", decoder, plan, seed, progress)
     model_dir = model.save_pretrained(out / "model")
     with timer.stage(f"[5/{stages}] evaluating held-out voices", "eval"):
@@ -111,9 +117,8 @@ def run_demo(
         train_loss=train_loss,
         summary=evaluation.summary(),
     )
-    (out / "demo.json").write_text(
-        json.dumps({"plan": plan.__dict__, "stage_seconds": timer.seconds, "train_loss": train_loss}, indent=2) + "\n"
-    )
+    record = {"plan": plan.as_record(), "stage_seconds": timer.seconds, "train_loss": train_loss}
+    (out / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"[6/{stages}] done in {sum(timer.seconds.values()):.0f} s")
     _print_summary(result)
     return result
@@ -137,10 +142,21 @@ def _write_card(
     training = {
         "data": f"s2f demo's synthetic world, seed {seed}: {plan.identities} identities x {plan.clips_per_identity} "
         f"clips of {plan.seconds:g} s, faces morphed from {photos}; the encoder trained on the train split",
-        "recipe": f"s2f demo plan: {plan.encoder} {dict(plan.encoder_options)}, {plan.encoder_epochs} epochs, batch "
-        f"{plan.batch_size}, {plan.train_seconds:g} s windows, {plan.precision}; the decoder {plan.decoder}",
+        "recipe": _recipe_line(plan),
     }
     model.save_pretrained(folder, evaluation=metrics, training=training)
+
+
+def _recipe_line(plan: DemoPlan) -> str:
+    encoder = str(plan.encoder_setting("model.init_args.encoder.class_path", "?")).rsplit(".", 1)[-1]
+    overrides = {**plan.decoder_overrides, **plan.encoder_overrides}
+    return (
+        f"s2f demo: the recipes {plan.decoder_recipe} and {plan.encoder_recipe}"
+        + (f" with {overrides}" if overrides else "")
+        + f" ({encoder}, {plan.encoder_setting('trainer.max_epochs')} epochs, batch "
+        f"{plan.encoder_setting('data.init_args.batch_size')}, {plan.encoder_setting('data.init_args.clip_seconds')} s "
+        f"windows, {plan.encoder_setting('trainer.precision')})"
+    )
 
 
 def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) -> Path:
@@ -156,71 +172,37 @@ def _prepare(world: SynthWorld, folder: Path, plan: DemoPlan, progress: bool) ->
     return folder
 
 
-def _trainer(folder: Path, epochs: int, progress: bool, precision: str = "32-true") -> Any:
-    import lightning as L
-    from lightning.pytorch.loggers import CSVLogger
+def _fit_decoder(shards: Path, folder: Path, plan: DemoPlan, seed: int, progress: bool) -> FaceDecoder:
+    """The plan's face decoder, trained by its recipe into ``folder`` and saved in ``folder/model``."""
+    from ..model.decoder_folder import save_decoder
 
-    return L.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        precision=precision,  # type: ignore[arg-type]  # one of Lightning's precision names
-        logger=CSVLogger(str(folder), name="logs"),
-        log_every_n_steps=5,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        default_root_dir=str(folder),
-    )
-
-
-def _fit_decoder(shards: Path, folder: Path, plan: DemoPlan, seed: int, progress: bool) -> Any:
-    import lightning as L
-
-    from ..decoders.face_decoder import DECODERS
-    from ..train import FaceDecoderSystem
-    from ..train.datamodule import S2FDataModule
-
-    L.seed_everything(seed, verbose=False)
-    decoder = DECODERS.create(
-        plan.decoder, embed_dim=EMBED_DIM, image_size=plan.decoder_image_size, **dict(plan.decoder_options)
-    )
-    # dlib's network runs outside autograd, so the decoder learns from landmarks and texture only.
-    system = FaceDecoderSystem(decoder, None, lr=plan.decoder_lr, grid_faces=0)
-    if plan.decoder_epochs:
-        data = S2FDataModule(str(shards), batch_size=plan.batch_size, clip_seconds=0.1, decode_faces=True, seed=seed)
-        _trainer(folder, plan.decoder_epochs, progress).fit(system, datamodule=data)
-    else:  # the mean face and, for a linear face model, its closed-form fit: nothing left to train
-        system.fit_mean_face(str(shards))
-    return system.decoder.eval()
+    cli = _fit_recipe(plan.decoder_recipe, plan.decoder_overrides, _run_settings(shards, folder, seed, progress))
+    system = cli.model
+    decoder: FaceDecoder = system.decoder.eval()
+    save_decoder(decoder, folder / DECODER_FOLDER, teacher=system.embedding_teacher)
+    return decoder
 
 
 def _fit_encoder(
-    shards: Path, folder: Path, decoder: Any, plan: DemoPlan, seed: int, progress: bool
+    shards: Path, folder: Path, decoder: FaceDecoder | str | Path | None, plan: DemoPlan, seed: int, progress: bool
 ) -> tuple[Any, list[float]]:
+    """The plan's voice encoder, trained by its recipe into ``folder``, as a calibrated model with ``decoder``
+    (a trained decoder, or its folder), and the training loss of its first and last epoch."""
     import csv
 
-    import lightning as L
-
-    from ..encoders.voice_encoder import ENCODERS
     from ..eval.calibrate import calibrate_on_shards
     from ..eval.protocol import REPORTED_SPLIT
-    from ..train import Speech2FaceSystem
-    from ..train.datamodule import S2FDataModule
 
-    L.seed_everything(seed, verbose=False)
-    encoder = ENCODERS.create(plan.encoder, embed_dim=EMBED_DIM, **dict(plan.encoder_options))
-    data = S2FDataModule(
-        str(shards), batch_size=plan.batch_size, clip_seconds=plan.train_seconds, seed=seed, random_crop=True
-    )
-    steps_per_epoch = max(1, data.manifest.splits["train"].clips // plan.batch_size)
-    system = Speech2FaceSystem(
-        encoder, TEACHER, decoder=decoder, lr=plan.lr, lambda_l1=plan.lambda_l1, lambda_l2=plan.lambda_l2,
-        eps=plan.adam_eps,
-        center_embeddings=True, lr_decay=plan.lr_decay_per_epoch, lr_decay_steps=steps_per_epoch,
-        channels_last=plan.channels_last,
-    )  # fmt: skip
-    trainer = _trainer(folder, plan.encoder_epochs, progress, plan.precision)
-    trainer.fit(system, datamodule=data)
+    run = _run_settings(shards, folder, seed, progress)
+    if decoder is not None and not isinstance(decoder, str | Path):
+        from ..model.decoder_folder import save_decoder
+
+        # The recipe names its decoder as `s2f fit` would: by folder.
+        decoder = save_decoder(decoder, folder / "decoder", teacher={"name": TEACHER, "embed_dim": EMBED_DIM})
+    if decoder is not None:
+        run["model.init_args.decoder"] = str(decoder)
+    cli = _fit_recipe(plan.encoder_recipe, plan.encoder_overrides, run)
+    trainer, system = cli.trainer, cli.model
     assert trainer.logger is not None and trainer.logger.log_dir is not None
     with Path(trainer.logger.log_dir, "metrics.csv").open() as handle:
         losses = [float(r["train/loss_epoch"]) for r in csv.DictReader(handle) if r.get("train/loss_epoch")]
@@ -229,6 +211,28 @@ def _fit_encoder(
     # Fitted on the training clips; the split the demo reports is refused (s2f.eval.protocol).
     calibrate_on_shards(model, shards, "train", seed=seed, progress=progress, reported_split=REPORTED_SPLIT)
     return model, losses[:1] + losses[-1:]
+
+
+def _run_settings(shards: Path, folder: Path, seed: int, progress: bool) -> dict[str, Any]:
+    """What a demo run sets in a recipe: where the shards are, where the stage writes, the seed, progress bars."""
+    return {
+        "seed_everything": seed,
+        "data.init_args.data_dir": str(shards),
+        "data.init_args.seed": seed,
+        "trainer.default_root_dir": str(folder),
+        "trainer.logger.init_args.save_dir": str(folder),
+        "trainer.enable_progress_bar": progress,
+    }
+
+
+def _fit_recipe(recipe: str, overrides: Mapping[str, Any], run: Mapping[str, Any]) -> Any:
+    """Fits as ``s2f fit --config RECIPE --key value ...`` does (the plan's overrides, then the run's); returns
+    the LightningCLI, which holds the trained system (``.model``) and its trainer."""
+    from ..train.bundled_recipes import resolve_recipe
+    from ..train.lightning_cli import run_lightning_cli
+
+    arguments = ["fit", "--config", resolve_recipe(recipe), *override_arguments({**overrides, **run})]
+    return run_lightning_cli(arguments)
 
 
 # -- reporting -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -27,6 +28,21 @@ __all__ = ["Speech2FaceSystem"]
 drop_frozen_module_warning()  # the frozen teacher (and decoder) stay in eval mode on purpose
 
 _FROZEN_PREFIXES = ("teacher.", "decoder.")
+
+
+def _frozen_decoder(decoder: FaceDecoder | str | None, teacher: str) -> FaceDecoder | None:
+    """The decoder given, built from its registered name, or loaded from a trained one's folder or ``.ckpt``."""
+    if not isinstance(decoder, str):
+        return decoder
+    if decoder in DECODERS or not Path(decoder).expanduser().exists():
+        return DECODERS.create(decoder)  # an unknown name fails there, listing the known ones
+    from ..model.decoder_folder import load_decoder
+
+    # Building the decoder draws its random initial weights, which the saved ones then replace. Drawn from
+    # a forked generator, they leave the global one where it was: a run given a decoder's folder trains
+    # exactly as one given that decoder itself (the same dropout masks and random crops afterwards).
+    with torch.random.fork_rng(devices=[]):
+        return load_decoder(decoder, teacher=teacher)
 
 
 def _fastest_adam(params: list[torch.nn.Parameter]) -> dict[str, bool]:
@@ -61,7 +77,8 @@ class Speech2FaceSystem(L.LightningModule):
         encoder: The voice encoder, or its registered name.
         teacher: The frozen face teacher whose embeddings the shards hold, or its registered name.
         teacher_weights: Weights file for a teacher given by name (VGG-Face needs one).
-        decoder: A frozen face decoder whose first layer serves the L1 term, or its name; optional.
+        decoder: A frozen face decoder whose first layer serves the L1 term, its registered name, or a trained
+            one's folder or ``.ckpt`` (:func:`s2f.model.decoder_folder.load_decoder`); optional.
         lambda_l2: Weight of the normalised L2 term (the paper: 0.025).
         lambda_distill: Weight of the distillation term through the teacher's classifier (200).
         temperature: Distillation temperature (2).
@@ -94,6 +111,8 @@ class Speech2FaceSystem(L.LightningModule):
         max_nonfinite_steps: Training steps with a NaN or infinite loss that are skipped (no weight
             update, a warning, counted as ``train/skipped_steps``) before the run stops with one line;
             ``0`` stops at the first.
+        lr_decay_epochs: Decay every this many epochs instead of every ``lr_decay_steps`` steps (the demo's
+            recipes: 1, as a run of a few dozen passes over a small world needs).
 
     Example:
         >>> import torch
@@ -124,13 +143,14 @@ class Speech2FaceSystem(L.LightningModule):
         center_embeddings: bool = False,
         center_clips: int = 10_000,
         max_nonfinite_steps: int = 10,
+        lr_decay_epochs: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
         self.encoder: VoiceEncoder = ENCODERS.create(encoder) if isinstance(encoder, str) else encoder
         teacher = build_teacher(teacher, teacher_weights)
         self.teacher: FaceTeacher = teacher.freeze()
-        self.decoder: FaceDecoder | None = DECODERS.create(decoder) if isinstance(decoder, str) else decoder
+        self.decoder: FaceDecoder | None = _frozen_decoder(decoder, self.teacher.name)
         if self.decoder is not None:
             self.decoder.requires_grad_(False).eval()
         if self.encoder.embed_dim != self.teacher.embed_dim:
@@ -245,8 +265,10 @@ class Speech2FaceSystem(L.LightningModule):
         optimizer = torch.optim.Adam(
             params, lr=hp["lr"], betas=tuple(hp["betas"]), eps=hp["eps"], **_fastest_adam(params)
         )
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=hp["lr_decay_steps"], gamma=hp["lr_decay"])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        every_epochs = hp.get("lr_decay_epochs")  # absent from the hyperparameters of older checkpoints
+        interval, size = ("epoch", every_epochs) if every_epochs else ("step", hp["lr_decay_steps"])
+        schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=size, gamma=hp["lr_decay"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": interval}}
 
     # -- data consistency ----------------------------------------------------------------------
 

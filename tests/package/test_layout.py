@@ -412,3 +412,11 @@ def test_every_command_parser_is_built_by_the_one_builder() -> None:
             if spelled in ("ArgumentParser", "add_argument", "add_argument_group", "add_mutually_exclusive_group"):
                 by_hand.setdefault(name, []).append(f"{spelled} (line {node.lineno})")
     assert by_hand == {}
+
+
+def test_the_demo_trains_only_through_its_recipes() -> None:
+    # The demo's training is recipes run by the LightningCLI `s2f fit` runs (s2f.train.lightning_cli), never a
+    # Trainer, a training system or a data module built by hand beside them.
+    demo_room = [name for name in MODULES if _folder(name) == "s2f.demo"]
+    by_hand = ("lightning", "pytorch_lightning", "s2f.train.system", "s2f.train.decoder_system", "s2f.train.datamodule")
+    assert demo_room and _imports_into(demo_room, by_hand) == set()

@@ -313,9 +313,10 @@ def _print(result: dict[str, Any]) -> None:
         print(f"    {name:9s} {block['gender'][0]}: read as {''.join(block['faces_read_as'])}, ages {block['ages']}")
 
 
-def demo(out: Path, carrier: str, plan: str, seed: int, band_limit_hz: float | None, lr: float | None) -> Path:
-    """``s2f demo`` with the world's voices on ``carrier`` (and, if given, the conformer's band limit and
-    another learning rate), then the choice's figures: the world's *val* split and the development voices."""
+def demo(out: Path, carrier: str, plan: str, seed: int, encoder_options: dict[str, Any], lr: float | None) -> Path:
+    """``s2f demo`` with the world's voices on ``carrier`` (and, if given, conformer options such as its band
+    limit or pitch statistics, and another learning rate), then the choice's figures: the world's *val*
+    split and the development voices."""
     import dataclasses
 
     from s2f import Speech2Face
@@ -323,8 +324,8 @@ def demo(out: Path, carrier: str, plan: str, seed: int, band_limit_hz: float | N
     from s2f.eval import evaluate
 
     chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier)
-    if band_limit_hz is not None:
-        chosen = chosen.with_overrides(encoder={"model.init_args.encoder.init_args.band_limit_hz": band_limit_hz})
+    for name, value in encoder_options.items():
+        chosen = chosen.with_overrides(encoder={f"model.init_args.encoder.init_args.{name}": value})
     if lr is not None:
         chosen = chosen.with_overrides(encoder={"model.init_args.lr": lr})
     model_dir = run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
@@ -372,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
+    training.add_argument("--pitch-statistics", action="store_true", help="the conformer's head also reads YIN's pitch")
     training.add_argument("--lr", type=float, help="the encoder's learning rate (default: the plan's)")
     training.add_argument("--voices", type=Path, help="then report on this set's development voices")
     hearing = commands.add_parser("probe", help="the voice parameters a demo's model hears in real voices")
@@ -387,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":
-        model_dir = demo(args.out, args.carrier, args.plan, args.seed, args.band_limit_hz, args.lr)
+        options = {"band_limit_hz": args.band_limit_hz} if args.band_limit_hz is not None else {}
+        options.update({"pitch_statistics": True} if args.pitch_statistics else {})
+        model_dir = demo(args.out, args.carrier, args.plan, args.seed, options, args.lr)
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)
     else:

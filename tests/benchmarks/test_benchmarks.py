@@ -43,6 +43,7 @@ def test_flop_count_matches_hand_count(bench) -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.slow  # the benchmark's whole quick mode
 def test_quick_run_reports_sane_rows(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     rows = bench.main(

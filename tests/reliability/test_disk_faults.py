@@ -70,6 +70,7 @@ def _assert_nothing_half_written(folder: Path) -> dict[str, int]:
     return {p.name: weights(p)[0] for p in folder.glob("*.ckpt")}
 
 
+@pytest.mark.slow  # two s2f fit runs
 def test_enospc_while_writing_a_checkpoint_is_one_line_and_the_resumed_run_finishes(
     shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -55,6 +55,7 @@ def test_dlib_resnet_embeds_images_without_a_face() -> None:
     assert teacher.embed_images(torch.zeros(0, 3, 224, 224, dtype=torch.uint8)).shape == (0, 128)
 
 
+@pytest.mark.slow  # starts worker processes that each load dlib's models
 def test_dlib_resnet_splits_a_batch_over_worker_processes(crops: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
     # 24 crops of three faces, in changing order, so a part that came back out of place would show.
     batch = crops[torch.tensor([0, 1, 2, 2, 1, 0] * 4)]

@@ -76,6 +76,7 @@ def test_similarity_transform_is_scikit_images_fit_on_real_faces(geometry: Modul
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow  # scikit-image's warp, slow by nature
 def test_piecewise_affine_is_scikit_images_warp_on_real_faces(geometry: ModuleType, faces: np.ndarray) -> None:
     # Kept: scikit-image gives the same pixels about 10x slower (its point location scans every triangle).
     photo = np.ascontiguousarray(skimage.data.astronaut()[::2, ::2])

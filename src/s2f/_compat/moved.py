@@ -26,7 +26,7 @@ recipe or shard manifest, can name):
 3. Write the stub file: ``python -c "import s2f._compat.moved as m; print(m.write_missing_stubs())"``
    writes every missing one from the table (the text is :func:`stub_text`; old packages get
    ``__init__.py`` in their folder).
-4. ``python -m pytest tests/test_layout.py -q -k moved``: every row has its stub and every stub its
+4. ``python -m pytest tests/package/test_layout.py -q -k moved``: every row has its stub and every stub its
    row, each warns naming its new home and resolves to it.
 
 A public name that had a second door (``s2f.Speech2FaceLoss`` beside ``s2f.train.losses``) is a row

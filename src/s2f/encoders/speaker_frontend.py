@@ -19,7 +19,7 @@ the waveform, in the training step, on the training device, with nothing stored.
 rest of s2f needs no change. Two differences from resemblyzer's own pipeline remain, both small:
 s2f's frames are not centred (each starts where librosa's would be centred, 12.5 ms later), and
 the last partial is padded with silent frames rather than computed over zero-padded audio;
-``tests/test_speaker_frontend.py`` measures the result against resemblyzer's ``embed_utterance``.
+``tests/encoders/test_speaker_frontend.py`` measures the result against resemblyzer's ``embed_utterance``.
 resemblyzer normalises the loudness of every utterance up to -30 dBFS before the mel transform
 (never down); the same gain is applied here to the mel power, from the clip's RMS as the STFT gives
 it (Parseval's theorem over the windowed frames). Its voice-activity trimming is left out: s2f

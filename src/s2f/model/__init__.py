@@ -8,7 +8,7 @@ checks of :mod:`s2f.config.weights`), the fast inference path (:mod:`~s2f.model.
 (:mod:`~s2f.model.card`), the cartoon (:mod:`~s2f.model.cartoon`), what ``s2f models`` prints
 (:mod:`~s2f.model.info`) and the angle between embeddings (:mod:`~s2f.model.angles`).
 
-Nothing here imports :mod:`s2f.eval`, :mod:`s2f.train` or Lightning (``tests/test_layout.py``): the
+Nothing here imports :mod:`s2f.eval`, :mod:`s2f.train` or Lightning (``tests/package/test_layout.py``): the
 evaluation and the training stand on the model, not under it.
 """
 

@@ -126,3 +126,14 @@ def writable_shards(tmp_path: Path) -> Callable[[Path], Path]:
 def chunked_toy_shards(shard_factory: ShardFactory) -> Path:
     """Toy shards (10 speakers x 4 clips, one held out) in small chunks, so splits across ranks and workers are real."""
     return shard_factory.toy(speakers=10, clips_per_speaker=4, held_out=1, chunk_bytes="64KB")
+
+
+@pytest.fixture(scope="session")
+def prepare_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mp4 corpus ``s2f prepare`` is tested on (:func:`helpers.corpus.build_corpus`), written once and read by
+    every module; a test that adds or changes a video copies the folder first."""
+    from helpers.corpus import build_corpus
+
+    root = tmp_path_factory.mktemp("prepare-corpus")
+    build_corpus(root)
+    return root

@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from helpers.corpus import EXPECTED, SR, H, W, build_corpus, cli_args, committed_parts, records, start_prepare
+from helpers.corpus import EXPECTED, SR, H, W, cli_args, committed_parts, records, start_prepare
 from s2f import TEACHERS
 from s2f.cli import main
 from s2f.data import ClipDataset, ClipRecord, ShardWriter, iter_records, read_manifest
@@ -43,10 +43,8 @@ FAST = ["--teacher", "dlib_resnet", "--no-progress", "--batch-size", "4", "--par
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 @pytest.fixture(scope="module")

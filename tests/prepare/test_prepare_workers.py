@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from helpers.corpus import EXPECTED, build_corpus, records
+from helpers.corpus import EXPECTED, records
 from s2f.prepare import prepare
 from s2f.prepare.engine import DecodeDataset, PlannedPart, WorkItem, _collate
 from s2f.prepare.faces import FoundFace, SpeakerFaceFinder
@@ -28,10 +28,8 @@ FRAMES = 2  # two frames per clip, so that one MTCNN call takes the frames of se
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 def _tasks(corpus: Path) -> list:

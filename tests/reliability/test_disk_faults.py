@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import s2f.train.checkpoint_io as checkpoint_io
-from helpers.corpus import build_corpus, records
+from helpers.corpus import records
 from helpers.fit import fit_args, weights
 from s2f import _atomic
 from s2f.cli import main
@@ -151,10 +151,8 @@ def test_fit_on_a_real_tiny_disk_stops_with_one_line_and_finishes_after_space_is
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 @pytest.mark.slow

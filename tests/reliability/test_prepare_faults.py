@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.corpus import build_corpus
 from s2f import TEACHERS
 from s2f.prepare import prepare
 from s2f.prepare.diskspace import DiskFull
@@ -30,10 +29,8 @@ WANTED = ("astro-01_x_1.000_7.500", "hopper_02_10.000_15.000")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 def _tasks(corpus: Path) -> list:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.corpus import build_corpus, committed_parts, records, start_prepare
+from helpers.corpus import committed_parts, records, start_prepare
 from s2f.prepare import prepare
 from s2f.prepare.parts import PartStore
 from s2f.prepare.rejects import read_rejects
@@ -28,10 +28,8 @@ KILLS = 8  # each restart pays the CLI's start-up (about 7 s on 2 cores); eight 
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 def _finish(corpus: Path, out: Path) -> None:

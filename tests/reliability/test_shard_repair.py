@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.corpus import build_corpus, records
+from helpers.corpus import records
 from s2f.errors import ShardFormatError
 from s2f.prepare import prepare
 from s2f.prepare.sources import read_avspeech
@@ -22,10 +22,8 @@ WANTED = ("astro-01_x_1.000_7.500", "hopper_02_10.000_15.000", "two_faces_0.500_
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    build_corpus(root)
-    return root
+def corpus(prepare_corpus: Path) -> Path:
+    return prepare_corpus  # shared read-only by every module (conftest.py)
 
 
 def _prepare(corpus: Path, out: Path):  # type: ignore[no-untyped-def]

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 from torchaudio.models import Conformer
 
+from ..audio.envelope import spectral_envelope
 from .pitch import PitchStatistics
 from .voice_encoder import ENCODERS, VoiceEncoder
 
@@ -131,6 +132,9 @@ class ConformerEncoder(VoiceEncoder):
             (:class:`~s2f.encoders.pitch.PitchStatistics`: median log-f0, its spread, voiced fraction)
             beside the pooled frames. The frames' own reading of pitch is learned from the training
             voices' harmonics and need not carry over to recorded speech; the tracker's does.
+        envelope_only: The blocks see the spectrum's envelope (:func:`s2f.audio.envelope.spectral_envelope`:
+            formants and tilt, no harmonics), so they cannot read pitch at all; use it with
+            ``pitch_statistics``, which then is the encoder's only pitch.
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class ConformerEncoder(VoiceEncoder):
         frequency_subsampling: int = 4,
         band_limit_hz: float | None = None,
         pitch_statistics: bool = False,
+        envelope_only: bool = False,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -180,6 +185,7 @@ class ConformerEncoder(VoiceEncoder):
         )
         self.pool = AttentivePooling(d_model) if pooling == "attentive" else None
         self.pitch = PitchStatistics() if pitch_statistics else None
+        self.envelope_only = envelope_only
         pooled_dim = d_model + (PitchStatistics.num_features if pitch_statistics else 0)
         head: list[nn.Module] = (
             [nn.Linear(pooled_dim, embed_dim)]
@@ -196,6 +202,8 @@ class ConformerEncoder(VoiceEncoder):
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         self.check_spectrogram(spec)
         pitch = self.pitch(spec) if self.pitch is not None else None
+        if self.envelope_only:
+            spec = spectral_envelope(spec)
         if self.band is not None:
             spec = spec * self.band
         frames = self.subsampling(spec)

@@ -114,6 +114,7 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
         "frequency_subsampling": Integer(1, 64),
         "band_limit_hz": Optional(Number(100.0, 8000.0)),
         "pitch_statistics": Flag(),
+        "envelope_only": Flag(),
     },
     "s2f.encoders.timm_backbone.TimmVoiceEncoder": {
         "model_name": Text(known=_timm_knows, what="timm architecture (timm.list_models(), without a tag)"),

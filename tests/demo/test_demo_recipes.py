@@ -24,7 +24,10 @@ from s2f.train.bundled_recipes import recipe_names, recipe_path
 
 # The registered model and options each plan's encoder recipe spells out as a class and its arguments.
 REGISTERED = {
-    "demo_encoder": ("s2f_conformer_tiny", {"embed_dim": 128, "frequency_subsampling": 2}),
+    "demo_encoder": (
+        "s2f_conformer_tiny",
+        {"embed_dim": 128, "frequency_subsampling": 2, "pitch_statistics": True, "envelope_only": True},
+    ),
     "demo_quick_encoder": ("s2f_conformer_tiny", {"embed_dim": 128, "frequency_subsampling": 2}),
     "demo_paper_cnn_encoder": ("s2f_cnn_tiny", {"embed_dim": 128, "hidden_dim": 256}),
 }

@@ -373,8 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
-    training.add_argument("--pitch-statistics", action="store_true", help="the conformer's head also reads YIN's pitch")
-    training.add_argument("--envelope-only", action="store_true", help="the conformer's blocks see no harmonics")
+    training.add_argument(
+        "--pitch-statistics", action=argparse.BooleanOptionalAction, help="the conformer's head reads YIN's pitch"
+    )
+    training.add_argument(
+        "--envelope-only", action=argparse.BooleanOptionalAction, help="the conformer's blocks see no harmonics"
+    )
     training.add_argument("--lr", type=float, help="the encoder's learning rate (default: the plan's)")
     training.add_argument("--voices", type=Path, help="then report on this set's development voices")
     hearing = commands.add_parser("probe", help="the voice parameters a demo's model hears in real voices")
@@ -391,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         print(build(args.out))
     elif args.command == "demo":
         options = {"band_limit_hz": args.band_limit_hz} if args.band_limit_hz is not None else {}
-        options.update({"pitch_statistics": True} if args.pitch_statistics else {})
-        options.update({"envelope_only": True} if args.envelope_only else {})
+        # Unset keeps the plan's choice; --no-... turns it off (the default plan has both on).
+        options.update({"pitch_statistics": args.pitch_statistics} if args.pitch_statistics is not None else {})
+        options.update({"envelope_only": args.envelope_only} if args.envelope_only is not None else {})
         model_dir = demo(args.out, args.carrier, args.plan, args.seed, options, args.lr)
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)

@@ -17,6 +17,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DIR", tempfile.mkdtemp(prefix="s2f-wandb-"))
+# OpenMP threads that spin while they wait make each small parallel region (an LSTM step, a tiny conv) wait
+# for a thread the OS has parked whenever another process holds one of a 2-core machine's cores: GE2E's
+# forward pass took 1-17 s instead of 0.1 s under a load of 2-3. Waiting asleep costs little when the
+# machine is idle. Read once, when torch loads OpenMP: so before the first import of torch (and inherited
+# by every subprocess a test starts).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import lightning.pytorch  # noqa: F401  (see below)
 import pytest

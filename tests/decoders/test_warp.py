@@ -75,7 +75,6 @@ def test_displacement_is_exact_at_the_points_and_zero_on_the_border(shape: torch
     assert tps_displacement(control, values, edge).abs().max() < 2e-3
 
 
-@pytest.mark.slow  # 26 backward passes through the warp of a full photo
 def test_gradients_reach_the_landmarks_and_recover_a_displacement(photo: torch.Tensor, shape: torch.Tensor) -> None:
     truth = shape.clone()
     truth[0, NOSE_TIP] += torch.tensor([3.0, 4.0])

@@ -247,7 +247,6 @@ def test_recipe_stacks_on_the_paper_recipe(capsys: pytest.CaptureFixture[str]) -
     assert "PaperCNNEncoder" not in printed and "lambda_distill: 200.0" in printed  # the rest is the paper's
 
 
-@pytest.mark.slow  # the comparison benchmark, end to end
 def test_the_comparison_benchmark_trains_a_head_on_fixed_dvectors(monkeypatch: pytest.MonkeyPatch) -> None:
     benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     monkeypatch.syspath_prepend(str(benchmarks))  # benchmarks/ is a folder of scripts, not a package

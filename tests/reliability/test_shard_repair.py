@@ -35,7 +35,6 @@ def _chunks(root: Path) -> dict[str, tuple[bytes, int]]:
     return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob("*/chunk-*.bin")}
 
 
-@pytest.mark.slow  # two s2f prepare runs on mp4 files
 def test_a_corrupt_chunk_is_rebuilt_by_rerunning_prepare_and_no_other_chunk_changes(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -79,7 +78,6 @@ def test_a_corrupt_chunk_is_rebuilt_by_rerunning_prepare_and_no_other_chunk_chan
     assert _prepare(corpus, out).processed == 0 and _chunks(out) == after
 
 
-@pytest.mark.slow  # an s2f prepare run on mp4 files
 def test_a_damaged_chunk_no_part_wrote_is_one_line(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "shards"
     _prepare(corpus, out)

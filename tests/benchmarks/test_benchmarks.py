@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "encoder_throughput.py"
+from helpers.scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """The benchmark script as a module: benchmarks/ is a folder of scripts, not a package."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: it imports _table by name
-        spec = importlib.util.spec_from_file_location("encoder_throughput", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
+    with benchmark_module("encoder_throughput") as module:
         yield module
-        del sys.modules[spec.name]
 
 
 def test_flop_count_matches_hand_count(bench) -> None:

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_quality.py"
+from helpers.scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """The benchmark script as a module: benchmarks/ is a folder of scripts, not a package."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: it imports _table by name
-        spec = importlib.util.spec_from_file_location("demo_quality", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up by name
-        spec.loader.exec_module(module)
+    with benchmark_module("demo_quality") as module:
         yield module
-        del sys.modules[spec.name]
 
 
 def _metrics(seed: int, r1: float, r10: float, angle: float) -> dict:

@@ -71,7 +71,10 @@ def _command(shards: Path, run: Path, log: Path, hang_at: int | None, *extra: st
                     "init_args": {"dirpath": str(run / "checkpoints"), "every_n_train_steps": CHECKPOINT_EVERY}
                     | {"save_last": True, "save_top_k": -1},
                 },
-                {"class_path": "test_resume.ClipOrderLog", "init_args": {"path": str(log), "hang_at_step": hang_at}},
+                {
+                    "class_path": f"{ClipOrderLog.__module__}.ClipOrderLog",
+                    "init_args": {"path": str(log), "hang_at_step": hang_at},
+                },
             ],
         },
         "data": {"init_args": {"data_dir": str(shards), "batch_size": BATCH, "num_workers": 2, "clip_seconds": 1.0}},
@@ -83,7 +86,9 @@ def _command(shards: Path, run: Path, log: Path, hang_at: int | None, *extra: st
 
 
 def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    # The callback is imported by its test-module name (tests.reliability.test_resume): the checkout's root
+    # on the path finds it, tests/ finds the helpers it imports.
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
 
 

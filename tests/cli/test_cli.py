@@ -67,6 +67,7 @@ def test_an_unknown_command_is_a_one_line_error(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.strip() == "s2f: error: no command 'prepair'; `s2f --help` lists them"
 
 
+@pytest.mark.slow  # two fresh interpreters: about 5 s
 def test_the_console_script_and_python_m_run_the_table() -> None:
     from importlib.metadata import entry_points
 

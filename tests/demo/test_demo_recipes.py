@@ -106,6 +106,7 @@ def test_plan_overrides_reach_the_recipe_as_command_line_values() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # two trainings through the CLI: about 8 s
 @pytest.mark.timeout(600)
 def test_the_demos_stages_train_what_s2f_fit_trains_with_the_same_recipe(shard_factory, tmp_path: Path) -> None:
     shards = shard_factory.build("demo-recipes", _faces_and_voices)

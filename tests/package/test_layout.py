@@ -347,6 +347,7 @@ def test_no_import_circle_inside_the_model_room_including_type_checking_imports(
     assert len(graph) > 10 and _cycles(graph) == []
 
 
+@pytest.mark.slow  # a fresh interpreter importing s2f: about 6 s
 def test_import_s2f_installs_no_import_hook_and_imports_no_lightning() -> None:
     # Old paths are stub files now, so nothing goes on sys.meta_path; and the deprecated root names
     # (s2f.Speech2FaceLoss) resolve on first use, so loading and predicting never pay for Lightning.

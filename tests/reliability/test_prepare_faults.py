@@ -88,6 +88,7 @@ with hold_root(sys.argv[1]):
 """
 
 
+@pytest.mark.slow  # two prepare processes: about 6 s
 def test_a_second_prepare_on_the_same_root_refuses_until_the_holder_dies(tmp_path: Path) -> None:
     out = tmp_path / "shards"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)

@@ -69,3 +69,22 @@ def test_the_head_reads_the_pitch_and_the_option_survives_saving(tmp_path: Path)
     assert reloaded.encoder.pitch is not None
     with torch.no_grad():
         assert torch.equal(reloaded.encoder(spec), reference)
+
+
+@pytest.mark.slow  # the ONNX export: about 35 s
+def test_the_demos_envelope_and_pitch_encoder_exports_to_onnx_and_runs_like_pytorch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from s2f.model.onnx import OnnxSpeech2Face, export_onnx
+
+    torch.manual_seed(0)
+    encoder = ENCODERS.create("s2f_conformer_tiny", pitch_statistics=True, envelope_only=True).eval()
+    model = Speech2Face(encoder, None, clip_seconds=3.0, teacher={"name": "dlib_resnet", "embed_dim": 64}).eval()
+    runner = OnnxSpeech2Face(export_onnx(model, tmp_path / "model.onnx"), threads=1)
+    waves = torch.stack([torch.from_numpy(_harmonic_tone(f0)) for f0 in (95.0, 210.0)])
+    with torch.inference_mode():
+        expected = model(waves)
+    actual = runner.embed(waves)
+    # The tracker's statistics and the envelope go through the graph: the two pitches stay apart, as in PyTorch.
+    assert torch.cosine_similarity(actual, expected).min() >= 0.9999
+    assert not torch.allclose(expected[0], expected[1])

@@ -184,7 +184,10 @@ class ConformerEncoder(VoiceEncoder):
             dropout=dropout,
         )
         self.pool = AttentivePooling(d_model) if pooling == "attentive" else None
-        self.pitch = PitchStatistics() if pitch_statistics else None
+        framing = {"n_fft": self.n_fft, "win_length": self.win_length, "hop_length": self.hop_length}
+        self.pitch = (
+            PitchStatistics(sample_rate=self.sample_rate, power=self.power, **framing) if pitch_statistics else None
+        )
         self.envelope_only = envelope_only
         pooled_dim = d_model + (PitchStatistics.num_features if pitch_statistics else 0)
         head: list[nn.Module] = (
@@ -203,7 +206,7 @@ class ConformerEncoder(VoiceEncoder):
         self.check_spectrogram(spec)
         pitch = self.pitch(spec) if self.pitch is not None else None
         if self.envelope_only:
-            spec = spectral_envelope(spec)
+            spec = spectral_envelope(spec, power=self.power)
         if self.band is not None:
             spec = spec * self.band
         frames = self.subsampling(spec)

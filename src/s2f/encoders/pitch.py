@@ -4,6 +4,13 @@ A network that learns pitch from harmonic patterns learns it for the voices it t
 tracker reads it the same way in synthetic and recorded speech. The complex STFT is invertible, so
 the tracker needs no second input: overlap-add gives the waveform back, and YIN (de Cheveigne and
 Kawahara, 2002) reads its period frame by frame.
+
+Written here rather than taken from a library because it runs inside the model: batched, on the
+model's device, exportable to ONNX. ``librosa.yin`` and pYIN run on NumPy arrays one clip at a time;
+``torchaudio.functional.detect_pitch_frequency`` takes a normalised cross-correlation peak per frame,
+without YIN's cumulative normalisation that guards against octave errors. ``torch.istft`` centres
+its window in the FFT frame, while this front end frames as TensorFlow does (window at the start), so
+the overlap-add is written out with ``F.fold``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,29 @@ def test_the_fit_recovers_a_known_offset_and_shrinkage() -> None:
     assert torch.allclose(calibration.for_drawing(moved), true, atol=1e-4)
 
 
+def test_drawing_never_reaches_further_from_the_mean_than_the_farthest_training_face(tmp_path: Path) -> None:
+    true, predicted, _ = _shrunk_predictions()
+    calibration = fit_calibration(predicted, true)
+    farthest = (true - true.mean(0)).norm(dim=1).max().item()
+    assert calibration.radius == pytest.approx(farthest, rel=1e-5)
+    # The training voices themselves are drawn as fitted: none lies beyond the radius.
+    assert torch.allclose(calibration.for_drawing(calibration(predicted)), true, atol=1e-4)
+    # A voice unlike any heard, ten times further out than the training predictions: kept on its
+    # direction, pulled in to the radius.
+    mean = calibration.target_mean
+    outlier = mean + 10.0 * (calibration(predicted[:3]) - mean)
+    drawn = calibration.for_drawing(outlier)
+    assert torch.allclose((drawn - mean).norm(dim=1), torch.full((3,), farthest), rtol=1e-4)
+    cosine = torch.nn.functional.cosine_similarity(drawn - mean, outlier - mean, dim=1)
+    assert torch.allclose(cosine, torch.ones(3), atol=1e-5)
+    # A calibration saved before the radius existed draws at any distance.
+    unbounded = EmbeddingCalibration(16, spread=calibration.spread)
+    unbounded.load_state_dict(calibration.state_dict())
+    assert unbounded.radius is None and (unbounded.for_drawing(outlier) - mean).norm(dim=1).min() > 5 * farthest
+    with pytest.raises(ConfigError, match="radius must be positive"):
+        EmbeddingCalibration(4, radius=0.0)
+
+
 def test_degenerate_inputs_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="same embedding"):
         fit_calibration(torch.ones(5, 4), torch.randn(5, 4))
@@ -66,6 +89,7 @@ def test_a_calibrated_model_saves_loads_and_draws_at_the_fitted_spread(tmp_path:
     again = Speech2Face.from_pretrained(model.save_pretrained(tmp_path / "model"))
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["version"] == 2 and config["calibration"]["spread"] == pytest.approx(3.0, rel=1e-5)
+    assert again.calibration is not None and again.calibration.radius == pytest.approx(model.calibration.radius)
     assert again.calibration is not None and torch.equal(again.calibration.target_mean, model.calibration.target_mean)
     # fp32: compared below with the fp32 forward pass (bf16 predictions agree to cosine 0.999: model/test_inference.py)
     first, second = model.predict(wave, settings=FP32), again.predict(wave, settings=FP32)

@@ -16,6 +16,10 @@ more training:
   scaled back to the spread of real faces, so the drawn face is a typical face of that voice rather
   than their average. The embedding that :meth:`~s2f.model.speech2face.Speech2Face.forward` returns, and that
   retrieval and the feature distances measure, is not scaled.
+- **Reach.** A voice unlike any the encoder heard (a real man deeper than every man of a synthetic
+  world) can land further from the mean than any face the decoder was fitted on, and a decoder
+  asked to extrapolate draws distorted, over-saturated faces. So a drawn embedding is kept within
+  ``radius``, the largest distance of a training face from the mean, along its own direction.
 
 Both are fitted on clips the encoder trained on (:func:`fit_calibration`), never on held-out ones:
 :func:`s2f.eval.calibrate.calibrate_on_shards` refuses the split that is reported (``test`` unless told otherwise), and
@@ -56,15 +60,22 @@ class EmbeddingCalibration(nn.Module):
         spread: How much farther from the mean real faces lie than predictions do, on average
             (1 draws the predictions as they are).
         fitted_on: A JSON-ready note of what the calibration was measured on (clips, seconds, split).
+        radius: The largest distance from the mean a drawn embedding may have (the farthest training
+            face's); ``None`` draws at any distance, as calibrations saved before it existed do.
     """
 
     target_mean: torch.Tensor
     predicted_mean: torch.Tensor
 
-    def __init__(self, embed_dim: int, spread: float = 1.0, fitted_on: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, embed_dim: int, spread: float = 1.0, fitted_on: dict[str, Any] | None = None, radius: float | None = None
+    ) -> None:
         super().__init__()
         if not spread > 0:
             raise ConfigError(f"a calibration's spread must be positive, got {spread}")
+        if radius is not None and not radius > 0:
+            raise ConfigError(f"a calibration's radius must be positive, got {radius}")
+        self.radius = None if radius is None else float(radius)
         self.embed_dim = embed_dim
         self.spread = float(spread)
         self.fitted_on = dict(fitted_on or {})
@@ -76,16 +87,22 @@ class EmbeddingCalibration(nn.Module):
         return embedding - self.predicted_mean.to(embedding) + self.target_mean.to(embedding)
 
     def for_drawing(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Calibrated predictions [B, D] scaled away from the mean to the spread of real faces."""
+        """Calibrated predictions [B, D] scaled away from the mean to the spread of real faces, each
+        kept within the radius of the training faces."""
         mean = self.target_mean.to(embedding)
-        return mean + self.spread * (embedding - mean)
+        offset = self.spread * (embedding - mean)
+        if self.radius is not None:
+            distance = offset.norm(dim=-1, keepdim=True)
+            offset = offset * (self.radius / distance.clamp_min(self.radius))
+        return mean + offset
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments, as JSON-ready values (the means travel in the weights file)."""
-        return {"embed_dim": self.embed_dim, "spread": self.spread, "fitted_on": self.fitted_on}
+        return {"embed_dim": self.embed_dim, "spread": self.spread, "fitted_on": self.fitted_on, "radius": self.radius}
 
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, spread={self.spread:.3f}"
+        radius = "" if self.radius is None else f", radius={self.radius:.3f}"
+        return f"embed_dim={self.embed_dim}, spread={self.spread:.3f}{radius}"
 
 
 def fit_calibration(
@@ -94,7 +111,8 @@ def fit_calibration(
     """The calibration of ``predicted`` embeddings [N, D] against the teacher's ``true`` ones [N, D].
 
     The spread is the ratio of the mean distances to each set's own mean: one number, so the
-    direction of every prediction from the mean is kept.
+    direction of every prediction from the mean is kept. The radius is the largest distance of a true
+    embedding from its mean.
     """
     if predicted.shape != true.shape or predicted.ndim != 2:
         raise ConfigError(f"calibration needs [N, D] predictions and true embeddings, got {tuple(predicted.shape)} "
@@ -106,8 +124,10 @@ def fit_calibration(
     predicted_spread = (predicted - predicted_mean).norm(dim=1).mean()
     if predicted_spread <= 0:
         raise ConfigError("every prediction is the same embedding: the encoder has learnt nothing to calibrate")
-    spread = float((true - target_mean).norm(dim=1).mean() / predicted_spread)
-    calibration = EmbeddingCalibration(true.shape[1], spread, {"clips": len(true), **(fitted_on or {})})
+    distances = (true - target_mean).norm(dim=1)
+    spread = float(distances.mean() / predicted_spread)
+    radius = float(distances.max())
+    calibration = EmbeddingCalibration(true.shape[1], spread, {"clips": len(true), **(fitted_on or {})}, radius)
     calibration.target_mean.copy_(target_mean.float())
     calibration.predicted_mean.copy_(predicted_mean.float())
     return calibration

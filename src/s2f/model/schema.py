@@ -165,7 +165,14 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
 """s2f's own saveable classes: class path -> argument -> rule. ``tests/reliability/test_hostile_folders.py`` checks
 that each entry names exactly its class's constructor arguments."""
 
-_CALIBRATION = Keys({"embed_dim": _WIDTH, "spread": Number(0.0, 1e6, positive=True), "fitted_on": Optional(Note())})
+_CALIBRATION = Keys(
+    {
+        "embed_dim": _WIDTH,
+        "spread": Number(0.0, 1e6, positive=True),
+        "fitted_on": Optional(Note()),
+        "radius": Optional(Number(0.0, 1e6, positive=True)),
+    }
+)
 _PREPROCESSING = Keys(
     {
         "clip_seconds": Number(0.1, 60.0, positive=True),

@@ -1,18 +1,18 @@
 """Voices whose physics follow the face: the documented face -> voice mapping and a source-filter synthesiser.
 
 The mapping (:func:`voice_parameters`, the table in ``docs/synth.md``) turns a morph's gender score
-``g`` (the blend-weighted mean of its sources' genders, 1 male, 0 female), sharpened into the
-voice's sex ``s`` (:func:`vocal_sex`), and its landmark measurements, as z-scores ``z_*`` against 300 morphs (:data:`PROPERTY_STATS`), into eight
+``g`` (the blend-weighted mean of its sources' genders, 1 male, 0 female) and its landmark
+measurements, as z-scores ``z_*`` against 300 morphs (:data:`PROPERTY_STATS`), into eight
 physical parameters, each with its own per-identity noise ``e ~ N(0, 1)``:
 
 ============== ================================================================ ===================
 parameter      formula                                                          typical range
 ============== ================================================================ ===================
-f0_hz          ``210 * 2 ** ((-12.5 s - 1.0 z_jaw_width + 1.5 e) / 12)``        85-260 Hz
-vtl_cm         ``14.4 + 3.0 s + 0.7 z_face_height + 0.5 e``                     13-18.5 cm
+f0_hz          ``210 * 2 ** ((-11 g - 1.0 z_jaw_width + 1.5 e) / 12)``          95-260 Hz
+vtl_cm         ``14.5 + 2.5 g + 0.7 z_face_height + 0.5 e``                     13-18.5 cm
 rate_hz        ``clip(4.5 + 0.4 z_mouth_width + 0.3 e, 3, 6.5)`` syllables/s     3.5-5.5
-breathiness    ``clip(0.12 + 0.12 (1 - s) - 0.03 z_face_width + 0.03 e, 0, .5)`` 0.05-0.3
-open_quotient  ``clip(0.5 + 0.12 (1 - s) + 0.04 e, 0.35, 0.8)``                 0.45-0.7
+breathiness    ``clip(0.12 + 0.12 (1 - g) - 0.03 z_face_width + 0.03 e, 0, .5)`` 0.05-0.3
+open_quotient  ``clip(0.5 + 0.12 (1 - g) + 0.04 e, 0.35, 0.8)``                 0.45-0.7
 nasality       ``clip(0.3 + 0.15 z_nose_width + 0.05 e, 0, 0.8)``               0.1-0.6
 pitch_range_st ``clip(3.5 + 0.8 z_intercanthal + 0.4 e, 1.5, 6)`` semitones     2.5-4.5
 brightness_db  ``clip(3 z_brow_height + 1.5 e, -8, 8)`` above 2.5 kHz            -4-4
@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.signal
 
-__all__ = ["PROPERTY_STATS", "SAMPLE_RATE", "VoiceParameters", "synthesize_speech", "vocal_sex", "voice_parameters"]
+__all__ = ["PROPERTY_STATS", "SAMPLE_RATE", "VoiceParameters", "synthesize_speech", "voice_parameters"]
 
 SAMPLE_RATE = 16_000
 REFERENCE_VTL_CM = 17.0
@@ -127,21 +127,6 @@ def _z(properties: dict[str, float], name: str) -> float:
     return (properties[name] - mean) / std
 
 
-def vocal_sex(gender_score: float) -> float:
-    """The morph's gender score sharpened into the voice's sex, ``1 / (1 + exp(-(g - 0.5) / 0.08))``.
-
-    A morph blends several sources, so its score is rarely 0 or 1 (men's median is 0.64); a voice
-    read from it linearly would put the world's men at 135 Hz, where real men's voices (85-155 Hz)
-    and women's (165-255 Hz) barely overlap. Puberty sets a voice's pitch and tract length close to
-    one of two modes, so the voice follows the sharpened score.
-
-    Example:
-        >>> round(vocal_sex(0.64), 2), round(vocal_sex(0.5), 2), round(vocal_sex(0.2), 2)
-        (0.85, 0.5, 0.02)
-    """
-    return float(1.0 / (1.0 + np.exp(-(float(np.clip(gender_score, 0.0, 1.0)) - 0.5) / 0.08)))
-
-
 def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.random.Generator) -> VoiceParameters:
     """The documented face -> voice mapping (the module's table), with per-identity noise from ``rng``.
 
@@ -158,14 +143,14 @@ def voice_parameters(gender_score: float, properties: dict[str, float], rng: np.
         >>> male.f0_hz < female.f0_hz and male.vtl_cm > female.vtl_cm
         True
     """
-    s = vocal_sex(gender_score)
+    g = float(np.clip(gender_score, 0.0, 1.0))
     e = rng.standard_normal(8)
     return VoiceParameters(
-        f0_hz=float(210.0 * 2.0 ** ((-12.5 * s - 1.0 * _z(properties, "jaw_width") + 1.5 * e[0]) / 12.0)),
-        vtl_cm=float(14.4 + 3.0 * s + 0.7 * _z(properties, "face_height") + 0.5 * e[1]),
+        f0_hz=float(210.0 * 2.0 ** ((-11.0 * g - 1.0 * _z(properties, "jaw_width") + 1.5 * e[0]) / 12.0)),
+        vtl_cm=float(14.5 + 2.5 * g + 0.7 * _z(properties, "face_height") + 0.5 * e[1]),
         rate_hz=float(np.clip(4.5 + 0.4 * _z(properties, "mouth_width") + 0.3 * e[2], 3.0, 6.5)),
-        breathiness=float(np.clip(0.12 + 0.12 * (1 - s) - 0.03 * _z(properties, "face_width") + 0.03 * e[3], 0, 0.5)),
-        open_quotient=float(np.clip(0.5 + 0.12 * (1 - s) + 0.04 * e[4], 0.35, 0.8)),
+        breathiness=float(np.clip(0.12 + 0.12 * (1 - g) - 0.03 * _z(properties, "face_width") + 0.03 * e[3], 0, 0.5)),
+        open_quotient=float(np.clip(0.5 + 0.12 * (1 - g) + 0.04 * e[4], 0.35, 0.8)),
         nasality=float(np.clip(0.3 + 0.15 * _z(properties, "nose_width") + 0.05 * e[5], 0.0, 0.8)),
         pitch_range_st=float(np.clip(3.5 + 0.8 * _z(properties, "intercanthal") + 0.4 * e[6], 1.5, 6.0)),
         brightness_db=float(np.clip(3.0 * _z(properties, "brow_height") + 1.5 * e[7], -8.0, 8.0)),

@@ -194,7 +194,9 @@ class Morpher:
 
     def draw(self, rng: np.random.Generator) -> MorphSpec:
         """A random morph: blend weights and shape."""
-        weights = rng.dirichlet(np.full(len(self.bank), self.alpha))
+        weights = np.zeros(len(self.bank))
+        parents = self._parents(rng)
+        weights[parents] = rng.dirichlet(np.full(len(parents), self.alpha))
         shape = np.einsum("n,nkd->kd", weights, self.bank.landmarks.astype(np.float64))
         offsets = (rng.standard_normal(len(self._modes)) * self.pca_sigma) @ self._modes
         offsets = offsets.reshape(-1, 2)
@@ -204,6 +206,15 @@ class Morpher:
         anchor = [self._rest.index(33), self._rest.index(8)]
         moved[list(MOUTH)] += offsets[anchor].mean(axis=0)
         return MorphSpec(weights=weights, shape=moved)
+
+    def _parents(self, rng: np.random.Generator) -> np.ndarray:
+        """The sources one morph blends: those of one gender, drawn at even odds (sources of unknown
+        gender join either). A blend of a man and a woman reads as neither."""
+        genders = self.bank.genders
+        sides = [np.flatnonzero((genders == side) | (genders == 0.5)) for side in (0.0, 1.0)]
+        if any(len(side) == np.count_nonzero(genders == 0.5) for side in sides):
+            return np.arange(len(self.bank))  # a bank without both genders blends everyone
+        return sides[int(rng.random() < 0.5)]
 
     def render(self, spec: MorphSpec) -> np.ndarray:
         """The morph as uint8 RGB [S, S, 3] in the bank's aligned frame."""

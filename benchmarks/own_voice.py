@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -235,13 +236,17 @@ def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, An
 HEARD = ("f0_hz", "vtl_cm", "gender_score")  # what a model hears in a voice, read back from its predictions
 
 
-def probe(voices: Path, demo_dir: Path, split: str) -> dict[str, Any]:
+def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = None) -> dict[str, Any]:
     """What the world's voice parameters a model's predictions imply for real voices, beside the measured pitch.
 
     A ridge map from predictions to each parameter of :data:`HEARD` (log f0) is fitted on the world's train
     clips and scored on its val clips (R^2), then read on the real voices of ``split``; each speaker's
     measured pitch is the median of pYIN's voiced frames over its clips. A model that hears pitch in real
     speech as it does in the world puts the two side by side.
+
+    With ``pitch_hz``, a model whose head takes pitch from its tracker (``pitch_statistics``) is told that
+    every real clip's median pitch is ``pitch_hz``: what the maps then read shows how much the tracker's
+    pitch decides against what the blocks hear.
     """
     import librosa
     import torch
@@ -256,9 +261,10 @@ def probe(voices: Path, demo_dir: Path, split: str) -> dict[str, Any]:
         identities = {row["speaker_id"]: row for row in csv.DictReader(handle)}
 
     def embed(waves: list[torch.Tensor]) -> np.ndarray:
+        # The model's own modules in fp32, not the fast inference path's copy: --pitch-hz hooks the tracker.
         with torch.inference_mode():
             batches = [torch.stack(waves[i : i + 16]) for i in range(0, len(waves), 16)]
-            return np.concatenate([model.embed(batch).numpy() for batch in batches])
+            return np.concatenate([model(batch).numpy() for batch in batches])
 
     def clip(audio: np.ndarray) -> torch.Tensor:
         return load_clip((audio, model.sample_rate), model.clip_seconds, model.sample_rate)
@@ -271,6 +277,16 @@ def probe(voices: Path, demo_dir: Path, split: str) -> dict[str, Any]:
         world[part][1][:, 0] = np.log(world[part][1][:, 0])
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
+    tracker = getattr(model.encoder, "pitch", None)
+    if pitch_hz is not None and tracker is None:
+        raise SystemExit(f"--pitch-hz: {demo_dir / 'model'} takes no pitch from a tracker (pitch_statistics is off)")
+    if pitch_hz is not None:
+        told = math.log2(pitch_hz / 150.0)  # the tracker's unit: octaves above 150 Hz
+
+        def tell(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return torch.cat([torch.full_like(output[:, :1], told), output[:, 1:]], dim=1)
+
+        tracker.register_forward_hook(tell)
     real = embed([load_clip(str(voices / row["clip"]), model.clip_seconds, model.sample_rate) for row in rows])
     heard: dict[str, dict[str, float]] = {row["speaker"]: {"gender": row["gender"]} for row in rows}  # type: ignore[misc]
     for column, name in enumerate(HEARD):
@@ -385,12 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     hearing.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
     hearing.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards, model)")
     hearing.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    hearing.add_argument("--pitch-hz", type=float, help="tell the pitch tracker every real clip's median pitch is this")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
         carrier_cost()
     elif args.command == "probe":
-        probe(args.voices, args.demo, args.split)
+        probe(args.voices, args.demo, args.split, args.pitch_hz)
     elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":

@@ -2,7 +2,8 @@
 
 A morph is drawn as (see ``/work/shared/ASSETS.md`` for the measurements behind these choices):
 
-1. weights ``w ~ Dirichlet(0.3)`` over the sources: most morphs lean on two or three parents;
+1. a gender at even odds, then weights ``w ~ Dirichlet(0.3)`` over that gender's sources: most morphs
+   lean on two or three parents, and none blends a man with a woman (such a blend reads as neither);
 2. a shape: the weighted mean of the sources' landmarks (68 dlib points plus points on the forehead),
    plus PCA modes of the sources' shapes with standard-normal coefficients (the mouth moves rigidly,
    so expressions are not stretched);

@@ -77,8 +77,9 @@ CONSONANTS = (
     ("nasal", 0.0, 0.0, 0.4),  # m, n
 )
 
-# Mean and standard deviation of each face measurement over 300 morphs' shapes (seed 1), in
-# inter-ocular distances (see s2f.synth.morph.face_properties): the z-scores' reference.
+# Mean and standard deviation of each face measurement over 300 morphs' shapes (seed 1, drawn before
+# morphs kept to one gender), in inter-ocular distances (see s2f.synth.morph.face_properties): the
+# z-scores' reference. Fixed numbers, so a world's voices do not depend on which morphs it drew.
 PROPERTY_STATS = {
     "face_height": (2.18, 0.17),
     "face_width": (2.27, 0.10),

@@ -146,7 +146,9 @@ def test_wav_and_jpg_media_are_deterministic(cache: Path, tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.network
 def test_detectors_find_one_face_in_every_frame(world: SynthWorld) -> None:
-    detector, landmarker = FaceDetector(), FaceLandmarker(upsample=0)  # faces are over 100 px: no upsampling
+    # dlib's HOG detector at its default (one doubling): without it, it missed one near-unblended morph of a
+    # photo with glasses and a cap (seed 3) that MTCNN, prepare's detector, finds at score > 0.99.
+    detector, landmarker = FaceDetector(), FaceLandmarker()
     frames = [read_frames(str(path), [0.0])[0][1] for path in clip_files(world)]
     found = detector.detect(frames, min_face_size=80)
     assert [len(faces) for faces in found] == [1] * len(frames)

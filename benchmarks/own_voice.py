@@ -286,8 +286,10 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
         def tell(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
             return torch.cat([torch.full_like(output[:, :1], told), output[:, 1:]], dim=1)
 
-        tracker.register_forward_hook(tell)
+        hook = tracker.register_forward_hook(tell)
     real = embed([load_clip(str(voices / row["clip"]), model.clip_seconds, model.sample_rate) for row in rows])
+    if pitch_hz is not None:
+        hook.remove()
     heard: dict[str, dict[str, float]] = {row["speaker"]: {"gender": row["gender"]} for row in rows}  # type: ignore[misc]
     for column, name in enumerate(HEARD):
         ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(world["train"][0], world["train"][1][:, column])

@@ -40,7 +40,7 @@ def test_the_fit_recovers_a_known_offset_and_shrinkage() -> None:
     assert torch.allclose(calibration.for_drawing(moved), true, atol=1e-4)
 
 
-def test_drawing_never_reaches_further_from_the_mean_than_the_farthest_training_face(tmp_path: Path) -> None:
+def test_drawing_never_reaches_further_from_the_mean_than_the_farthest_training_face() -> None:
     true, predicted, _ = _shrunk_predictions()
     calibration = fit_calibration(predicted, true)
     farthest = (true - true.mean(0)).norm(dim=1).max().item()
@@ -89,8 +89,8 @@ def test_a_calibrated_model_saves_loads_and_draws_at_the_fitted_spread(tmp_path:
     again = Speech2Face.from_pretrained(model.save_pretrained(tmp_path / "model"))
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["version"] == 2 and config["calibration"]["spread"] == pytest.approx(3.0, rel=1e-5)
-    assert again.calibration is not None and again.calibration.radius == pytest.approx(model.calibration.radius)
     assert again.calibration is not None and torch.equal(again.calibration.target_mean, model.calibration.target_mean)
+    assert again.calibration.radius == pytest.approx(model.calibration.radius)
     # fp32: compared below with the fp32 forward pass (bf16 predictions agree to cosine 0.999: model/test_inference.py)
     first, second = model.predict(wave, settings=FP32), again.predict(wave, settings=FP32)
     assert torch.equal(first.embedding, second.embedding)

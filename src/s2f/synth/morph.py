@@ -212,10 +212,10 @@ class Morpher:
         """The sources one morph blends: those of one gender, drawn at even odds (sources of unknown
         gender join either). A blend of a man and a woman reads as neither."""
         genders = self.bank.genders
-        sides = [np.flatnonzero((genders == side) | (genders == 0.5)) for side in (0.0, 1.0)]
-        if any(len(side) == np.count_nonzero(genders == 0.5) for side in sides):
+        if not ((genders == 0.0).any() and (genders == 1.0).any()):
             return np.arange(len(self.bank))  # a bank without both genders blends everyone
-        return sides[int(rng.random() < 0.5)]
+        side = 1.0 if rng.random() < 0.5 else 0.0
+        return np.flatnonzero((genders == side) | (genders == 0.5))
 
     def render(self, spec: MorphSpec) -> np.ndarray:
         """The morph as uint8 RGB [S, S, 3] in the bank's aligned frame."""

@@ -13,6 +13,7 @@ import torch
 
 from media import tone, write_mp4, write_wav
 from s2f.audio import SpectrogramFrontend, Waveform, fit_to_length, load_audio, load_clip, num_frames
+from s2f.audio.spectrogram import signed_power
 from s2f.errors import AudioError
 
 
@@ -59,6 +60,19 @@ def test_frontend_is_batched_and_autocast_safe() -> None:
         batched = frontend(waves)
     assert batched.dtype == torch.float32 and batched.shape == (3, 2, 298, 257)
     torch.testing.assert_close(batched[1], frontend(waves[1:2])[0])
+
+
+def test_the_compression_and_its_inverse_agree_with_and_without_gradients() -> None:
+    values = torch.randn(10_000, dtype=torch.float32) * 10.0 ** torch.empty(10_000).uniform_(-6, 2)
+    values[:3] = torch.tensor([0.0, -0.0, 1.0])
+    fast = signed_power(values, 0.3)  # no gradient wanted: exp and log
+    leaf = values.clone().requires_grad_()
+    exact = signed_power(leaf, 0.3)  # a gradient wanted: pow, as autograd knows it
+    torch.testing.assert_close(fast, exact.detach(), rtol=1e-6, atol=0.0)
+    assert fast[0] == fast[1] == 0.0 and fast[2] == 1.0
+    torch.testing.assert_close(signed_power(fast, 1 / 0.3), values, rtol=1e-5, atol=0.0)
+    exact[values != 0].sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad[values != 0]).all()
 
 
 def test_fit_to_length_crops_and_loop_repeats() -> None:

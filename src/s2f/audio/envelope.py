@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .spectrogram import signed_power
+
 __all__ = ["spectral_envelope"]
 
 
@@ -31,8 +33,8 @@ def spectral_envelope(spec: torch.Tensor, lifter: int = 24, power: float = 0.3) 
         lifter: Cepstral coefficients kept (24 at 16 kHz: 1.5 ms, shorter than any voice's period).
         power: The front end's compression, undone before the log and applied again after.
     """
-    parts = spec.float().sign() * spec.float().abs().pow(1.0 / power)
-    magnitude = parts.square().sum(1).sqrt()  # [B, T, bins]
+    # |x| from the compressed parts: (|re|^p)^(2/p) + (|im|^p)^(2/p) = re^2 + im^2.
+    magnitude = signed_power(spec.float().abs(), 2.0 / power).sum(1).sqrt()  # [B, T, bins]
     # A floor 100 dB under the clip's peak keeps silent bins from sending the log to -inf.
     log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
     size = 2 * (spec.shape[-1] - 1)
@@ -40,5 +42,6 @@ def spectral_envelope(spec: torch.Tensor, lifter: int = 24, power: float = 0.3) 
     keep[:lifter] = 1.0
     keep[size - lifter + 1 :] = 1.0  # the cepstrum of a real spectrum is symmetric
     cepstrum = torch.fft.irfft(log, n=size, dim=-1)
-    envelope = torch.fft.rfft(cepstrum * keep, n=size, dim=-1).real.exp()
-    return torch.stack([envelope.pow(power), torch.zeros_like(envelope)], dim=1).to(spec.dtype)
+    log_envelope = torch.fft.rfft(cepstrum * keep, n=size, dim=-1).real
+    compressed = torch.exp(log_envelope * power)  # the envelope compressed as the front end compresses
+    return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio.spectrogram import signed_power
+
 __all__ = ["PitchStatistics"]
 
 
@@ -80,7 +82,7 @@ class PitchStatistics(nn.Module):
     def waveform(self, spec: torch.Tensor) -> torch.Tensor:
         """Overlap-add inverse of the framing: [B, 2, T, bins] -> [B, samples]."""
         low = spec[..., : self.bins].float()
-        parts = low.sign() * low.abs().pow(1.0 / self.power)
+        parts = signed_power(low, 1.0 / self.power)
         spectrum = torch.complex(parts[:, 0], parts[:, 1])
         frames = torch.fft.irfft(spectrum, n=self.n_fft, dim=-1)[..., : self.win_length]
         frames = frames * self.window  # [B, T, win]

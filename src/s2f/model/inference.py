@@ -17,6 +17,11 @@ compiling, batch size), taken by :meth:`~s2f.Speech2Face.predict`, :meth:`~s2f.S
   The paper CNN's copy also takes the maximum of each pair of frames in place of its 2x1 max-pools:
   the same numbers, without ``max_pool2d``'s index bookkeeping (16x faster at batch 1 in channels-last bf16).
   The paper CNN's bf16 embeddings of speech stay within cosine 0.999 of fp32 ones (``tests/model/test_inference.py``).
+* ``"int8"`` runs only from an int8 inference artefact beside a saved model (:mod:`s2f.model.inference_artefact`);
+  without one the precision ``"auto"`` picks runs, and ``Prediction.inference_precision`` says so.
+* **Inference artefact**: a saved folder's ``inference-fp32.onnx`` (or ``inference-int8.onnx``), written once
+  by ``s2f export MODEL --inference-artefact``, runs in onnxruntime instead of this PyTorch path when it is
+  valid for the weights, the versions and the host (``artefact=False``: never).
 * **Channels-last** for encoders with 2-D convolutions: oneDNN's fastest layout for them.
 * **Batching**: many clips go through the encoder ``batch_size`` at a time.
 * **Compiling** (``compile=True``): ``torch.compile`` with weight freezing, one graph per batch size and
@@ -63,7 +68,7 @@ __all__ = [
     "update_settings",
 ]
 
-InferencePrecision = Literal["auto", "bf16", "fp32"]
+InferencePrecision = Literal["auto", "bf16", "fp32", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(InferencePrecision)
 # The release that stops taking the old `precision=`/`compile=` keywords (one release of deprecation).
 OLD_KEYWORDS_REMOVED_IN = "0.3.0"
@@ -79,7 +84,7 @@ BF16_SAFE = (
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """How the encoder runs at inference: its precision, compiling and batch size.
+    """How the encoder runs at inference: its precision, compiling, batch size and inference artefact.
 
     One frozen object, the one way these travel: :meth:`~s2f.Speech2Face.predict` and
     :meth:`~s2f.Speech2Face.embed` take it as ``settings=`` (a model keeps its own as ``model.inference``),
@@ -87,20 +92,24 @@ class InferenceSettings:
 
     Attributes:
         inference_precision: The encoder's precision at inference: 'auto' (bf16 where the device runs it
-            natively), 'bf16' or 'fp32'. Training's precision is Lightning's, set in a recipe.
+            natively), 'bf16', 'fp32', or 'int8' (from an int8 inference artefact only). Training's precision
+            is Lightning's, set in a recipe.
         compile: torch.compile the encoder: the first clip of each shape takes a minute, later ones run faster.
         batch_size: Clips per encoder call.
+        artefact: Run the saved model's inference artefact (inference-fp32.onnx, inference-int8.onnx) where
+            it is valid for these weights and this host; false: always the PyTorch path.
 
     Example:
         >>> InferenceSettings(inference_precision="fp32").batch_size
         16
         >>> InferenceSettings.from_dict({"precision": "bf16", "compile": False, "batch_size": 4})
-        InferenceSettings(inference_precision='bf16', compile=False, batch_size=4)
+        InferenceSettings(inference_precision='bf16', compile=False, batch_size=4, artefact=True)
     """
 
     inference_precision: InferencePrecision = "auto"
     compile: bool = False
     batch_size: int = 16
+    artefact: bool = True
 
     def __post_init__(self) -> None:
         if self.inference_precision not in PRECISIONS:
@@ -111,6 +120,8 @@ class InferenceSettings:
             raise ConfigError(f"batch_size must be a whole number of at least 1, got {self.batch_size!r}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"compile is true or false, got {self.compile!r}")
+        if not isinstance(self.artefact, bool):
+            raise ConfigError(f"artefact is true or false, got {self.artefact!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "inference settings") -> InferenceSettings:
@@ -198,10 +209,11 @@ def bf16_supported(device: torch.device | str) -> bool:
 
 
 def choose_precision(precision: str | None, device: torch.device | str) -> tuple[str, str]:
-    """The precision to run (``"bf16"`` or ``"fp32"``) and why, for a requested one on ``device``.
+    """The precision PyTorch runs (``"bf16"`` or ``"fp32"``) and why, for a requested one on ``device``.
 
     Args:
-        precision: ``"auto"`` (or None), ``"bf16"`` or ``"fp32"``. ``S2F_PRECISION`` in the environment
+        precision: ``"auto"`` (or None), ``"bf16"``, ``"fp32"``, or ``"int8"``, which only an inference
+            artefact runs: here it falls back on ``"auto"``'s choice. ``S2F_PRECISION`` in the environment
             replaces ``"auto"``.
         device: Where the encoder runs.
 
@@ -215,6 +227,9 @@ def choose_precision(precision: str | None, device: torch.device | str) -> tuple
             return requested, "S2F_PRECISION"
     if requested not in PRECISIONS:
         raise ConfigError(f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}")
+    if requested == "int8":
+        reason = "int8 runs from an int8 inference artefact only, and none is in use"
+        return "bf16" if bf16_supported(device) else "fp32", reason
     if requested != "auto":
         return requested, "asked for"
     device = torch.device(device)

@@ -41,13 +41,8 @@ from .calibration import EmbeddingCalibration
 from .card import CARD_FILE, model_card
 from .checkpoint import read_checkpoint, strip
 from .hub import HUB_PREFIX, download_from_hub
-from .inference import (
-    OLD_KEYWORDS_REMOVED_IN,
-    InferenceSettings,
-    fast_encoder_for,
-    settings_with_old_keywords,
-    update_settings,
-)
+from .inference import OLD_KEYWORDS_REMOVED_IN, InferenceSettings, settings_with_old_keywords, update_settings
+from .inference_artefact import encoder_for
 from .saved_folder import (
     CONFIG_FILE,
     MODEL_FORMAT,
@@ -137,6 +132,8 @@ class Speech2Face(nn.Module):
         self.inference = InferenceSettings()
         self._fast_encoders: dict[tuple[Any, ...], Any] = {}
         self.last_inference: Any = None  # the FastEncoder that ran last: .precision, .describe()
+        # The saved folder the model was loaded from, where its inference artefact may lie (inference_artefact).
+        self.inference_artefact_folder: Path | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -180,7 +177,7 @@ class Speech2Face(nn.Module):
             compile: The old per-call ``settings.compile`` (a DeprecationWarning).
         """
         settings = settings_with_old_keywords(settings, self.inference, precision=precision, compile=compile)
-        return fast_encoder_for(self, settings)(self, waves.to(self.device))
+        return encoder_for(self, settings)(self, waves.to(self.device))
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """Compiles the fast inference path of :meth:`predict` and :meth:`embed` (``torch.compile`` with frozen
@@ -246,7 +243,7 @@ class Speech2Face(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            fast = fast_encoder_for(self, settings)
+            fast = encoder_for(self, settings)
             embeddings = fast(self, waves.to(self.device)).cpu()
             predictions = [Prediction(embedding=e, inference_precision=fast.precision) for e in embeddings]
             if self.decoder is not None:
@@ -334,6 +331,7 @@ class Speech2Face(nn.Module):
         elif folder.is_dir():
             # The hub's cache links a snapshot's files to blobs two folders up; they are its own files.
             model = cls._from_folder(folder, inside=folder.parent.parent if hub else folder)
+            model.inference_artefact_folder = folder
         elif folder.exists():
             raise ConfigError(f"{folder}: give a saved model folder (config.json + model.safetensors) or a .ckpt file")
         else:

@@ -1,8 +1,9 @@
 """``s2f export CKPT OUT_DIR [--decoder DECODER] [--calibrate-on SHARDS]``: a training checkpoint as a saved
-model folder."""
+model folder; ``s2f export MODEL_DIR --inference-artefact fp32|int8``: a saved folder's inference artefact."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ._options import FunctionOptions
@@ -24,7 +25,13 @@ def _parser(inference: FunctionOptions) -> CommandParser:
         "s2f export",
         "Export a training checkpoint as a saved model.",
         Option("checkpoint", "a .ckpt written by `s2f fit` (or a saved model folder, with --decoder)", positional=True),
-        Option("output", "folder to write config.json + model.safetensors into", positional=True),
+        Option(
+            "output",
+            "folder to write config.json + model.safetensors into; leave it out to add only --inference-artefact to "
+            "the saved model folder CHECKPOINT",
+            positional=True,
+            nargs="?",
+        ),
         Option("decoder", "attach a trained face decoder (its .ckpt or saved folder): predictions then include a face"),
         Option(
             "calibrate_on",
@@ -47,6 +54,20 @@ def _parser(inference: FunctionOptions) -> CommandParser:
             type=bool,
             default=False,
         ),
+        Option(
+            "inference_artefact",
+            "also write the model's inference artefact (s2f.model.inference_artefact): its graph for onnxruntime, "
+            "which predict, serve and eval then run on this kind of host; int8 is opt-in at inference "
+            "(--inference-precision int8)",
+            choices=("fp32", "int8"),
+            metavar="PRECISION",
+        ),
+        Option(
+            "artefact_calibration_audio",
+            "voices (audio files) whose activation ranges the int8 artefact is fitted to; default: 8 synthetic voices",
+            nargs="+",
+            metavar="AUDIO",
+        ),
         inference,
         config_file=True,
     )
@@ -67,6 +88,8 @@ def main(args: list[str]) -> int:
         refuse_reported_split(options.calibration_split, reported, "calibrate")
 
     source = Path(options.checkpoint)
+    if options.output is None:
+        return _artefact_only(source, options)
     model = Speech2Face.from_pretrained(source) if source.is_dir() else Speech2Face.from_checkpoint(source)
     if options.decoder:
         model = model.with_decoder(load_decoder(options.decoder, teacher=model.teacher.get("name")))
@@ -91,7 +114,42 @@ def main(args: list[str]) -> int:
 
         onnx_path = export_onnx(model, Path(folder) / "model.onnx")
         print(f"wrote {onnx_path} (waveforms -> embeddings; batch and length dynamic)")
+    if options.inference_artefact:
+        _write_artefact(Path(folder), options)
     return 0
+
+
+def _artefact_only(folder: Path, options: argparse.Namespace) -> int:
+    """``s2f export MODEL_DIR --inference-artefact P``: the artefact added to a saved folder, nothing else changed."""
+    from s2f.errors import ConfigError
+
+    if not options.inference_artefact:
+        raise ConfigError("s2f export needs OUT_DIR, or --inference-artefact to add to the saved folder CHECKPOINT")
+    changes = [
+        f"--{name.replace('_', '-')}" for name in ("decoder", "calibrate_on", "eval", "onnx") if getattr(options, name)
+    ]
+    if changes:
+        raise ConfigError(f"{' '.join(changes)} write a new model folder: give OUT_DIR")
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: the inference artefact goes into a saved model folder; export the .ckpt first")
+    _write_artefact(folder, options)
+    return 0
+
+
+def _write_artefact(folder: Path, options: argparse.Namespace) -> None:
+    from s2f.model.onnx import write_inference_artefact
+
+    precision = options.inference_artefact
+    audio: list = list(options.artefact_calibration_audio or [])
+    if precision == "int8" and not audio:
+        import torch
+
+        from s2f.synth.sample_videos import speech
+
+        # Voices no test or benchmark scores: seeds of their own.
+        audio = [(torch.from_numpy(speech(6.0, seed=seed)), 16_000) for seed in range(9000, 9008)]
+    path = write_inference_artefact(folder, precision, calibration_audio=audio)
+    print(f"wrote {path} and {path.name}.data: predict, serve and eval run it on this kind of host")
 
 
 def _evaluation(path: str | None) -> dict | None:

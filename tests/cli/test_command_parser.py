@@ -119,4 +119,4 @@ def test_an_eval_config_file_written_with_precision_still_loads(
     assert "precision is now inference_precision" in captured.err and str(config) in captured.err
     config.write_text("model: m\ndata_dir: d\nprecision: fp16\n")
     assert main(["eval", "--config", str(config)]) == 2
-    assert "precision (--inference-precision) is one of auto, bf16, fp32, not 'fp16'" in capsys.readouterr().err
+    assert "precision (--inference-precision) is one of auto, bf16, fp32, int8, not 'fp16'" in capsys.readouterr().err

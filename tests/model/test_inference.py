@@ -157,8 +157,8 @@ def test_the_fast_copy_follows_changed_weights_and_leaves_the_model_alone(model:
 
 
 def test_settings_are_checked(model: Speech2Face) -> None:
-    with pytest.raises(ConfigError, match="unknown inference precision 'int8'"):
-        InferenceSettings(inference_precision="int8")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown inference precision 'fp16'"):
+        InferenceSettings(inference_precision="fp16")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="batch_size must be a whole number of at least 1"):
         InferenceSettings(batch_size=0)
     with pytest.raises(ConfigError, match="unknown inference settings"):

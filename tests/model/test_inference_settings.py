@@ -36,7 +36,7 @@ def test_the_settings_are_checked_frozen_and_read_back() -> None:
         settings.batch_size = 8  # type: ignore[misc]
     assert InferenceSettings.from_dict(settings.to_dict()) == settings
     for bad, match in (
-        ({"inference_precision": "fp16"}, "unknown inference precision 'fp16'; choose one of auto, bf16, fp32"),
+        ({"inference_precision": "fp16"}, "unknown inference precision 'fp16'; choose one of auto, bf16, fp32, int8"),
         ({"batch_size": 0}, "batch_size must be a whole number of at least 1"),
         ({"batch_size": 2.5}, "batch_size must be a whole number"),
         ({"compile": "yes"}, "compile is true or false"),

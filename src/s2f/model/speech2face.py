@@ -416,6 +416,7 @@ class _OldSettingsDict(MutableMapping[str, Any]):
 
     def _as_dict(self) -> dict[str, Any]:
         values = self._model.inference.to_dict()
+        values.pop("artefact")  # newer than the old dict, which keeps s2f 0.1's three keys
         return {"precision": values.pop("inference_precision"), **values}
 
     def __getitem__(self, key: str) -> Any:

@@ -1,0 +1,262 @@
+"""The inference artefact (s2f.model.inference_artefact, written by s2f.model.onnx.write_inference_artefact): written
+once beside a saved model, run by predict and embed when valid, ignored with one line when stale, foreign or
+unreadable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from s2f import ENCODERS, Speech2Face
+from s2f.cli import main
+from s2f.model.calibration import EmbeddingCalibration
+from s2f.model.inference import InferenceSettings, bf16_supported
+from s2f.model.inference_artefact import artefact_file, artefact_metadata, host_kind
+from s2f.synth.sample_videos import speech
+
+# onnxruntime's kernels against PyTorch's: `nox -s hosts` runs this file again under other instruction sets.
+pytestmark = pytest.mark.host_sensitive
+
+SECONDS = 2.0
+FP32_EAGER = InferenceSettings(inference_precision="fp32", artefact=False)
+FP32, INT8 = InferenceSettings(inference_precision="fp32"), InferenceSettings(inference_precision="int8")
+# The stated tolerances against PyTorch's fp32: the fp32 artefact differs by float rounding only (as the
+# ONNX export does: elements within 1 % of the largest, which the front end's |x|^0.3 of near-zero STFT bins
+# allows); int8 by the issue's bar, cosine >= 0.999 on every clip (measured 0.99999 on an AVX2 host).
+FP32_COSINE, INT8_COSINE = 0.99999, 0.999
+_CLOSE = {"rtol": 1e-3, "atol": 1e-4}
+LOGGER = "s2f.model.inference_artefact"
+
+
+def _speech_model() -> Speech2Face:
+    """The tiny CNN with its batch norms at speech's statistics (as training leaves them) and a calibration,
+    which the graph holds too."""
+    torch.manual_seed(0)
+    model = Speech2Face(ENCODERS.create("s2f_cnn_tiny"), clip_seconds=SECONDS, calibration=EmbeddingCalibration(64))
+    model.calibration.target_mean.fill_(0.05)
+    model.train()
+    with torch.no_grad():
+        model(torch.stack([torch.from_numpy(speech(SECONDS, seed=seed)) for seed in range(50, 58)]))
+    return model.eval()
+
+
+def _wavs(folder: Path, seeds: range) -> list[str]:
+    """WAV files of speech-like voices, one speaker per seed."""
+    import soundfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        soundfile.write(folder / f"voice{seed}.wav", speech(SECONDS, seed=seed), 16_000)
+        paths.append(str(folder / f"voice{seed}.wav"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved folder with both artefacts: fp32 through the command line, int8 calibrated on 4 other voices."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from s2f.model.onnx import write_inference_artefact
+
+    root = tmp_path_factory.mktemp("artefact")
+    folder = _speech_model().save_pretrained(root / "model")
+    assert main(["export", str(folder), "--inference-artefact", "fp32"]) == 0
+    write_inference_artefact(folder, "int8", calibration_audio=_wavs(root / "calibration", range(100, 104)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return _wavs(tmp_path_factory.mktemp("voices"), range(6))
+
+
+def _embeddings(model: Speech2Face, audio: list[str], settings: InferenceSettings) -> torch.Tensor:
+    return torch.stack([prediction.embedding for prediction in model.predict(audio, settings=settings)])
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == LOGGER]
+
+
+@pytest.mark.slow
+def test_the_fp32_artefact_is_written_used_and_agrees_with_pytorch(saved: Path, voices: list[str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(saved / "inference-fp32.onnx"), load_external_data=False)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    assert (saved / "inference-fp32.onnx.data").is_file()
+    assert json.loads(metadata["s2f.artefact.host"]) == host_kind() and metadata["s2f.artefact.precision"] == "fp32"
+    assert len(metadata["s2f.artefact.weights_sha256"]) == 64 and metadata["s2f.artefact.s2f_version"]
+
+    model = Speech2Face.from_pretrained(saved)
+    eager = _embeddings(model, voices, FP32_EAGER)
+    assert model.last_inference.describe().endswith("eager")
+    artefact = _embeddings(model, voices, FP32.replace(batch_size=4))  # two runs: 4 clips, then 2
+    assert model.last_inference.describe().startswith("fp32 (inference artefact inference-fp32.onnx), onnxruntime")
+    assert (artefact - eager).abs().max() <= 0.01 * eager.abs().max()
+    assert torch.cosine_similarity(artefact, eager).min() >= FP32_COSINE
+    waves = torch.stack([torch.from_numpy(speech(SECONDS, seed=seed)) for seed in range(3)])
+    torch.testing.assert_close(model.embed(waves, settings=FP32), model.embed(waves, settings=FP32_EAGER), **_CLOSE)
+
+    model.predict(voices[0])  # auto: the artefact where the CPU has no native bf16, bf16 PyTorch where it has
+    expected = "bf16 (auto" if bf16_supported("cpu") else "fp32 (inference artefact"
+    assert model.last_inference.describe().startswith(expected)
+
+
+@pytest.mark.slow
+def test_int8_is_opt_in_and_stays_within_cosine_0999_of_fp32_on_every_clip(saved: Path, voices: list[str]) -> None:
+    model = Speech2Face.from_pretrained(saved)
+    predictions = model.predict(voices, settings=INT8)
+    assert {p.inference_precision for p in predictions} == {"int8"}
+    assert "inference-int8.onnx" in model.last_inference.describe()
+    int8 = torch.stack([p.embedding for p in predictions])
+    assert torch.cosine_similarity(int8, _embeddings(model, voices, FP32_EAGER)).min() >= INT8_COSINE
+
+
+@pytest.mark.slow
+def test_predict_command_runs_the_artefact_and_says_so(saved: Path, voices: list[str], capsys) -> None:
+    assert main(["predict", "--model", str(saved), voices[0], "--inference-precision", "int8"]) == 0
+    assert "inference: int8 (inference artefact inference-int8.onnx)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_weights_changed_in_memory_make_the_artefact_stale_with_one_line(
+    saved: Path, voices: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    model = Speech2Face.from_pretrained(saved)
+    model.predict(voices[0], settings=FP32)
+    assert "inference artefact" in model.last_inference.describe()
+    with torch.no_grad():
+        model.encoder.head[-1].bias.add_(0.1)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        new = _embeddings(model, voices[:2], FP32)
+        model.predict(voices[0], settings=FP32)  # said once, not at every call
+    assert model.last_inference.describe().endswith("eager")
+    (line,) = _lines(caplog)
+    assert "inference-fp32.onnx: stale" in line and f"s2f export {saved} --inference-artefact fp32" in line
+    torch.testing.assert_close(new, _embeddings(model, voices[:2], FP32_EAGER))
+
+
+def _folder_with_artefact(tmp_path: Path, model: Speech2Face, **metadata: str) -> Path:
+    """A saved folder whose fp32 artefact is a graph-less ONNX file with ``model``'s valid metadata, changed by
+    ``metadata``: what is checked before onnxruntime opens it."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime
+
+    folder = model.save_pretrained(tmp_path / "model")
+    entries = {**artefact_metadata(model, "fp32", onnxruntime.__version__), **metadata}
+    proto = onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], []))
+    for key, value in entries.items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save_model(proto, str(folder / artefact_file("fp32")))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("changed", "said"),
+    [
+        ({"s2f.artefact.weights_sha256": "0" * 64}, "stale: written for other weights"),
+        ({"s2f.artefact.s2f_version": "0.0.1"}, "written by s2f 0.0.1 with onnxruntime"),
+        ({"s2f.artefact.onnxruntime_version": "1.0.0"}, "with onnxruntime 1.0.0, this is s2f"),
+        ({"s2f.artefact.host": json.dumps({**host_kind(), "cpu_capability": "ARM SVE"})}, "another kind of host"),
+        ({"s2f.artefact.format": "other"}, "not an s2f inference artefact"),
+    ],
+)
+def test_a_stale_or_foreign_artefact_is_ignored_with_one_line(
+    tmp_path: Path, changed: dict[str, str], said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("onnxruntime")
+    folder = _folder_with_artefact(tmp_path, _speech_model(), **changed)
+    model = Speech2Face.from_pretrained(folder)
+    wave = (torch.from_numpy(speech(SECONDS, seed=1)), 16_000)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        fallback = model.predict([wave, wave], settings=FP32)
+        model.predict(wave, settings=FP32)
+    assert model.last_inference.describe() == "fp32 (asked for), channels-last, eager"
+    (line,) = _lines(caplog)
+    assert line.startswith(f"{folder / 'inference-fp32.onnx'}: ") and said in line
+    assert line.endswith(f"rewrite it: s2f export {folder} --inference-artefact fp32")
+    torch.testing.assert_close(fallback[0].embedding, model.predict(wave, settings=FP32_EAGER).embedding)
+
+
+@pytest.mark.parametrize(
+    ("graph", "data", "said"),
+    [
+        (b"not a protobuf \xff\xfe", None, "unreadable"),
+        (None, b"truncated", "onnxruntime cannot load it"),
+    ],
+)
+def test_a_corrupt_artefact_is_ignored_with_one_line(
+    tmp_path: Path, graph: bytes | None, data: bytes | None, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("onnxruntime")
+    folder = _folder_with_artefact(tmp_path, _speech_model())
+    if graph is not None:
+        (folder / "inference-fp32.onnx").write_bytes(graph)
+    if data is not None:  # valid metadata, a graph that names weights missing from a truncated data file
+        _with_external_weights(folder / "inference-fp32.onnx")
+        (folder / "inference-fp32.onnx.data").write_bytes(data)
+    model = Speech2Face.from_pretrained(folder)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        prediction = model.predict((torch.from_numpy(speech(SECONDS, seed=2)), 16_000), settings=FP32)
+    assert prediction.inference_precision == "fp32" and model.last_inference.describe().endswith("eager")
+    (line,) = _lines(caplog)
+    assert str(folder / "inference-fp32.onnx") in line and said in line and "s2f export" in line
+
+
+def _with_external_weights(path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    weight = onnx.numpy_helper.from_array(torch.ones(64, 64).numpy(), "weight")
+    proto.graph.initializer.append(weight)
+    onnx.save_model(proto, str(path), save_as_external_data=True, location=f"{path.name}.data", size_threshold=0)
+
+
+def test_weights_outside_the_folder_are_never_opened(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    folder = _folder_with_artefact(tmp_path, _speech_model())
+    _with_external_weights(folder / "inference-fp32.onnx")
+    outside = tmp_path / "elsewhere.data"
+    shutil.move(folder / "inference-fp32.onnx.data", outside)
+    (folder / "inference-fp32.onnx.data").symlink_to(outside)
+    model = Speech2Face.from_pretrained(folder)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        model.predict((torch.from_numpy(speech(SECONDS, seed=2)), 16_000), settings=FP32)
+    (line,) = _lines(caplog)
+    assert "links outside the model folder" in line
+
+
+def test_int8_without_an_artefact_runs_pytorch_and_says_how_to_write_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = Speech2Face.from_pretrained(_speech_model().save_pretrained(tmp_path / "model"))
+    wave = (torch.from_numpy(speech(SECONDS, seed=3)), 16_000)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        prediction = model.predict(wave, settings=INT8)
+        model.predict(wave, settings=INT8)
+    assert prediction.inference_precision == ("bf16" if bf16_supported("cpu") else "fp32")
+    assert "int8 runs from an int8 inference artefact only" in model.last_inference.describe()
+    (line,) = _lines(caplog)
+    assert f"{tmp_path / 'model'} has no inference-int8.onnx" in line and "--inference-artefact int8" in line
+
+
+def test_no_artefact_means_no_line_and_the_pytorch_path(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = Speech2Face.from_pretrained(_speech_model().save_pretrained(tmp_path / "model"))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        model.predict((torch.from_numpy(speech(SECONDS, seed=3)), 16_000), settings=FP32)
+    assert _lines(caplog) == [] and model.last_inference.describe() == "fp32 (asked for), channels-last, eager"
+
+
+def test_export_without_out_dir_needs_the_artefact_and_changes_nothing_else(tmp_path: Path, capsys) -> None:
+    folder = _speech_model().save_pretrained(tmp_path / "model")
+    assert main(["export", str(folder)]) != 0
+    assert "needs OUT_DIR, or --inference-artefact" in capsys.readouterr().err
+    assert main(["export", str(folder), "--inference-artefact", "fp32", "--onnx"]) != 0
+    assert "--onnx write a new model folder: give OUT_DIR" in capsys.readouterr().err

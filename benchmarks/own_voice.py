@@ -331,17 +331,25 @@ def _print(result: dict[str, Any]) -> None:
         print(f"    {name:9s} {block['gender'][0]}: read as {''.join(block['faces_read_as'])}, ages {block['ages']}")
 
 
-def demo(out: Path, carrier: str, plan: str, seed: int, encoder_options: dict[str, Any], lr: float | None) -> Path:
-    """``s2f demo`` with the world's voices on ``carrier`` (and, if given, conformer options such as its band
-    limit or pitch statistics, and another learning rate), then the choice's figures: the world's *val*
-    split and the development voices."""
+def demo(
+    out: Path,
+    carrier: str,
+    plan: str,
+    seed: int,
+    encoder_options: dict[str, Any],
+    lr: float | None,
+    train_speech_share: float = 0.0,
+) -> Path:
+    """``s2f demo`` with the world's voices on ``carrier`` (and, if given, a share of the training identities'
+    clips on speech, conformer options such as its band limit or pitch statistics, and another learning
+    rate), then the choice's figures: the world's *val* split and the development voices."""
     import dataclasses
 
     from s2f import Speech2Face
     from s2f.demo import DEMO_PLANS, run_demo
     from s2f.eval import evaluate
 
-    chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier)
+    chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier, train_speech_share=train_speech_share)
     for name, value in encoder_options.items():
         chosen = chosen.with_overrides(encoder={f"model.init_args.encoder.init_args.{name}": value})
     if lr is not None:
@@ -388,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     training = commands.add_parser("demo", help="run s2f demo on a world whose voices use --carrier")
     training.add_argument("--out", type=Path, required=True)
     training.add_argument("--carrier", choices=("speech", "source-filter", "mixed"), default="speech")
+    training.add_argument(
+        "--train-speech-share", type=float, default=0.0, help="share of the training identities' clips that speak"
+    )
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
@@ -417,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         # Unset keeps the plan's choice; --no-... turns it off (the default plan has both on).
         options.update({"pitch_statistics": args.pitch_statistics} if args.pitch_statistics is not None else {})
         options.update({"envelope_only": args.envelope_only} if args.envelope_only is not None else {})
-        model_dir = demo(args.out, args.carrier, args.plan, args.seed, options, args.lr)
+        model_dir = demo(
+            args.out, args.carrier, args.plan, args.seed, options, args.lr, train_speech_share=args.train_speech_share
+        )
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)
     else:

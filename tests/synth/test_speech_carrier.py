@@ -128,3 +128,31 @@ def test_a_world_on_the_speech_carrier(tmp_path: Path) -> None:
     assert mixed.settings["carrier"] == "mixed" and len(sorted(mixed.root.rglob("*.wav"))) == 4
     with pytest.raises(S2FError, match="carrier='whisper'"):
         synthesize_world(tmp_path / "x", replace(small, carrier="whisper"), cache_dir=cache)
+
+
+@pytest.mark.network
+def test_a_share_of_the_training_identities_speak_and_the_others_keep_the_carrier(tmp_path: Path) -> None:
+    from s2f.prepare.run import resolve_splits
+    from s2f.shards.format import DEFAULT_SPLIT_FRACTIONS
+
+    cache = default_cache_dir()
+    cache = cache if (cache / "downloads").is_dir() else tmp_path / "face-sources"
+    small = WorldSpec(identities=12, clips_per_identity=1, seconds=1.0, seed=3, media="wav")
+    plain = synthesize_world(tmp_path / "plain", small, workers=1, progress=False, cache_dir=cache)
+    speaking = synthesize_world(
+        tmp_path / "speaking", replace(small, train_speech_share=1.0), workers=1, progress=False, cache_dir=cache
+    )
+    assert "train_speech_share" not in plain.settings and speaking.settings["train_speech_share"] == 1.0
+    # The identities that speak are those s2f prepare puts in train, as it splits them.
+    tasks = speaking.tasks()
+    resolve_splits(tasks, DEFAULT_SPLIT_FRACTIONS)
+    splits = {task.speaker_id: task.split for task in tasks}
+    assert set(splits.values()) >= {"train", "test"}
+    for clip in sorted(speaking.root.rglob("*.wav")):
+        twin = plain.root / clip.relative_to(speaking.root)
+        same = clip.read_bytes() == twin.read_bytes()
+        assert same == (splits[clip.relative_to(speaking.root).parts[0]] != "train"), clip
+    with pytest.raises(S2FError, match="train_speech_share"):
+        synthesize_world(tmp_path / "plain", replace(small, train_speech_share=0.5), workers=1, cache_dir=cache)
+    with pytest.raises(S2FError, match=r"train_speech_share=1\.5"):
+        WorldSpec(train_speech_share=1.5)

@@ -131,7 +131,8 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...
     from ..synth import WorldSpec, synthesize_world
 
     world = WorldSpec(identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
-                      seed=seed, carrier=plan.carrier, sources=sources)  # fmt: skip
+                      seed=seed, carrier=plan.carrier, sources=sources,
+                      train_speech_share=plan.train_speech_share)  # fmt: skip
     return synthesize_world(folder, world, progress=progress)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from s2f.shards.format import AUDIO_CODECS
+from s2f.shards.format import AUDIO_CODECS, DEFAULT_SPLIT_FRACTIONS
 
 __all__ = ["ComputeOptions", "DecodeOptions", "FaceOptions", "PrepareOptions", "ShardOptions"]
 
@@ -78,7 +78,7 @@ class ShardOptions:
         chunk_bytes: Target size of a chunk file.
     """
 
-    split_fractions: Sequence[float] = (0.8, 0.1, 0.1)
+    split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
     audio_codec: str = "flac"
     part_size: int = 256
     chunk_bytes: int | str = "64MB"

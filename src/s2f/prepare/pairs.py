@@ -25,6 +25,7 @@ import numpy as np
 
 from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardManifest, ShardWriter
+from s2f.shards.format import DEFAULT_SPLIT_FRACTIONS
 
 if TYPE_CHECKING:
     import torch
@@ -171,7 +172,7 @@ def build_shards_from_pairs(
     *,
     batch_size: int = 16,
     max_seconds: float = 6.0,
-    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
     audio_codec: str = "flac",
     chunk_bytes: int | str = "64MB",
     overwrite: bool = False,

@@ -28,6 +28,7 @@ from s2f._version import __version__
 
 __all__ = [
     "AUDIO_CODECS",
+    "DEFAULT_SPLIT_FRACTIONS",
     "FACE_SIZE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -44,6 +45,8 @@ FORMAT_NAME = "s2f-shards"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "s2f_shards.json"
 SPLITS = ("train", "val", "test")
+# Shares of the speakers that no record places, in SPLITS' order (s2f prepare's --split_fractions).
+DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 SAMPLE_RATE = 16_000
 FACE_SIZE = 224
 JPEG_QUALITY = 95
@@ -221,7 +224,7 @@ def _check_fractions(split_fractions: Sequence[float]) -> tuple[float, float, fl
     return fractions[0], fractions[1], fractions[2]
 
 
-def assign_split(speaker_id: str, split_fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:
+def assign_split(speaker_id: str, split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> str:
     """The split a speaker lands in when no record names one: a stable hash against the fractions.
 
     sha1 (not Python's salted ``hash``) keeps the answer identical across processes, machines and

@@ -21,6 +21,7 @@ from .codec import _encode_audio, _encode_face, _finite_float, _metadata_json, _
 from .format import (
     _FP16_MAX,
     AUDIO_CODECS,
+    DEFAULT_SPLIT_FRACTIONS,
     FACE_SIZE,
     INDEX_NAME,
     MANIFEST_NAME,
@@ -87,7 +88,7 @@ class ShardWriter:
         *,
         teacher: str,
         embed_dim: int,
-        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
         audio_codec: str = "flac",
         max_seconds: float = 6.0,
         chunk_bytes: int | str = "64MB",

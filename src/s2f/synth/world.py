@@ -238,9 +238,22 @@ def _init_worker(bank: SourceBank | None) -> None:
         _STATE["morpher"] = Morpher(bank)
 
 
+def _trains(spec: IdentitySpec) -> bool:
+    """Whether ``s2f prepare`` at its default split fractions puts this identity in the train split."""
+    from ..shards.format import DEFAULT_SPLIT_FRACTIONS, assign_split
+
+    # prepare splits the dev set train : val at its default fractions, computed as it computes them.
+    train, val, _ = DEFAULT_SPLIT_FRACTIONS
+    dev_split = (train / (train + val), val / (train + val), 0.0)
+    return spec.split == "dev" and assign_split(spec.speaker_id, dev_split) == "train"
+
+
 def _voice_of(
-    carrier: str, rng: np.random.Generator
+    carrier: str, rng: np.random.Generator, speech_share: float = 0.0
 ) -> Callable[[VoiceParameters, float, np.random.Generator], np.ndarray]:
+    """The synthesiser of one clip; with ``speech_share``, the clip speaks with that chance whatever ``carrier`` is."""
+    if speech_share > 0.0:
+        carrier = "speech" if rng.random() < speech_share else carrier
     if carrier == "mixed":
         carrier = "speech" if rng.random() < 0.5 else "source-filter"
     if carrier == "speech":
@@ -250,9 +263,10 @@ def _voice_of(
     return synthesize_speech
 
 
-def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str]) -> int:
+def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str, float]) -> int:
     """Writes the missing clips of one identity; returns how many it wrote."""
-    spec, root, clips, seed, seconds, media, carrier = job
+    spec, root, clips, seed, seconds, media, carrier, train_speech_share = job
+    speech_share = train_speech_share if train_speech_share > 0.0 and _trains(spec) else 0.0
     paths = [_clip_path(root, spec, clip, seed, media) for clip in range(clips)]
     missing = [clip for clip, path in enumerate(paths) if not path.is_file()]
     if not missing:
@@ -262,7 +276,7 @@ def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str]) 
     for clip in missing:
         rng = np.random.default_rng([seed, spec.index, _CLIP, clip])
         frame = render_view(face, backdrop, spec, rng)
-        audio = _voice_of(carrier, rng)(spec.voice, seconds, rng)
+        audio = _voice_of(carrier, rng, speech_share)(spec.voice, seconds, rng)
         paths[clip].parent.mkdir(parents=True, exist_ok=True)
         (write_mp4 if media == "mp4" else write_wav_jpg)(paths[clip], frame, audio, SAMPLE_RATE)
     return len(missing)
@@ -369,7 +383,7 @@ def synthesize_world(
         120
     """
     spec = spec_from(world, legacy)
-    if spec.carrier != "source-filter":
+    if spec.carrier != "source-filter" or spec.train_speech_share > 0.0:
         from .speech import _engine
 
         _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
@@ -390,6 +404,8 @@ def synthesize_world(
     }
     if spec.carrier != "source-filter":  # worlds made before carriers existed keep their settings
         settings["carrier"] = spec.carrier
+    if spec.train_speech_share > 0.0:  # likewise for worlds made before it
+        settings["train_speech_share"] = spec.train_speech_share
     _check_settings(folder, settings)
     made = SynthWorld(folder, settings)
     made.root.mkdir(parents=True, exist_ok=True)
@@ -402,7 +418,16 @@ def synthesize_world(
     _write_csv(made.meta_csv, [_meta_row(person) for person in people], delimiter="\t")
 
     jobs = [
-        (person, made.root, spec.clips_per_identity, spec.seed, spec.seconds, spec.media, spec.carrier)
+        (
+            person,
+            made.root,
+            spec.clips_per_identity,
+            spec.seed,
+            spec.seconds,
+            spec.media,
+            spec.carrier,
+            spec.train_speech_share,
+        )
         for person in people
     ]
     _render_all(jobs, workers, progress, bank)
@@ -411,7 +436,7 @@ def synthesize_world(
 
 
 def _render_all(
-    jobs: list[tuple[IdentitySpec, Path, int, int, float, str, str]],
+    jobs: list[tuple[IdentitySpec, Path, int, int, float, str, str, float]],
     workers: int | None,
     progress: bool,
     bank: SourceBank,

@@ -37,6 +37,12 @@ class WorldSpec:
             languages, through rooms and microphones; :mod:`s2f.synth.speech`) or ``"source-filter"``
             (syllables without words; :mod:`s2f.synth.voice`), or ``"mixed"`` (each clip either, by its
             seed). The face -> voice mapping is the same.
+        train_speech_share: Share of the *training* identities' clips whose voice is carried on speech
+            (the ``speech`` carrier, in rooms) instead of ``carrier``; the validation and test identities
+            keep ``carrier``, so the world's figures are measured on it alone. A training identity is one
+            that ``s2f prepare`` puts in the train split at its default fractions (0.8 / 0.1 of the
+            ``dev`` set); with other fractions some validation identities speak too. 0 (the default)
+            draws nothing, so worlds made before it keep their bytes.
         sources: Which of the photos shipped in packages to morph, by name
             (``s2f.synth.face_sources.PHOTO_SOURCES``), or ``public-domain`` for the four whose
             licence lets the world's faces be published; default: all thirteen.
@@ -58,6 +64,7 @@ class WorldSpec:
     media: str = "mp4"
     carrier: str = "source-filter"
     sources: tuple[str, ...] | None = None
+    train_speech_share: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuses settings no world can be made with, before anything is written."""
@@ -73,6 +80,8 @@ class WorldSpec:
             raise ConfigError(f"media={self.media!r}: choose one of {list(MEDIA)}")
         if self.carrier not in CARRIERS:
             raise ConfigError(f"carrier={self.carrier!r}: choose one of {list(CARRIERS)}")
+        if not 0.0 <= self.train_speech_share <= 1.0:
+            raise ConfigError(f"train_speech_share={self.train_speech_share}: must be in [0, 1]")
 
 
 def spec_from(world: WorldSpec | None, legacy: dict[str, Any]) -> WorldSpec:

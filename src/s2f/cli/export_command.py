@@ -68,6 +68,18 @@ def _parser(inference: FunctionOptions) -> CommandParser:
             nargs="+",
             metavar="AUDIO",
         ),
+        Option(
+            "artefact_check_audio",
+            "voices (audio files), none of the calibration's, on which the artefact must agree with PyTorch's fp32 "
+            "embeddings before it is written; default: 8 other synthetic voices",
+            nargs="+",
+            metavar="AUDIO",
+        ),
+        Option(
+            "artefact_min_cosine",
+            "the least cosine to PyTorch's fp32 on every check voice (default: 0.9999 for fp32, 0.999 for int8)",
+            type=float,
+        ),
         inference,
         config_file=True,
     )
@@ -140,16 +152,29 @@ def _write_artefact(folder: Path, options: argparse.Namespace) -> None:
     from s2f.model.onnx import write_inference_artefact
 
     precision = options.inference_artefact
-    audio: list = list(options.artefact_calibration_audio or [])
-    if precision == "int8" and not audio:
-        import torch
+    calibration = _voices(options.artefact_calibration_audio, range(9000, 9008)) if precision == "int8" else []
+    path, agreement = write_inference_artefact(
+        folder,
+        precision,
+        check_audio=_voices(options.artefact_check_audio, range(9100, 9108)),
+        calibration_audio=calibration,
+        min_cosine=options.artefact_min_cosine,
+    )
+    print(
+        f"wrote {path} and {path.name}.data (cosine to PyTorch fp32 >= {agreement:.5f} on every check voice): "
+        "predict, serve and eval run it on this kind of host"
+    )
 
-        from s2f.synth.sample_videos import speech
 
-        # Voices no test or benchmark scores: seeds of their own.
-        audio = [(torch.from_numpy(speech(6.0, seed=seed)), 16_000) for seed in range(9000, 9008)]
-    path = write_inference_artefact(folder, precision, calibration_audio=audio)
-    print(f"wrote {path} and {path.name}.data: predict, serve and eval run it on this kind of host")
+def _voices(paths: list[str] | None, seeds: range) -> list:
+    """The audio files given, else synthetic voices of ``seeds`` (seeds no test or benchmark scores)."""
+    if paths:
+        return list(paths)
+    import torch
+
+    from s2f.synth.sample_videos import speech
+
+    return [(torch.from_numpy(speech(6.0, seed=seed)), 16_000) for seed in seeds]
 
 
 def _evaluation(path: str | None) -> dict | None:

@@ -15,11 +15,15 @@ Any other artefact (stale, foreign, unreadable) is ignored with one logged line 
 command that rewrites it; the PyTorch path runs instead. Which artefact runs:
 
 * ``inference_precision="auto"`` (the default) or ``"fp32"``: ``inference-fp32.onnx``, where the CPU has no
-  native bf16 (where it has, ``auto`` keeps PyTorch's bf16, the faster measured there). fp32 onnxruntime
-  and fp32 PyTorch agree to float rounding (``tests/model/test_inference_artefact.py``: cosine >= 0.99999).
-* ``"int8"``: ``inference-int8.onnx``, static int8 quantisation (per-channel weights, activations calibrated
-  on a few clips); opt-in, as its embeddings move (measured cosine to fp32 in ``benchmarks/README.md``).
+  native bf16 (where it has, ``auto`` keeps PyTorch's bf16 path: no artefact has been timed against it there).
+* ``"int8"``: ``inference-int8.onnx``, static int8 quantisation of the encoder's convolutions and matmuls
+  (per-channel weights, activations calibrated on a few voices); opt-in.
 * ``compile=True``, ``artefact=False``, or a model on a GPU: never an artefact.
+
+The writer runs the graph on check voices and writes it only if every embedding stays within cosine 0.9999
+(fp32) or 0.999 (int8) of PyTorch's fp32 one (:data:`s2f.model.onnx.MIN_COSINE`), so an encoder that
+exports to something else, or loses too much in int8, keeps running in PyTorch. What agreement the paper
+CNN reaches, and how fast each runs, is in ``benchmarks/README.md`` (``predict_latency.py``).
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def weights_sha256(model: ArtefactModel) -> str:
             continue
         for name, tensor in sorted(module.state_dict().items()):
             digest.update(f"{part}.{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
     return digest.hexdigest()
 
 

@@ -42,7 +42,7 @@ INPUT, OUTPUT = "waves", "embedding"
 OPSET = 18  # the first with DFT taking its length as an input, which the front end's rfft needs
 # The operators an int8 artefact quantises: the encoder's convolutions and matmuls. The quantiser's default
 # list also takes the front end's elementwise ops, and 8 bits of the compressed STFT's |x|^0.3 turned the
-# paper CNN's embeddings away from fp32 ones (cosine 0.27 at worst over 6 voices, against 0.81 without them).
+# paper CNN's embeddings far from fp32 ones (tried while building this; not adopted).
 INT8_OPS = ("Conv", "Gemm", "MatMul")
 
 
@@ -254,8 +254,8 @@ def _with_metadata(graph: Path, name: str, metadata: dict[str, str]) -> Path:
     del proto.metadata_props[:]
     for key, value in entries.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    # Weights in a file of their own: onnxruntime maps it, and a session starts 3-4x sooner than from one
-    # 650 MB protobuf (0.7 s against 2.6-2.9 s for the paper CNN on 2 cores).
+    # Weights in a file of their own: onnxruntime maps it, and a session of the paper CNN starts several
+    # times sooner than from one 650 MB protobuf (predict_latency.py's first-call column shows what is left).
     written = graph.with_name(name)
     onnx.save_model(
         proto, str(written), save_as_external_data=True, all_tensors_to_one_file=True, location=f"{name}.data"

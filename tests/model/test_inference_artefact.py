@@ -157,6 +157,19 @@ def test_an_artefact_short_of_its_bar_is_not_written(tmp_path: Path, voices: lis
 
 
 @pytest.mark.slow
+def test_eval_embeddings_run_the_artefact(saved: tuple[Path, float]) -> None:
+    from s2f.eval.data import predict_embeddings
+
+    model = Speech2Face.from_pretrained(saved[0])
+    audio = [speech(SECONDS, seed=seed) for seed in range(3)]
+    artefact = predict_embeddings(model, audio, SECONDS, settings=FP32)
+    assert model.last_inference.describe().startswith("fp32 (inference artefact inference-fp32.onnx)")
+    _assert_agree(
+        artefact, predict_embeddings(model, audio, SECONDS, settings=FP32_EAGER), model.calibration.target_mean
+    )
+
+
+@pytest.mark.slow
 def test_predict_command_runs_the_artefact_and_says_so(saved: tuple[Path, float], voices: list[str], capsys) -> None:
     assert main(["predict", "--model", str(saved[0]), voices[0], "--inference-precision", "int8"]) == 0
     assert "inference: int8 (inference artefact inference-int8.onnx)" in capsys.readouterr().err

@@ -65,8 +65,8 @@ class Prediction:
         embedding: The predicted face embedding [D], in the teacher's space.
         image: The decoded frontal face (a PIL image), when the model has a decoder.
         landmarks: The decoded face's landmarks [K, 2] in pixels, when the model has a decoder.
-        inference_precision: The precision the encoder ran in (``"bf16"`` or ``"fp32"``;
-            :mod:`s2f.model.inference`).
+        inference_precision: The precision the encoder ran in (``"bf16"``, ``"fp32"``, or ``"int8"`` from an
+            int8 inference artefact; :mod:`s2f.model.inference`).
     """
 
     embedding: torch.Tensor

@@ -339,6 +339,7 @@ def demo(
     encoder_options: dict[str, Any],
     lr: float | None,
     train_speech_share: float = 0.0,
+    train_speech_clips: int = 0,
 ) -> Path:
     """``s2f demo`` with the world's voices on ``carrier`` (and, if given, a share of the training identities'
     clips on speech, conformer options such as its band limit or pitch statistics, and another learning
@@ -349,7 +350,9 @@ def demo(
     from s2f.demo import DEMO_PLANS, run_demo
     from s2f.eval import evaluate
 
-    chosen = dataclasses.replace(DEMO_PLANS[plan], carrier=carrier, train_speech_share=train_speech_share)
+    chosen = dataclasses.replace(
+        DEMO_PLANS[plan], carrier=carrier, train_speech_share=train_speech_share, train_speech_clips=train_speech_clips
+    )
     for name, value in encoder_options.items():
         chosen = chosen.with_overrides(encoder={f"model.init_args.encoder.init_args.{name}": value})
     if lr is not None:
@@ -399,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument(
         "--train-speech-share", type=float, default=0.0, help="share of the training identities' clips that speak"
     )
+    training.add_argument(
+        "--train-speech-clips", type=int, default=0, help="spoken clips each training identity gets besides its own"
+    )
     training.add_argument("--plan", default="default")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--band-limit-hz", type=float, help="the conformer hears only frequencies below this")
@@ -429,7 +435,14 @@ def main(argv: list[str] | None = None) -> int:
         options.update({"pitch_statistics": args.pitch_statistics} if args.pitch_statistics is not None else {})
         options.update({"envelope_only": args.envelope_only} if args.envelope_only is not None else {})
         model_dir = demo(
-            args.out, args.carrier, args.plan, args.seed, options, args.lr, train_speech_share=args.train_speech_share
+            args.out,
+            args.carrier,
+            args.plan,
+            args.seed,
+            options,
+            args.lr,
+            train_speech_share=args.train_speech_share,
+            train_speech_clips=args.train_speech_clips,
         )
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)

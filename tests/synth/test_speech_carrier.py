@@ -131,7 +131,7 @@ def test_a_world_on_the_speech_carrier(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-def test_a_share_of_the_training_identities_speak_and_the_others_keep_the_carrier(tmp_path: Path) -> None:
+def test_training_identities_can_speak_and_the_others_keep_the_carrier(tmp_path: Path) -> None:
     from s2f.prepare.run import resolve_splits
     from s2f.shards.format import DEFAULT_SPLIT_FRACTIONS
 
@@ -152,7 +152,20 @@ def test_a_share_of_the_training_identities_speak_and_the_others_keep_the_carrie
         twin = plain.root / clip.relative_to(speaking.root)
         same = clip.read_bytes() == twin.read_bytes()
         assert same == (splits[clip.relative_to(speaking.root).parts[0]] != "train"), clip
+    # Extra spoken clips: training identities get one more, after their own, which keep their bytes.
+    added = synthesize_world(
+        tmp_path / "added", replace(small, train_speech_clips=1), workers=1, progress=False, cache_dir=cache
+    )
+    for speaker, split in splits.items():
+        clips = sorted((added.root / speaker).rglob("*.wav"))
+        own = sorted((plain.root / speaker).rglob("*.wav"))
+        assert len(clips) == len(own) + (split == "train"), speaker
+        assert {c.relative_to(added.root) for c in clips} >= {c.relative_to(plain.root) for c in own}
+        for clip in own:
+            assert clip.read_bytes() == (added.root / clip.relative_to(plain.root)).read_bytes()
     with pytest.raises(S2FError, match="train_speech_share"):
         synthesize_world(tmp_path / "plain", replace(small, train_speech_share=0.5), workers=1, cache_dir=cache)
     with pytest.raises(S2FError, match=r"train_speech_share=1\.5"):
         WorldSpec(train_speech_share=1.5)
+    with pytest.raises(S2FError, match="train_speech_clips=-1"):
+        WorldSpec(train_speech_clips=-1)

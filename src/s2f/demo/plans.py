@@ -40,6 +40,7 @@ class DemoPlan:
             sentences through rooms and microphones) or ``source-filter`` (wordless syllables).
         train_speech_share: Share of the training identities' clips that speak instead
             (:class:`s2f.synth.WorldSpec`'s ``train_speech_share``); val and test keep ``carrier``.
+        train_speech_clips: Spoken clips each training identity gets on top of its own (``WorldSpec``'s).
         encoder_overrides: Settings that replace the encoder recipe's, keyed as on the ``s2f fit`` command line
             (``{"model.init_args.lr": 3e-4, "model.init_args.encoder.init_args.band_limit_hz": 4000}``).
         decoder_overrides: The same for the decoder recipe.
@@ -53,6 +54,7 @@ class DemoPlan:
     eval_seconds: tuple[float, ...] = (3.0, 6.0)
     carrier: str = "source-filter"
     train_speech_share: float = 0.0
+    train_speech_clips: int = 0
     encoder_overrides: Mapping[str, Any] = field(default_factory=dict)
     decoder_overrides: Mapping[str, Any] = field(default_factory=dict)
 

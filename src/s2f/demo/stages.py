@@ -132,7 +132,8 @@ def _synthesize(folder: Path, plan: DemoPlan, seed: int, sources: tuple[str, ...
 
     world = WorldSpec(identities=plan.identities, clips_per_identity=plan.clips_per_identity, seconds=plan.seconds,
                       seed=seed, carrier=plan.carrier, sources=sources,
-                      train_speech_share=plan.train_speech_share)  # fmt: skip
+                      train_speech_share=plan.train_speech_share,
+                      train_speech_clips=plan.train_speech_clips)  # fmt: skip
     return synthesize_world(folder, world, progress=progress)
 
 

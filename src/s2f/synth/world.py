@@ -263,22 +263,29 @@ def _voice_of(
     return synthesize_speech
 
 
-def _render_identity(job: tuple[IdentitySpec, Path, int, int, float, str, str, float]) -> int:
+def _render_identity(job: tuple[IdentitySpec, Path, WorldSpec]) -> int:
     """Writes the missing clips of one identity; returns how many it wrote."""
-    spec, root, clips, seed, seconds, media, carrier, train_speech_share = job
-    speech_share = train_speech_share if train_speech_share > 0.0 and _trains(spec) else 0.0
-    paths = [_clip_path(root, spec, clip, seed, media) for clip in range(clips)]
+    spec, root, world = job
+    trains = (world.train_speech_share > 0.0 or world.train_speech_clips > 0) and _trains(spec)
+    speech_share = world.train_speech_share if trains else 0.0
+    # A training identity's extra clips come after the world's own, so those keep their seeds and bytes.
+    clips = world.clips_per_identity + (world.train_speech_clips if trains else 0)
+    paths = [_clip_path(root, spec, clip, world.seed, world.media) for clip in range(clips)]
     missing = [clip for clip, path in enumerate(paths) if not path.is_file()]
     if not missing:
         return 0
     face = _STATE["morpher"].render(spec.morph)
     backdrop = render_backdrop(spec)
     for clip in missing:
-        rng = np.random.default_rng([seed, spec.index, _CLIP, clip])
+        rng = np.random.default_rng([world.seed, spec.index, _CLIP, clip])
         frame = render_view(face, backdrop, spec, rng)
-        audio = _voice_of(carrier, rng, speech_share)(spec.voice, seconds, rng)
+        if clip < world.clips_per_identity:
+            voice = _voice_of(world.carrier, rng, speech_share)
+        else:
+            voice = _voice_of("speech", rng)
+        audio = voice(spec.voice, world.seconds, rng)
         paths[clip].parent.mkdir(parents=True, exist_ok=True)
-        (write_mp4 if media == "mp4" else write_wav_jpg)(paths[clip], frame, audio, SAMPLE_RATE)
+        (write_mp4 if world.media == "mp4" else write_wav_jpg)(paths[clip], frame, audio, SAMPLE_RATE)
     return len(missing)
 
 
@@ -383,7 +390,7 @@ def synthesize_world(
         120
     """
     spec = spec_from(world, legacy)
-    if spec.carrier != "source-filter" or spec.train_speech_share > 0.0:
+    if spec.carrier != "source-filter" or spec.train_speech_share > 0.0 or spec.train_speech_clips > 0:
         from .speech import _engine
 
         _engine()  # eSpeak NG missing: say so once, here, rather than in every worker
@@ -406,6 +413,8 @@ def synthesize_world(
         settings["carrier"] = spec.carrier
     if spec.train_speech_share > 0.0:  # likewise for worlds made before it
         settings["train_speech_share"] = spec.train_speech_share
+    if spec.train_speech_clips > 0:
+        settings["train_speech_clips"] = spec.train_speech_clips
     _check_settings(folder, settings)
     made = SynthWorld(folder, settings)
     made.root.mkdir(parents=True, exist_ok=True)
@@ -417,26 +426,14 @@ def synthesize_world(
     _write_csv(made.identities_csv, [_identity_row(person, bank.names) for person in people])
     _write_csv(made.meta_csv, [_meta_row(person) for person in people], delimiter="\t")
 
-    jobs = [
-        (
-            person,
-            made.root,
-            spec.clips_per_identity,
-            spec.seed,
-            spec.seconds,
-            spec.media,
-            spec.carrier,
-            spec.train_speech_share,
-        )
-        for person in people
-    ]
+    jobs = [(person, made.root, spec) for person in people]
     _render_all(jobs, workers, progress, bank)
     made.seconds_taken = time.perf_counter() - began
     return made
 
 
 def _render_all(
-    jobs: list[tuple[IdentitySpec, Path, int, int, float, str, str, float]],
+    jobs: list[tuple[IdentitySpec, Path, WorldSpec]],
     workers: int | None,
     progress: bool,
     bank: SourceBank,

@@ -43,6 +43,9 @@ class WorldSpec:
             that ``s2f prepare`` puts in the train split at its default fractions (0.8 / 0.1 of the
             ``dev`` set); with other fractions some validation identities speak too. 0 (the default)
             draws nothing, so worlds made before it keep their bytes.
+        train_speech_clips: Clips that each training identity speaks (the ``speech`` carrier, in rooms) on
+            top of its ``clips_per_identity``; val and test identities get none. Unlike
+            ``train_speech_share`` the world's own clips all stay.
         sources: Which of the photos shipped in packages to morph, by name
             (``s2f.synth.face_sources.PHOTO_SOURCES``), or ``public-domain`` for the four whose
             licence lets the world's faces be published; default: all thirteen.
@@ -65,6 +68,7 @@ class WorldSpec:
     carrier: str = "source-filter"
     sources: tuple[str, ...] | None = None
     train_speech_share: float = 0.0
+    train_speech_clips: int = 0
 
     def __post_init__(self) -> None:
         """Refuses settings no world can be made with, before anything is written."""
@@ -82,6 +86,8 @@ class WorldSpec:
             raise ConfigError(f"carrier={self.carrier!r}: choose one of {list(CARRIERS)}")
         if not 0.0 <= self.train_speech_share <= 1.0:
             raise ConfigError(f"train_speech_share={self.train_speech_share}: must be in [0, 1]")
+        if self.train_speech_clips < 0:
+            raise ConfigError(f"train_speech_clips={self.train_speech_clips}: must be 0 or more")
 
 
 def spec_from(world: WorldSpec | None, legacy: dict[str, Any]) -> WorldSpec:

@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -196,52 +197,62 @@ def _load(model: ArtefactModel, path: Path, precision: str) -> ArtefactEncoder |
     except ImportError:
         logger.warning(f"{path}: ignored, onnxruntime is not installed; pip install 's2f[onnx]' to run it")
         return None
-    problem = _problem(model, path, precision, onnxruntime.__version__)
+    problem, weights = _problem(path, precision, onnxruntime.__version__)
     if problem is None:
-        try:
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        # The weights are hashed while onnxruntime makes its session: both are needed before the first run,
+        # and hashlib lets go of the GIL, so a fresh model's first call waits for the slower of the two only.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(weights_sha256, model)
+            try:
+                session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime's own exception classes are not importable by name
+                problem = f"onnxruntime cannot load it ({_first_line(exc)})"
+            if hashed.result() != weights:  # the likelier cause, and the one its fix mends
+                problem = "stale: written for other weights than the model's"
+        if problem is None:
             return ArtefactEncoder(path, session, precision, model.inference.batch_size)
-        except Exception as exc:  # onnxruntime's own exception classes are not importable by name
-            problem = f"onnxruntime cannot load it ({_first_line(exc)})"
     logger.warning(f"{path}: {problem}; ignored, the encoder runs in PyTorch; {fix}")
     return None
 
 
-def _problem(model: ArtefactModel, path: Path, precision: str, onnxruntime_version: str) -> str | None:
-    """Why the artefact at ``path`` is not valid for ``model`` on this host (None: it is)."""
+def _problem(path: Path, precision: str, onnxruntime_version: str) -> tuple[str | None, str]:
+    """Why the artefact at ``path`` is not valid on this host (None: it may be), and the weights' SHA-256 it
+    was written for (checked against the model's by the caller)."""
     try:
         import onnx
 
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # a truncated or foreign file fails in protobuf's parser, with its own classes
-        return f"unreadable ({_first_line(exc)})"
+        return f"unreadable ({_first_line(exc)})", ""
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    weights = metadata.get("s2f.artefact.weights_sha256", "")
     if metadata.get("s2f.artefact.format") != ARTEFACT_FORMAT:
-        return "not an s2f inference artefact (no s2f.artefact.format metadata)"
+        return "not an s2f inference artefact (no s2f.artefact.format metadata)", weights
     data_file = f"{path.name}.data"
     for tensor in proto.graph.initializer:
         location = {entry.key: entry.value for entry in tensor.external_data}.get("location")
         if location is not None and location != data_file:
-            return f"its weights point at {location!r}, not at {data_file} beside it"
+            return f"its weights point at {location!r}, not at {data_file} beside it", weights
     if not (path.parent / data_file).resolve().is_relative_to(path.parent.resolve()):
-        return f"{data_file} links outside the model folder"
+        return f"{data_file} links outside the model folder", weights
     if metadata.get("s2f.artefact.precision") != precision:
-        return f"holds {metadata.get('s2f.artefact.precision')}, not {precision}"
+        return f"holds {metadata.get('s2f.artefact.precision')}, not {precision}", weights
     written = (metadata.get("s2f.artefact.s2f_version"), metadata.get("s2f.artefact.onnxruntime_version"))
     if written != (__version__, onnxruntime_version):
         return (
             f"written by s2f {written[0]} with onnxruntime {written[1]}, this is s2f {__version__} with "
             f"onnxruntime {onnxruntime_version}"
-        )
+        ), weights
     try:
         host = json.loads(metadata.get("s2f.artefact.host", "{}"))
     except json.JSONDecodeError:
         host = {}
     if host != host_kind():
-        return f"written for another kind of host ({describe_host(host)}; this one: {describe_host(host_kind())})"
-    if metadata.get("s2f.artefact.weights_sha256") != weights_sha256(model):
-        return "stale: written for other weights than the model's"
-    return None
+        return (
+            f"written for another kind of host ({describe_host(host)}; this one: {describe_host(host_kind())})",
+            weights,
+        )
+    return None, weights
 
 
 def _tensors(module: nn.Module) -> list[torch.Tensor]:

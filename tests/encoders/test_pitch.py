@@ -12,7 +12,7 @@ import torch
 from s2f import ENCODERS, Speech2Face
 from s2f.audio.loading import load_clip
 from s2f.audio.spectrogram import SpectrogramFrontend
-from s2f.encoders.pitch import PitchStatistics
+from s2f.encoders.pitch import PitchStatistics, voiced_quantiles
 
 RATE = 16_000
 
@@ -71,6 +71,22 @@ def test_the_head_reads_the_pitch_and_the_option_survives_saving(tmp_path: Path)
         assert torch.equal(reloaded.encoder(spec), reference)
 
 
+def test_voiced_quantiles_are_torchs_quantiles_of_the_voiced_frames() -> None:
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randn(6, 75, generator=generator)
+    voiced = torch.rand(6, 75, generator=generator) < torch.tensor([1.0, 0.7, 0.3, 0.05, 0.0, 0.5])[:, None]
+    voiced[3] = False
+    voiced[3, 10] = True  # one voiced frame: every quantile is its value
+    levels = (0.1, 0.5, 0.9)
+    ours = voiced_quantiles(values, voiced, levels)
+    for row in range(6):
+        if voiced[row].any():
+            expected = torch.quantile(values[row][voiced[row]], torch.tensor(levels))
+            torch.testing.assert_close(ours[row], expected, rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(ours[row], torch.zeros(3))
+
+
 @pytest.mark.slow  # the ONNX export: about 35 s
 def test_the_demos_envelope_and_pitch_encoder_exports_to_onnx_and_runs_like_pytorch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
@@ -81,9 +97,12 @@ def test_the_demos_envelope_and_pitch_encoder_exports_to_onnx_and_runs_like_pyto
     encoder = ENCODERS.create("s2f_conformer_tiny", pitch_statistics=True, envelope_only=True).eval()
     model = Speech2Face(encoder, None, clip_seconds=3.0, teacher={"name": "dlib_resnet", "embed_dim": 64}).eval()
     runner = OnnxSpeech2Face(export_onnx(model, tmp_path / "model.onnx"), threads=1)
-    waves = torch.stack([torch.from_numpy(_harmonic_tone(f0)) for f0 in (95.0, 210.0)])
+    waves = torch.stack([torch.from_numpy(_harmonic_tone(f0, vibrato_st=1.0)) for f0 in (95.0, 210.0)])
+    waves[:, RATE : 2 * RATE] = 0.0  # a pause: speech has unvoiced frames, which the statistics must skip
     with torch.inference_mode():
         expected = model(waves)
+        expected_pitch = encoder.pitch(model.frontend(waves))  # type: ignore[misc]
+    assert (expected_pitch[:, 1] > 0).all() and (expected_pitch[:, 2] < 0.8).all()
     actual = runner.embed(waves)
     # The tracker's statistics and the envelope go through the graph: the two pitches stay apart, as in PyTorch.
     assert torch.cosine_similarity(actual, expected).min() >= 0.9999

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..audio.spectrogram import signed_power
 
-__all__ = ["PitchStatistics"]
+__all__ = ["PitchStatistics", "voiced_quantiles"]
 
 
 class PitchStatistics(nn.Module):
@@ -142,7 +142,24 @@ class PitchStatistics(nn.Module):
         loud = energy > 1e-3 * energy.amax(-1, keepdim=True)
         voiced = loud & (aperiodicity < 2 * self.threshold)
         octaves = torch.log2(self.sample_rate / period / 150.0)
-        masked = torch.where(voiced, octaves, torch.full_like(octaves, float("nan")))
-        quantiles = torch.nanquantile(masked, torch.tensor([0.1, 0.5, 0.9], device=spec.device), dim=-1)
-        quantiles = torch.nan_to_num(quantiles, nan=0.0)
-        return torch.stack([quantiles[1], quantiles[2] - quantiles[0], voiced.float().mean(-1)], dim=-1)
+        low, median, high = voiced_quantiles(octaves, voiced, (0.1, 0.5, 0.9)).unbind(-1)
+        return torch.stack([median, high - low, voiced.float().mean(-1)], dim=-1)
+
+
+def voiced_quantiles(values: torch.Tensor, voiced: torch.Tensor, levels: tuple[float, ...]) -> torch.Tensor:
+    """Quantiles [B, len(levels)] of each row's voiced values, interpolated as :func:`torch.quantile`; 0 where none.
+
+    Written with a sort and a gather rather than ``torch.nanquantile`` over NaN-masked frames: the ONNX
+    export of ``nanquantile`` counted the NaNs as values, so an exported model read the pitch of every clip
+    with unvoiced frames wrong (its median off by up to an octave, its spread zero).
+    """
+    ordered = torch.where(voiced, values, torch.full_like(values, float("inf"))).sort(-1).values
+    count = voiced.sum(-1, keepdim=True)
+    fractions = torch.tensor(levels, dtype=values.dtype, device=values.device)
+    position = fractions * (count - 1).clamp_min(0).to(values.dtype)  # [B, levels]
+    below = position.floor()
+    lower = ordered.gather(-1, below.long())
+    upper = ordered.gather(-1, position.ceil().long())
+    # Where lower == upper the weight is zero; computed as a blend so no inf - inf arises.
+    quantiles = lower * (1 - (position - below)) + upper * (position - below)
+    return torch.where(count > 0, quantiles, torch.zeros_like(quantiles))

@@ -150,6 +150,29 @@ def test_clip_dataset_decodes_rows(small: tuple[Path, list[ClipRecord]]) -> None
     assert "face" not in ClipDataset(root, "val")[0]
 
 
+def test_kept_audio_is_decoded_once_and_read_back_unchanged(
+    small: tuple[Path, list[ClipRecord]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s2f.shards.reader as reader
+
+    root, records = small
+    by_id = {r.clip_id: r for r in records}
+    decoded: list[str] = []
+    decode = reader._decode_audio
+    monkeypatch.setattr(reader, "_decode_audio", lambda *args: decoded.append(args[3]) or decode(*args))
+    dataset = ClipDataset(root, "train", shuffle=True, seed=3, keep_decoded_audio=True)
+    for _ in range(3):
+        for index in range(len(dataset)):
+            item = dataset[index]
+            expected = torch.from_numpy(expected_int16(by_id[item["clip_id"]]).astype(np.float32) / 32768.0)
+            torch.testing.assert_close(item["audio"], expected, rtol=0, atol=0)
+            item["audio"].zero_()  # a consumer that writes into its batch leaves the kept samples alone
+    assert sorted(decoded) == sorted(k for k, r in by_id.items() if r.split == "train")  # each clip once
+    decoded.clear()
+    ClipDataset(root, "train")[0]
+    assert len(decoded) == 1  # off by default
+
+
 def test_pcm16_codec_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     record = make_record(rng, "c", "s", 12_345)

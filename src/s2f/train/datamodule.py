@@ -139,6 +139,10 @@ class S2FDataModule(L.LightningDataModule):
         random_crop: Train on a window at a random start of each clip that is longer than
             ``clip_seconds`` (e.g. 3 s windows of 6 s clips: a new window every epoch); other splits
             always take the first ``clip_seconds``. Off in the paper.
+        keep_decoded_audio: Keep every clip's decoded samples in memory after its first epoch
+            (:class:`~s2f.shards.ClipDataset`'s ``keep_decoded_audio``): later epochs skip the audio
+            codec, with the same batches in the same order. For datasets that fit in memory (32 kB per
+            second of audio, per loader process).
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class S2FDataModule(L.LightningDataModule):
         storage_options: dict[str, Any] | None = None,
         pin_memory: bool | None = None,
         random_crop: bool = False,
+        keep_decoded_audio: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -181,6 +186,7 @@ class S2FDataModule(L.LightningDataModule):
         self.storage_options = dict(storage_options or {})
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.random_crop = random_crop
+        self.keep_decoded_audio = keep_decoded_audio
         self._manifest: ShardManifest | None = None
         self._train_loader: StreamingDataLoader | None = None
         self._pending_train_state: dict[str, Any] | None = None
@@ -225,6 +231,7 @@ class S2FDataModule(L.LightningDataModule):
             decode_faces=self.decode_faces,
             seed=self.seed,
             drop_last=drop_last,
+            keep_decoded_audio=self.keep_decoded_audio,
             **self._streaming_options(),
         )
         return _ResumableLoader(

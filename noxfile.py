@@ -92,6 +92,7 @@ STUB_MARK = "from s2f._compat.moved import redirect"
 
 BENCHMARKS = (
     "encoder_throughput.py",
+    "demo_encoder_step.py",
     "compare_encoders.py",
     "prepare_throughput.py",
     "train_step.py",

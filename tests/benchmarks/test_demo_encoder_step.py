@@ -1,0 +1,42 @@
+"""The demo encoder's step benchmark: its two forms of the power law are the same numbers, and its parts add up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.scripts import benchmark_module
+from s2f.audio import spectrogram
+from s2f.audio.envelope import spectral_envelope
+
+
+@pytest.fixture(scope="module")
+def bench():
+    with benchmark_module("demo_encoder_step") as module:
+        yield module
+
+
+def test_the_pow_form_is_swapped_in_and_gives_the_same_numbers(bench) -> None:
+    spec = spectrogram.SpectrogramFrontend()(torch.randn(2, 16_000) * 0.1)
+    shipped = spectral_envelope(spec)
+    with bench.power_law("pow"):
+        assert spectrogram.signed_power is bench._pow_form
+        swapped = spectral_envelope(spec)
+    assert spectrogram.signed_power is not bench._pow_form  # restored
+    torch.testing.assert_close(swapped, shipped, rtol=1e-5, atol=1e-6)
+
+
+def test_the_parts_and_the_rest_make_the_step(bench, tmp_path: Path) -> None:
+    result = bench.main(["--quick", "--json", str(tmp_path / "step.json")])
+    written = json.loads((tmp_path / "step.json").read_text())
+    assert [part["part"] for part in written["parts"]][:3] == [
+        "STFT front end",
+        "pitch tracker (inverse STFT + YIN)",
+        "spectral envelope",
+    ]
+    assert sum(part["ms"] for part in written["parts"]) == pytest.approx(result["step_ms"]["exp-log"])
+    assert sum(part["share"] for part in written["parts"]) == pytest.approx(1.0)
+    assert set(written["step_times_s"]) == {"pow", "exp-log"}

@@ -371,7 +371,8 @@ class ClipDataset(VerifiedRows):
             ``None`` lets litdata choose (on under distributed training, off otherwise).
         keep_decoded_audio: Keep each clip's decoded samples in memory (16-bit, 32 kB per second of
             audio, in each process that reads), so later epochs skip the audio codec. For splits that
-            fit in memory: decoding FLAC was 85 % of the demo's loader time, every epoch again.
+            fit in memory: decoding FLAC every epoch again was most of the demo's loader time
+            (``benchmarks/demo_encoder_step.py --loader``).
         **streaming_kwargs: Passed to :class:`~litdata.StreamingDataset` (e.g. ``cache_dir``,
             ``max_cache_size``, ``storage_options`` for object storage).
 

@@ -16,6 +16,8 @@ Example (not run: exporting takes most of a minute):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -39,6 +41,7 @@ __all__ = ["ONNX_FORMAT", "OnnxSpeech2Face", "export_onnx", "write_inference_art
 
 ONNX_FORMAT = "s2f-onnx"
 INPUT, OUTPUT = "waves", "embedding"
+logger = logging.getLogger(__name__)
 OPSET = 18  # the first with DFT taking its length as an input, which the front end's rfft needs
 # The operators an int8 artefact quantises: the encoder's convolutions and matmuls. The quantiser's default
 # list also takes the front end's elementwise ops, and 8 bits of the compressed STFT's |x|^0.3 turned the
@@ -84,20 +87,28 @@ def export_onnx(model: Speech2Face, path: str | os.PathLike, *, opset: int = OPS
     samples = Dim("samples", min=min_samples, max=600 * model.sample_rate)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # torch.export's first, strict capture fails on the conformer's data-dependent padding mask and prints
+    # the partial graph (hundreds of lines) to stderr before the exporter's next strategy succeeds: kept
+    # for the debug log rather than the user's terminal.
+    capture = io.StringIO()
     try:
-        program = torch.onnx.export(
-            graph,
-            (example,),
-            dynamo=True,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes={"waves": {0: Dim("batch", min=1, max=4096), 1: samples}},
-            opset_version=opset,
-            optimize=True,
-            verbose=False,
-        )
+        with contextlib.redirect_stderr(capture):
+            program = torch.onnx.export(
+                graph,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes={"waves": {0: Dim("batch", min=1, max=4096), 1: samples}},
+                opset_version=opset,
+                optimize=True,
+                verbose=False,
+            )
     except Exception as exc:  # the exporter raises many kinds; the first line says which step failed
         raise ConfigError(f"{type(model.encoder).__name__} does not export to ONNX: {_first_line(exc)}") from None
+    finally:
+        if capture.getvalue():
+            logger.debug("torch.onnx.export wrote to stderr:\n%s", capture.getvalue())
     if program is None:
         raise ConfigError("torch.onnx.export returned no program; update torch")
     proto = program.model_proto

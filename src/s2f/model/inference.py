@@ -84,7 +84,7 @@ BF16_SAFE = (
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """How the encoder runs at inference: its precision, compiling, batch size and inference artefact.
+    """How the encoder runs at inference: precision, compiling, batch size, artefact.
 
     One frozen object, the one way these travel: :meth:`~s2f.Speech2Face.predict` and
     :meth:`~s2f.Speech2Face.embed` take it as ``settings=`` (a model keeps its own as ``model.inference``),

@@ -42,6 +42,7 @@ import torch.nn as nn
 
 from .._version import __version__
 from .inference import FastEncoder, FastPathModel, InferenceSettings, bf16_supported, choose_precision, fast_encoder_for
+from .onnx import INPUT, OUTPUT, _first_line
 
 __all__ = [
     "ARTEFACT_FORMAT",
@@ -56,7 +57,6 @@ __all__ = [
 
 ARTEFACT_FORMAT = "s2f-inference-artefact"
 ARTEFACT_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-INPUT, OUTPUT = "waves", "embedding"
 logger = logging.getLogger(__name__)
 
 
@@ -257,8 +257,3 @@ def _problem(path: Path, precision: str, onnxruntime_version: str) -> tuple[str 
 
 def _tensors(module: nn.Module) -> list[torch.Tensor]:
     return [*module.parameters(), *module.buffers()]
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(exc).__name__

@@ -21,6 +21,7 @@ __all__ = [
     "ShardFormatError",
     "WeightsError",
     "disk_full_error",
+    "first_line",
 ]
 
 
@@ -113,3 +114,10 @@ def disk_full_error(
     except OSError:
         free = "free space unknown"
     return kind(f"{folder}: {problem} ({free}) while writing {writing}; {fix() if callable(fix) else fix}")
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-blank line of an exception's message (at most ``limit`` characters), or its type's name:
+    the part of a library's error that fits in s2f's one-line messages."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(exc).__name__

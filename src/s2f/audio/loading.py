@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from ..errors import AudioError
+from ..errors import AudioError, first_line
 
 __all__ = [
     "DECODE_MARGIN_SECONDS",
@@ -182,7 +182,7 @@ def _decode_with_av(file: Path | BinaryIO, name: str, max_seconds: float | None)
     try:
         container = av.open(os.fspath(file) if isinstance(file, Path) else file, mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise AudioError(f"{name}: unreadable audio ({_first_line(exc)}); is it a wav/flac/mp4 file?") from None
+        raise AudioError(f"{name}: unreadable audio ({first_line(exc)}); is it a wav/flac/mp4 file?") from None
     with container:
         if not container.streams.audio:
             raise AudioError(f"{name}: the file has no audio stream")
@@ -204,7 +204,7 @@ def _decode_with_av(file: Path | BinaryIO, name: str, max_seconds: float | None)
             for out in resampler.resample(None):
                 chunks.append(_mono(out.to_ndarray()))
         except (av.error.FFmpegError, ValueError) as exc:
-            raise AudioError(f"{name}: the audio stream is corrupt ({_first_line(exc)})") from None
+            raise AudioError(f"{name}: the audio stream is corrupt ({first_line(exc)})") from None
     return _joined(chunks), rate
 
 
@@ -225,8 +225,3 @@ def _joined(blocks: list[np.ndarray]) -> np.ndarray:
     if not blocks:
         return np.zeros((1, 0), dtype=np.float32)
     return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

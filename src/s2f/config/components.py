@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from ..errors import ConfigError, S2FError
+from ..errors import ConfigError, S2FError, first_line
 
 __all__ = ["RecordsConfig", "build_component", "component_spec", "import_trusted", "trusted_packages"]
 
@@ -155,10 +155,5 @@ def build_component(spec: dict[str, Any], base: type[ModuleT]) -> ModuleT:
         raise  # already one line that says what to do (a missing extra, a weights file)
     except Exception as exc:  # whatever the constructor makes of values from a file: one line naming them
         raise ConfigError(
-            f"cannot build {class_path} from its init_args ({type(exc).__name__}: {_first_line(exc)})"
+            f"cannot build {class_path} from its init_args ({type(exc).__name__}: {first_line(exc)})"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

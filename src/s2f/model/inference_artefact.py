@@ -41,8 +41,8 @@ import torch
 import torch.nn as nn
 
 from .._version import __version__
+from ..errors import first_line
 from .inference import FastEncoder, FastPathModel, InferenceSettings, bf16_supported, choose_precision, fast_encoder_for
-from .onnx import INPUT, OUTPUT, _first_line
 
 __all__ = [
     "ARTEFACT_FORMAT",
@@ -132,7 +132,10 @@ class ArtefactEncoder:
     @torch.inference_mode()
     def __call__(self, model: FastPathModel, waves: torch.Tensor) -> torch.Tensor:
         chunks = [waves[start : start + self.batch_size] for start in range(0, waves.shape[0], self.batch_size)]
-        outputs = [self.session.run([OUTPUT], {INPUT: chunk.detach().float().cpu().numpy()})[0] for chunk in chunks]
+        # The graph's own names: onnx.py wrote them, and importing it here would close an import circle.
+        (source,), (target,) = self.session.get_inputs(), self.session.get_outputs()
+        feeds = [{source.name: chunk.detach().float().cpu().numpy()} for chunk in chunks]
+        outputs = [self.session.run([target.name], feed)[0] for feed in feeds]
         return torch.cat([torch.from_numpy(out) for out in outputs]).to(waves.device)
 
 
@@ -206,7 +209,7 @@ def _load(model: ArtefactModel, path: Path, precision: str) -> ArtefactEncoder |
             try:
                 session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime's own exception classes are not importable by name
-                problem = f"onnxruntime cannot load it ({_first_line(exc)})"
+                problem = f"onnxruntime cannot load it ({first_line(exc)})"
             if hashed.result() != weights:  # the likelier cause, and the one its fix mends
                 problem = "stale: written for other weights than the model's"
         if problem is None:
@@ -223,7 +226,7 @@ def _problem(path: Path, precision: str, onnxruntime_version: str) -> tuple[str 
 
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # a truncated or foreign file fails in protobuf's parser, with its own classes
-        return f"unreadable ({_first_line(exc)})", ""
+        return f"unreadable ({first_line(exc)})", ""
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     weights = metadata.get("s2f.artefact.weights_sha256", "")
     if metadata.get("s2f.artefact.format") != ARTEFACT_FORMAT:

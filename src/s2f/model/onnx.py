@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from ..audio import AudioInput, load_clip
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..extras import missing_extra_error, require_extra
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def export_onnx(model: Speech2Face, path: str | os.PathLike, *, opset: int = OPS
                 verbose=False,
             )
     except Exception as exc:  # the exporter raises many kinds; the first line says which step failed
-        raise ConfigError(f"{type(model.encoder).__name__} does not export to ONNX: {_first_line(exc)}") from None
+        raise ConfigError(f"{type(model.encoder).__name__} does not export to ONNX: {first_line(exc)}") from None
     finally:
         if capture.getvalue():
             logger.debug("torch.onnx.export wrote to stderr:\n%s", capture.getvalue())
@@ -149,7 +149,7 @@ class OnnxSpeech2Face:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception classes are not importable by name
-            raise ConfigError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+            raise ConfigError(f"{self.path}: onnxruntime cannot load it ({first_line(exc)})") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if metadata.get("s2f.format") != ONNX_FORMAT:
             raise ConfigError(f"{self.path}: not an s2f ONNX model (no s2f.format metadata); export with s2f")
@@ -322,8 +322,3 @@ def _quantised(graph: Path, clips: list[torch.Tensor]) -> Path:
     finally:
         root.setLevel(level)
     return quantised
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(exc).__name__

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from s2f.errors import MediaError
+from s2f.errors import MediaError, first_line
 
 from .rejects import NO_AUDIO, NO_VIDEO, SILENT, TOO_SHORT, UNDECODABLE, VIDEO_MISSING
 from .sources import ClipTask
@@ -36,11 +36,6 @@ __all__ = ["DecodedClip", "MediaError", "decode_clip", "read_audio", "read_frame
 
 SAMPLE_RATE = 16_000
 _SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
@@ -62,7 +57,7 @@ def _open(path: str) -> Any:  # an av InputContainer; av is imported lazily
     try:
         return av.open(path, mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
-        raise MediaError(UNDECODABLE, f"{path}: cannot open ({_first_line(err)})") from None
+        raise MediaError(UNDECODABLE, f"{path}: cannot open ({first_line(err)})") from None
 
 
 def _read_audio_av(path: str, start: float, seconds: float) -> np.ndarray:
@@ -76,7 +71,7 @@ def _read_audio_av(path: str, start: float, seconds: float) -> np.ndarray:
             try:
                 container.seek(max(0, int(start / stream.time_base)), stream=stream, backward=True)
             except av.error.FFmpegError as err:
-                raise MediaError(UNDECODABLE, f"{path}: cannot seek to {start:.2f} s ({_first_line(err)})") from None
+                raise MediaError(UNDECODABLE, f"{path}: cannot seek to {start:.2f} s ({first_line(err)})") from None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         chunks: list[np.ndarray] = []
         first_time: float | None = None
@@ -97,7 +92,7 @@ def _read_audio_av(path: str, start: float, seconds: float) -> np.ndarray:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, ValueError) as err:
-            raise MediaError(UNDECODABLE, f"{path}: the audio stream is corrupt ({_first_line(err)})") from None
+            raise MediaError(UNDECODABLE, f"{path}: the audio stream is corrupt ({first_line(err)})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     skip = max(0, round((start - (first_time or 0.0)) * SAMPLE_RATE))
     return samples[skip : skip + round(seconds * SAMPLE_RATE)].astype(np.float32, copy=False)
@@ -114,7 +109,7 @@ def _read_audio_soundfile(path: str, start: float, seconds: float) -> np.ndarray
                 handle.seek(min(first, handle.frames))
             samples = handle.read(round(seconds * rate), dtype="float32", always_2d=True).mean(axis=1)
     except (soundfile.LibsndfileError, RuntimeError) as err:
-        raise MediaError(UNDECODABLE, f"{path}: cannot read audio ({_first_line(err)})") from None
+        raise MediaError(UNDECODABLE, f"{path}: cannot read audio ({first_line(err)})") from None
     if rate != SAMPLE_RATE and samples.size:
         import torch
         import torchaudio.functional as AF
@@ -163,7 +158,7 @@ def read_frames(path: str, times: list[float]) -> list[tuple[float, np.ndarray]]
                     if frame.time is not None and frame.time >= target - 0.5 / rate:
                         break
             except (av.error.FFmpegError, ValueError) as err:
-                raise MediaError(UNDECODABLE, f"{path}: the video stream is corrupt ({_first_line(err)})") from None
+                raise MediaError(UNDECODABLE, f"{path}: the video stream is corrupt ({first_line(err)})") from None
             if chosen is None:
                 raise MediaError(UNDECODABLE, f"{path}: no video frame could be decoded at {target:.2f} s")
             frames.append((float(chosen.time or 0.0), chosen.to_ndarray(format="rgb24")))
@@ -184,7 +179,7 @@ def read_image(path: str) -> np.ndarray:
         with Image.open(path) as image:
             return np.array(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)  # writable
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise MediaError(UNDECODABLE, f"{path}: cannot read the face image ({_first_line(err)})") from None
+        raise MediaError(UNDECODABLE, f"{path}: cannot read the face image ({first_line(err)})") from None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from litdata import StreamingDataset
 from litdata.streaming.sampler import ChunkedIndex
 
 from s2f._version import __version__
-from s2f.errors import ShardFormatError
+from s2f.errors import ShardFormatError, first_line
 
 from .codec import _decode_audio, _decode_face
 from .format import (
@@ -124,11 +124,11 @@ def _read_manifest_text(root: str, path: str, storage_options: Mapping[str, Any]
             ) from err
         except (ImportError, ValueError) as err:
             raise ShardFormatError(
-                f"{path}: cannot open this URL ({_first_line(err)}); install the fsspec backend for it (e.g. gcsfs)"
+                f"{path}: cannot open this URL ({first_line(err)}); install the fsspec backend for it (e.g. gcsfs)"
             ) from err
         except OSError as err:
             raise ShardFormatError(
-                f"{path}: cannot read it ({_first_line(err)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
+                f"{path}: cannot read it ({first_line(err)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
             ) from err
     if not os.path.isdir(root):
         raise ShardFormatError(
@@ -143,12 +143,7 @@ def _read_manifest_text(root: str, path: str, storage_options: Mapping[str, Any]
         with open(path, encoding="utf-8") as handle:
             return handle.read()
     except (OSError, UnicodeDecodeError) as err:
-        raise _manifest_error(path, f"cannot read it as UTF-8 text ({_first_line(err)})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+        raise _manifest_error(path, f"cannot read it as UTF-8 text ({first_line(err)})") from None
 
 
 def _split_dir(manifest: ShardManifest, split: str, storage_options: Mapping[str, Any] | None = None) -> str:
@@ -186,7 +181,7 @@ def _check_index(split_dir: str) -> None:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ShardFormatError(
-            f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
+            f"{index}: not a readable litdata index ({first_line(exc)}); re-run `s2f prepare`"
         ) from None
     _check_index_text(index, text)
 
@@ -203,7 +198,7 @@ def _check_remote_index(split_url: str, storage_options: Mapping[str, Any] | Non
         ) from None
     except (ImportError, ValueError, OSError) as exc:
         raise ShardFormatError(
-            f"{index}: cannot read it ({_first_line(exc)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
+            f"{index}: cannot read it ({first_line(exc)}); check the endpoint (AWS_ENDPOINT_URL) and credentials"
         ) from None
     _check_index_text(index, text)
 
@@ -213,7 +208,7 @@ def _check_index_text(index: str, text: str) -> None:
         formats = json.loads(text)["config"]["data_format"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ShardFormatError(
-            f"{index}: not a readable litdata index ({_first_line(exc)}); re-run `s2f prepare`"
+            f"{index}: not a readable litdata index ({first_line(exc)}); re-run `s2f prepare`"
         ) from None
     bad = [name for name in formats if str(name).split(":", 1)[0] not in _ALLOWED_FORMATS]
     if bad:

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,18 @@ def _row(name: str, model: Speech2Face, metrics: dict[str, Any]) -> dict[str, An
     return row
 
 
+def _own_voices(voices: Path, candidates: list[tuple[str, Speech2Face | None]], out: Path) -> None:
+    """``own_voice.py report`` on the development voices for each model (the held-out voices are never read
+    here: this benchmark is for choosing), each model's faces and JSON in its own folder under ``out``."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import own_voice
+
+    for name, model in candidates:
+        if model is not None:
+            print(f"\n{name}, development voices:")
+            own_voice.report(voices, model, "dev", out / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=Path("runs/demo"), help="an `s2f demo` folder (shards/, model/)")
@@ -170,6 +184,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seconds", type=float, nargs="+", help="input lengths (default: the demo plan's)")
     parser.add_argument("--heads", nargs="+", default=["512"], help="hidden widths of the GE2E heads ('none': linear)")
     parser.add_argument("--json", type=Path, help="write the rows and the summaries here")
+    parser.add_argument(
+        "--voices", type=Path, help="then report every model on this real-voice set's development voices (own_voice.py)"
+    )
     args = parser.parse_args(argv)
     plan = demo_plan(args.demo)
     epochs = args.epochs or plan.encoder_setting("trainer.max_epochs")
@@ -196,6 +213,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
         print("| " + " | ".join(str(row.get(column, "")) for column in columns) + " |")
+    if args.voices:
+        _own_voices(args.voices, candidates, args.demo / "own-voice")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summaries": summaries, "ge2e": info}, indent=2) + "\n")
     return rows

@@ -201,15 +201,18 @@ def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], pat
     sheet.save(path)
 
 
-def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, Any]:
-    """Predicts, draws and classifies every clip of ``split``; prints and writes the report."""
+def report(voices: Path, model_dir: Path | Any, split: str, out: Path) -> dict[str, Any]:
+    """Predicts, draws and classifies every clip of ``split``; prints and writes the report.
+
+    ``model_dir`` is a saved model's folder, or a loaded :class:`~s2f.Speech2Face` (one that was never saved,
+    such as ``compare_frontends.py``'s GE2E heads)."""
     from s2f import Speech2Face
     from s2f.eval.face_readers import classify_faces
     from s2f.eval.metrics.own_voice import own_voice_report
 
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
-    model = Speech2Face.from_pretrained(model_dir)
+    model = model_dir if isinstance(model_dir, Speech2Face) else Speech2Face.from_pretrained(model_dir)
     predictions = model.predict([str(voices / row["clip"]) for row in rows])
     images = [np.asarray(p.image.convert("RGB")) for p in predictions]
     labels = classify_faces(images)
@@ -225,7 +228,7 @@ def report(voices: Path, model_dir: Path, split: str, out: Path) -> dict[str, An
                "ages": [labels[i]["age"] for i, s in enumerate(speakers) if s == name]}
         for name in dict.fromkeys(speakers)
     }  # fmt: skip
-    result.update(split=split, model=str(model_dir), voices=str(voices))
+    result.update(split=split, model="in memory" if model is model_dir else str(model_dir), voices=str(voices))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"own-voice-{split}.json").write_text(json.dumps(result, indent=1) + "\n")
     _grid(images, speakers, genders, out / f"own-voice-faces-{split}.png")

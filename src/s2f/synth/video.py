@@ -84,9 +84,9 @@ def write_mp4(
             video.thread_count = 1
         sound = None
         if audio is not None:
-            # "fast" by default: FFmpeg's default "twoloop" search took a third of `s2f synth`'s time, and the
-            # fast one is several times cheaper at an equal or better signal-to-noise ratio after decoding
-            # (python benchmarks/synth_stages.py prints both).
+            # "fast" by default: FFmpeg's default "twoloop" search took a third of `s2f synth`'s time; the fast
+            # one costs about half as much, and its decoded sound lies closer to the voice (higher SNR) at a
+            # few per cent more bytes (python benchmarks/synth_throughput.py prints both).
             sound = container.add_stream("aac", rate=rate, options={"aac_coder": aac_coder})
             sound.layout = "mono"
             sound.codec_context.thread_count = 1

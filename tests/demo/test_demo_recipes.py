@@ -26,7 +26,14 @@ from s2f.train.bundled_recipes import recipe_names, recipe_path
 REGISTERED = {
     "demo_encoder": (
         "s2f_conformer_tiny",
-        {"embed_dim": 128, "frequency_subsampling": 2, "pitch_statistics": True, "envelope_only": True},
+        {
+            "embed_dim": 128,
+            "frequency_subsampling": 2,
+            "pitch_statistics": True,
+            "envelope_only": True,
+            "band_limit_hz": 4000.0,
+            "crop_to_band": True,
+        },
     ),
     "demo_quick_encoder": ("s2f_conformer_tiny", {"embed_dim": 128, "frequency_subsampling": 2}),
     "demo_paper_cnn_encoder": ("s2f_cnn_tiny", {"embed_dim": 128, "hidden_dim": 256}),

@@ -57,10 +57,13 @@ def test_conformer_clips_in_a_batch_do_not_see_each_other() -> None:
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
 
 
-def test_band_limited_conformer_hears_nothing_above_its_band(tmp_path: Path) -> None:
-    """What a wideband recording adds above the band cannot move the prediction; below it, it does."""
+@pytest.mark.parametrize("crop_to_band", [False, True])
+def test_band_limited_conformer_hears_nothing_above_its_band(crop_to_band: bool, tmp_path: Path) -> None:
+    """What a wideband recording adds above the band cannot move the prediction; below it, it does. Cropped to
+    the band, the subsampling reads the band's bins only."""
     torch.manual_seed(0)
-    limited = ENCODERS.create("s2f_conformer_tiny", band_limit_hz=3800.0).eval()
+    limited = ENCODERS.create("s2f_conformer_tiny", band_limit_hz=3800.0, crop_to_band=crop_to_band).eval()
+    assert limited.band_bins == (122 if crop_to_band else None)  # bins 0-121: 0-3781 Hz
     spec = torch.randn(2, 2, 300, 257)
     above, below = spec.clone(), spec.clone()
     above[..., 122:] += torch.randn_like(above[..., 122:])  # bin 122 = 3812.5 Hz
@@ -69,13 +72,22 @@ def test_band_limited_conformer_hears_nothing_above_its_band(tmp_path: Path) -> 
         reference = limited(spec)
         assert torch.equal(limited(above), reference)
         assert not torch.allclose(limited(below), reference)
-        full = ENCODERS.create("s2f_conformer_tiny").eval()
-        full.load_state_dict(limited.state_dict())
-        assert not torch.allclose(full(above), full(spec))
+        if not crop_to_band:  # the same weights, heard without the band
+            full = ENCODERS.create("s2f_conformer_tiny").eval()
+            full.load_state_dict(limited.state_dict())
+            assert not torch.allclose(full(above), full(spec))
     model = Speech2Face(limited, None, clip_seconds=3.0, teacher={"name": "dlib_resnet", "embed_dim": 64})
     reloaded = Speech2Face.from_pretrained(model.save_pretrained(tmp_path / "model"))
     with torch.no_grad():
         assert torch.equal(reloaded.encoder(above), reference)
+
+
+def test_cropping_to_the_band_shrinks_the_projection_and_needs_a_band() -> None:
+    masked = ENCODERS.create("s2f_conformer_tiny", band_limit_hz=4000.0)
+    cropped = ENCODERS.create("s2f_conformer_tiny", band_limit_hz=4000.0, crop_to_band=True)
+    assert cropped.subsampling.proj.in_features < masked.subsampling.proj.in_features / 1.9
+    with pytest.raises(ValueError, match="crop_to_band needs a band_limit_hz"):
+        ENCODERS.create("s2f_conformer_tiny", crop_to_band=True)
 
 
 def test_attentive_pooling_is_a_weighted_mean_of_frames() -> None:

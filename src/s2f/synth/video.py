@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,8 @@ def write_mp4(
         bit_rate: Video bit rate.
         stored_rate: Rate the audio is stored at (resampled to it), e.g. 48000 as in most downloaded
             videos; by default ``sample_rate``.
-        aac_coder: FFmpeg's AAC quantisation search, ``"fast"`` or ``"twoloop"`` (FFmpeg's default).
+        aac_coder: FFmpeg's AAC quantisation search, ``"fast"`` or ``"twoloop"`` (FFmpeg's default, which
+            costs 1.7x as much per clip and decodes further from the voice; ``benchmarks/synth_throughput.py``).
     """
     import av
 
@@ -82,14 +84,7 @@ def write_mp4(
             video.bit_rate = bit_rate
             video.codec_context.gop_size = key_frame_every or 10_000
             video.thread_count = 1
-        sound = None
-        if audio is not None:
-            # "fast" by default: FFmpeg's default "twoloop" search took a third of `s2f synth`'s time; the fast
-            # one costs about half as much, and its decoded sound lies closer to the voice (higher SNR) at a
-            # few per cent more bytes (python benchmarks/synth_throughput.py prints both).
-            sound = container.add_stream("aac", rate=rate, options={"aac_coder": aac_coder})
-            sound.layout = "mono"
-            sound.codec_context.thread_count = 1
+        sound = None if audio is None else _mono_aac_stream(container, rate, aac_coder)
         written = 0
 
         def mux_audio_until(end: float) -> None:
@@ -115,6 +110,13 @@ def write_mp4(
         if video is not None:
             container.mux(video.encode(None))
     return target
+
+
+def _mono_aac_stream(container: Any, rate: int, coder: str) -> Any:
+    sound = container.add_stream("aac", rate=rate, options={"aac_coder": coder})
+    sound.layout = "mono"
+    sound.codec_context.thread_count = 1
+    return sound
 
 
 def write_wav_jpg(

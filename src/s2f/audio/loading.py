@@ -187,6 +187,8 @@ def _decode_with_av(file: Path | BinaryIO, name: str, max_seconds: float | None)
         if not container.streams.audio:
             raise AudioError(f"{name}: the file has no audio stream")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # FFmpeg found a stream but no decoder for it (e.g. a WAV of 0-bit samples)
+            raise AudioError(f"{name}: no decoder for its audio stream; is it a wav/flac/mp4 file?")
         chunks: list[np.ndarray] = []
         rate = _checked_rate(stream.codec_context.sample_rate or SAMPLE_RATE, name)
         try:

@@ -343,6 +343,7 @@ def demo(
     lr: float | None,
     train_speech_share: float = 0.0,
     train_speech_clips: int = 0,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """``s2f demo`` with the world's voices on ``carrier`` (and, if given, a share of the training identities'
     clips on speech, conformer options such as its band limit or pitch statistics, and another learning
@@ -358,6 +359,7 @@ def demo(
     )
     for name, value in encoder_options.items():
         chosen = chosen.with_overrides(encoder={f"model.init_args.encoder.init_args.{name}": value})
+    chosen = chosen.with_overrides(encoder=overrides)
     if lr is not None:
         chosen = chosen.with_overrides(encoder={"model.init_args.lr": lr})
     model_dir = run_demo(out, seed=seed, plan=chosen, progress=False).model_dir
@@ -418,6 +420,20 @@ def main(argv: list[str] | None = None) -> int:
         "--envelope-only", action=argparse.BooleanOptionalAction, help="the conformer's blocks see no harmonics"
     )
     training.add_argument("--lr", type=float, help="the encoder's learning rate (default: the plan's)")
+    training.add_argument(
+        "--encoder-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another conformer option (a number), e.g. frames_swap=0.25",
+    )
+    training.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a number in the encoder's recipe, e.g. model.init_args.channel_augmentation=0.5",
+    )
     training.add_argument("--voices", type=Path, help="then report on this set's development voices")
     hearing = commands.add_parser("probe", help="the voice parameters a demo's model hears in real voices")
     hearing.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
@@ -437,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         # Unset keeps the plan's choice; --no-... turns it off (the default plan has both on).
         options.update({"pitch_statistics": args.pitch_statistics} if args.pitch_statistics is not None else {})
         options.update({"envelope_only": args.envelope_only} if args.envelope_only is not None else {})
+        options.update({name: float(value) for name, value in (o.split("=", 1) for o in args.encoder_option)})
+        overrides = {key: float(value) for key, value in (o.split("=", 1) for o in args.override)}
         model_dir = demo(
             args.out,
             args.carrier,
@@ -446,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             args.lr,
             train_speech_share=args.train_speech_share,
             train_speech_clips=args.train_speech_clips,
+            overrides=overrides,
         )
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)

@@ -20,6 +20,7 @@ from ..model.speech2face import Speech2Face
 from ..teachers.by_name import build_teacher
 from ..teachers.face_teacher import FaceTeacher
 from ._logging import log_terms
+from .augment import RoomAndMicrophone
 from .losses import Speech2FaceLoss
 from .nonfinite import skip_nonfinite_step
 
@@ -113,6 +114,10 @@ class Speech2FaceSystem(L.LightningModule):
             ``0`` stops at the first.
         lr_decay_epochs: Decay every this many epochs instead of every ``lr_decay_steps`` steps (the demo's
             recipes: 1, as a run of a few dozen passes over a small world needs).
+        channel_augmentation: Share of each training batch's clips that first pass through a random
+            room, microphone band, tilt and noise (:class:`~s2f.train.augment.RoomAndMicrophone`, on the
+            batch's device). Off in the paper, whose voices were already recorded; for dry synthetic
+            voices, so the encoder does not read a recording's channel as part of the voice.
 
     Example:
         >>> import torch
@@ -144,6 +149,7 @@ class Speech2FaceSystem(L.LightningModule):
         center_clips: int = 10_000,
         max_nonfinite_steps: int = 10,
         lr_decay_epochs: int | None = None,
+        channel_augmentation: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "teacher", "decoder"])
@@ -162,6 +168,7 @@ class Speech2FaceSystem(L.LightningModule):
         # The data decides the clip length; saved models record it (the paper: 6 s).
         self.clip_seconds = 6.0
         self.loss = Speech2FaceLoss(lambda_l2, lambda_distill, temperature, lambda_l1)
+        self.channel = RoomAndMicrophone(channel_augmentation, self.frontend.sample_rate)
         # Filled before the first step when center_embeddings is set; saved with the encoder.
         self.register_buffer("embedding_center", torch.zeros(self.teacher.embed_dim))
         if channels_last:
@@ -242,6 +249,8 @@ class Speech2FaceSystem(L.LightningModule):
         return total, terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if self.channel.share:
+            batch = {**batch, "audio": self.channel(batch["audio"].to(self.device))}
         total, terms = self._losses(batch)
         if skip_nonfinite_step(self, total, self.hparams["max_nonfinite_steps"]):
             return None  # no weight update from a NaN or infinite loss

@@ -1,0 +1,135 @@
+"""Rooms and microphones for training batches: the world's clean voices as recordings would carry them.
+
+The world's voices are dry source-filter sound (docs/synth.md), while the voices ``s2f predict`` meets
+were recorded in rooms, through microphones, phones and codecs. An encoder that has only heard dry
+voices reads a recording's reverberation, band and tilt as part of the voice: real men's voices
+went to women's faces. :class:`RoomAndMicrophone` gives a share of each training batch a random
+room, microphone band, tilt and noise, drawn as :func:`s2f.synth.channel.room_and_microphone` draws
+them, so the encoder learns what stays of a voice through all of them.
+
+Written for whole batches on the model's device rather than calling that NumPy function per clip:
+every linear part (the room's impulse response, the band-pass, the tilt) is one frequency response,
+so a batch costs one FFT there and back (a 3 s window: about 7 ms per clip in NumPy, a fraction of
+that here). The responses are magnitude-only except the room's: a zero-phase band and tilt change
+what the spectrogram shows the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["RoomAndMicrophone"]
+
+
+class RoomAndMicrophone(nn.Module):
+    """Random rooms, microphone bands, tilts and noise for a share of a batch's clips.
+
+    Each chosen clip gets, drawn independently: a room in 70 % of cases (a direct path, then a diffuse
+    tail decaying 60 dB over a reverberation time of 0.1-0.8 s, darkened by a first-order low-pass at
+    1.5-6 kHz, 2-20 ms after the direct sound, direct-to-reverberant ratio -3 to 12 dB), a band of
+    60-300 Hz to 3.4-7.8 kHz (second-order Butterworth slopes), a tilt of -4 to 4 dB above 1 kHz,
+    and white, pink or mains-hum noise at 10-40 dB SNR. Each clip keeps its peak level. The draws come
+    from torch's generator on the batch's device, so ``seed_everything`` makes them repeatable.
+
+    Args:
+        share: Probability that a clip is augmented (0 turns the module into the identity).
+        sample_rate: The audio's rate.
+    """
+
+    def __init__(self, share: float, sample_rate: int = 16_000) -> None:
+        super().__init__()
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must lie in [0, 1], got {share}")
+        self.share = share
+        self.sample_rate = sample_rate
+        self.max_tail = int(0.5 * sample_rate) + int(0.02 * sample_rate)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, N] float audio -> [B, N], the chosen clips recorded, the others untouched."""
+        if self.share == 0.0 or not audio.numel():
+            return audio
+        chosen = torch.rand(audio.shape[0], device=audio.device) < self.share
+        if not bool(chosen.any()):
+            return audio
+        clips = audio[chosen].float()
+        recorded = self._record(clips)
+        peak = clips.abs().amax(-1, keepdim=True)
+        recorded = recorded * (peak / recorded.abs().amax(-1, keepdim=True).clamp_min(1e-9))
+        out = audio.clone()
+        out[chosen] = recorded.to(audio.dtype)
+        return out
+
+    def _uniform(self, count: int, low: float, high: float, device: torch.device) -> torch.Tensor:
+        return low + (high - low) * torch.rand(count, device=device)
+
+    def _record(self, clips: torch.Tensor) -> torch.Tensor:
+        count, samples = clips.shape
+        device = clips.device
+        size = samples + self.max_tail
+        hertz = torch.fft.rfftfreq(size, 1.0 / self.sample_rate, device=device)[None]  # [1, F]
+        response = self._room(count, size, device) * self._band(count, hertz) * self._tilt(count, hertz)
+        wet = torch.fft.irfft(torch.fft.rfft(clips, n=size) * response, n=size)[:, :samples]
+        power = wet.square().mean(-1, keepdim=True).clamp_min(1e-12)
+        noise = self._noise(count, samples, device)
+        snr_db = self._uniform(count, 10.0, 40.0, device)[:, None]
+        noise = noise * torch.sqrt(power / noise.square().mean(-1, keepdim=True).clamp_min(1e-12) / 10 ** (snr_db / 10))
+        return wet + noise
+
+    def _room(self, count: int, size: int, device: torch.device) -> torch.Tensor:
+        """The impulse responses' spectra [count, F]: 1 (a dry recording) for the 30 % without a room."""
+        rate = self.sample_rate
+        length = self.max_tail
+        time = torch.arange(length, device=device)[None] / rate
+        rt60 = self._uniform(count, 0.1, 0.8, device)[:, None]
+        tail = torch.randn(count, length, device=device) * 10.0 ** (-3.0 * time / rt60)
+        tail = tail * (time < rt60.clamp_max(0.5))
+        # The walls absorb highs first: a first-order low-pass darkens the tail.
+        cutoff = self._uniform(count, 1500.0, 6000.0, device)[:, None]
+        hertz = torch.fft.rfftfreq(size, 1.0 / rate, device=device)[None]
+        tail_spectrum = torch.fft.rfft(tail, n=size) / torch.complex(torch.ones_like(hertz), hertz / cutoff)
+        tail = torch.fft.irfft(tail_spectrum, n=size)[:, :length]
+        predelay = (self._uniform(count, 0.002, 0.02, device) * rate).long()
+        shifted = torch.arange(length, device=device)[None] - predelay[:, None]
+        tail = torch.where(shifted >= 0, tail.gather(1, shifted.clamp_min(0)), torch.zeros_like(tail))
+        direct_to_reverberant = 10.0 ** (self._uniform(count, -3.0, 12.0, device)[:, None] / 20.0)
+        tail = tail / (tail.square().sum(-1, keepdim=True).sqrt() * direct_to_reverberant + 1e-12)
+        impulse = torch.zeros(count, length, device=device)
+        impulse[:, 0] = 1.0
+        dry = torch.rand(count, device=device)[:, None] >= 0.7
+        impulse = impulse + torch.where(dry, torch.zeros_like(tail), tail)
+        return torch.fft.rfft(impulse, n=size)
+
+    def _band(self, count: int, hertz: torch.Tensor) -> torch.Tensor:
+        """A microphone's or phone's band: second-order Butterworth magnitudes at both ends."""
+        device = hertz.device
+        low = self._uniform(count, 60.0, 300.0, device)[:, None]
+        high = self._uniform(count, 3400.0, 7800.0, device)[:, None]
+        high_pass = 1.0 / torch.sqrt(1.0 + (low / hertz.clamp_min(1e-3)) ** 4)
+        low_pass = 1.0 / torch.sqrt(1.0 + (hertz / high) ** 4)
+        return high_pass * low_pass
+
+    def _tilt(self, count: int, hertz: torch.Tensor) -> torch.Tensor:
+        """A first-order shelf at 1 kHz: the highs raised or lowered by up to 4 dB."""
+        gain = 10.0 ** (self._uniform(count, -4.0, 4.0, hertz.device)[:, None] / 20.0)
+        lows = 1.0 / torch.sqrt(1.0 + (hertz / 1000.0) ** 2)
+        return lows + (1.0 - lows) * gain
+
+    def _noise(self, count: int, samples: int, device: torch.device) -> torch.Tensor:
+        """White, pink (-3 dB per octave) or mains hum with its first two harmonics, one kind per clip."""
+        white = torch.randn(count, samples, device=device)
+        spectrum = torch.fft.rfft(white)
+        bins = torch.arange(spectrum.shape[-1], device=device).clamp_min(1)
+        pink = torch.fft.irfft(spectrum / bins.sqrt(), n=samples)
+        time = torch.arange(samples, device=device)[None] / self.sample_rate
+        mains = torch.where(torch.rand(count, 1, device=device) < 0.5, 50.0, 60.0)
+        phase = 2 * math.pi * torch.rand(count, 3, device=device)
+        hum = sum(
+            torch.sin(2 * math.pi * mains * harmonic * time + phase[:, harmonic - 1 : harmonic]) / harmonic
+            for harmonic in (1, 2, 3)
+        )
+        hum = hum + 0.1 * white
+        kind = torch.randint(0, 3, (count, 1), device=device)
+        return torch.where(kind == 0, white, torch.where(kind == 1, pink, hum))

@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="another conformer option (a number), e.g. frames_swap=0.25",
+        help="another conformer option (a number), e.g. band_limit_hz=3800",
     )
     training.add_argument(
         "--override",

@@ -161,9 +161,6 @@ class ConformerEncoder(VoiceEncoder):
         pitch_statistics: bool = False,
         envelope_only: bool = False,
         crop_to_band: bool = False,
-        frames_swap: float = 0.0,
-        frames_dropout: float = 0.0,
-        conflict_swap: float = 0.0,
     ) -> None:
         super().__init__()
         if num_bins != self.n_fft // 2 + 1:
@@ -209,8 +206,6 @@ class ConformerEncoder(VoiceEncoder):
             PitchStatistics(sample_rate=self.sample_rate, power=self.power, **framing) if pitch_statistics else None
         )
         self.envelope_only = envelope_only
-        self.frames_swap, self.frames_dropout = frames_swap, frames_dropout
-        self.conflict_swap = conflict_swap
         pooled_dim = d_model + (PitchStatistics.num_features if pitch_statistics else 0)
         head: list[nn.Module] = (
             [nn.Linear(pooled_dim, embed_dim)]
@@ -237,16 +232,6 @@ class ConformerEncoder(VoiceEncoder):
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.long, device=frames.device)
         frames, _ = self.conformer(frames, lengths)
         pooled = frames.mean(dim=1) if self.pool is None else self.pool(frames)
-        if self.training and self.frames_swap > 0:
-            swap = torch.rand(pooled.shape[0], 1, device=pooled.device) < self.frames_swap
-            pooled = torch.where(swap, pooled.roll(1, 0), pooled)
-        if self.training and self.conflict_swap > 0 and pitch is not None:
-            swap = torch.rand(pooled.shape[0], 1, device=pooled.device) < self.conflict_swap
-            partner = (pitch[:, 0, None] - pitch[None, :, 0]).abs().argmax(1)
-            pooled = torch.where(swap, pooled[partner], pooled)
-        if self.training and self.frames_dropout > 0:
-            drop = torch.rand(pooled.shape[0], 1, device=pooled.device) < self.frames_dropout
-            pooled = torch.where(drop, torch.zeros_like(pooled), pooled)
         if pitch is not None:
             pooled = torch.cat([pooled, pitch.to(pooled.dtype)], dim=1)
         return self.head(pooled)

@@ -116,9 +116,6 @@ COMPONENT_ARGS: dict[str, dict[str, Rule]] = {
         "pitch_statistics": Flag(),
         "envelope_only": Flag(),
         "crop_to_band": Flag(),
-        "frames_swap": Number(0.0, 1.0),
-        "frames_dropout": Number(0.0, 1.0),
-        "conflict_swap": Number(0.0, 1.0),
     },
     "s2f.encoders.timm_backbone.TimmVoiceEncoder": {
         "model_name": Text(known=_timm_knows, what="timm architecture (timm.list_models(), without a tag)"),

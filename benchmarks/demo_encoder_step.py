@@ -5,15 +5,17 @@ reads the spectral envelope below 4 kHz and takes pitch from a YIN tracker, 16 c
 Much of its step is not the network: the STFT front end, the tracker (which inverts the STFT) and the
 envelope (which undoes the front end's ``|x|^0.3`` and applies it again) carry no weights. This prints
 each part's milliseconds per step and its share, then the whole step (forward, normalised L2 loss,
-backward, Adam) in three variants, rounds interleaved in one run so load from other work falls on all alike:
+backward, Adam) in four variants, rounds interleaved in one run so load from other work falls on all alike:
 
-- **as shipped**: the recipe's encoder, the subsampling reading the band's bins only (``crop_to_band``),
-  and the power law as :func:`s2f.audio.spectrogram.signed_power` computes it where no gradient is wanted
+- **as shipped**: the recipe's encoder and its share of clips through rooms and microphones, the
+  subsampling reading the band's bins only (``crop_to_band``), and the power law as :func:`s2f.audio.spectrogram.signed_power` computes it where no gradient is wanted
   (``sgn(x) exp(p log|x|)``, whose ``exp`` and ``log`` are vectorised);
 - **power law as pow**: the same encoder with ``sgn(x) |x|.pow(p)``, which PyTorch's CPU kernels compute
   element by element;
 - **whole spectrum, band zeroed**: ``crop_to_band: false``, the subsampling reading all 257 bins with
-  those above 4 kHz zeroed (the same input, a larger projection).
+  those above 4 kHz zeroed (the same input, a larger projection);
+- **no rooms and microphones**: every clip dry, where the recipe sends a share of them through a random
+  room and microphone first (``channel_augmentation``, :class:`s2f.train.augment.RoomAndMicrophone`).
 
 Each figure is the median of ``--repeats`` rounds; a variant's ratio is its time over the shipped step's
 in the same run (above 1: the shipped step is faster). The parts' shares are of the shipped step.
@@ -45,6 +47,7 @@ from _table import format_table, machine
 from s2f.audio import spectrogram
 from s2f.audio.envelope import spectral_envelope
 from s2f.encoders import ConformerEncoder
+from s2f.train.augment import RoomAndMicrophone
 from s2f.train.losses import normalized_l2
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo_encoder.yaml"
@@ -69,6 +72,11 @@ def power_law(form: str) -> Iterator[None]:
         yield
 
 
+def recipe_channel_share() -> float:
+    """The share of training clips the recipe sends through a room and a microphone."""
+    return float(yaml.safe_load(RECIPE.read_text())["model"]["init_args"].get("channel_augmentation", 0.0))
+
+
 def demo_encoder(**overrides: Any) -> ConformerEncoder:
     settings = yaml.safe_load(RECIPE.read_text())["model"]["init_args"]["encoder"]["init_args"]
     return ConformerEncoder(**{**settings, **overrides})
@@ -90,7 +98,9 @@ def time_parts(encoder: ConformerEncoder, waves: torch.Tensor, repeats: int) -> 
     frontend = spectrogram.SpectrogramFrontend(**encoder.frontend_config())
     with torch.no_grad():
         spec = frontend(waves)
+        channel = RoomAndMicrophone(recipe_channel_share(), encoder.sample_rate)
         parts: dict[str, Callable[[], object]] = {
+            "rooms and microphones (the recipe's share)": lambda: channel(waves),
             "STFT front end": lambda: frontend(waves),
             "pitch tracker (inverse STFT + YIN)": lambda: encoder.pitch(spec),
             "spectral envelope": lambda: spectral_envelope(spec, power=encoder.power),
@@ -126,34 +136,38 @@ def time_loader(shards: Path, epochs: int) -> dict[str, list[float]]:
     return times
 
 
-STEP_VARIANTS = ("as shipped", "power law as pow", "whole spectrum, band zeroed")
-"""The whole step as the recipe runs it, with the power law in PyTorch's element-wise form, and with the
-subsampling reading the whole spectrum with the band's complement zeroed (``crop_to_band: false``)."""
+STEP_VARIANTS = ("as shipped", "power law as pow", "whole spectrum, band zeroed", "no rooms and microphones")
+"""The whole step as the recipe runs it, with the power law in PyTorch's element-wise form, with the
+subsampling reading the whole spectrum with the band's complement zeroed (``crop_to_band: false``), and
+with every clip dry (``channel_augmentation: 0``)."""
 
 
 def time_steps(waves: torch.Tensor, repeats: int) -> dict[str, list[float]]:
     """Seconds per whole training step of each of :data:`STEP_VARIANTS`, rounds interleaved; each variant
     trains its own encoder, built from the recipe with the same seed."""
 
-    def variant(crop_to_band: bool) -> Callable[[], None]:
+    def variant(crop_to_band: bool, channel_share: float) -> Callable[[], None]:
         torch.manual_seed(0)
         encoder = demo_encoder(crop_to_band=crop_to_band).train()
         frontend = spectrogram.SpectrogramFrontend(**encoder.frontend_config())
+        channel = RoomAndMicrophone(channel_share, encoder.sample_rate)
         target = torch.randn(waves.shape[0], encoder.embed_dim)
         optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3, betas=(0.5, 0.999))
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            normalized_l2(encoder(frontend(waves)), target).backward()
+            normalized_l2(encoder(frontend(channel(waves))), target).backward()
             optimizer.step()
 
         return step
 
-    shipped, whole = variant(crop_to_band=True), variant(crop_to_band=False)
+    share = recipe_channel_share()
+    shipped = variant(crop_to_band=True, channel_share=share)
     runs: dict[str, tuple[Callable[[], None], str]] = {
         "as shipped": (shipped, "exp-log"),
         "power law as pow": (shipped, "pow"),
-        "whole spectrum, band zeroed": (whole, "exp-log"),
+        "whole spectrum, band zeroed": (variant(crop_to_band=False, channel_share=share), "exp-log"),
+        "no rooms and microphones": (variant(crop_to_band=True, channel_share=0.0), "exp-log"),
     }
     for step, form in runs.values():  # warm-up, untimed
         with power_law(form):

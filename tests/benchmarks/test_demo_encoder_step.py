@@ -33,7 +33,8 @@ def test_the_pow_form_is_swapped_in_and_gives_the_same_numbers(bench) -> None:
 def test_the_parts_and_the_rest_make_the_step(bench, tmp_path: Path) -> None:
     result = bench.main(["--quick", "--json", str(tmp_path / "step.json")])
     written = json.loads((tmp_path / "step.json").read_text())
-    assert [part["part"] for part in written["parts"]][:3] == [
+    assert [part["part"] for part in written["parts"]][:4] == [
+        "rooms and microphones (the recipe's share)",
         "STFT front end",
         "pitch tracker (inverse STFT + YIN)",
         "spectral envelope",

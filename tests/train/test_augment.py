@@ -78,6 +78,7 @@ def test_rooms_have_a_direct_path_and_a_tail_at_their_drawn_level():
     assert 0.6 < float(with_room.float().mean()) < 0.8  # a room in 70 % of clips
     ratio_db = -10 * torch.log10(tail_energy[with_room])
     assert float(ratio_db.min()) > -3.5 and float(ratio_db.max()) < 12.5  # direct-to-reverberant, -3 to 12 dB
+    assert float(impulses[:, 1 : int(0.002 * RATE)].abs().max()) < 1e-3  # nothing before the shortest delay
     assert float(impulses[:, int(0.55 * RATE) :].abs().max()) < 1e-3  # no tail beyond the longest room
 
 

@@ -45,7 +45,7 @@ class RoomAndMicrophone(nn.Module):
             raise ValueError(f"share must lie in [0, 1], got {share}")
         self.share = share
         self.sample_rate = sample_rate
-        self.max_tail = int(0.5 * sample_rate) + int(0.02 * sample_rate)
+        self.max_tail = int(0.5 * sample_rate) + int(0.02 * sample_rate)  # the longest room and its delay
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, N] float audio -> [B, N], the chosen clips recorded, the others untouched."""
@@ -79,42 +79,52 @@ class RoomAndMicrophone(nn.Module):
         return wet + noise
 
     def _room(self, count: int, size: int, device: torch.device) -> torch.Tensor:
-        """The impulse responses' spectra [count, F]: 1 (a dry recording) for the 30 % without a room."""
+        """The impulse responses' spectra [count, F]: 1 (a dry recording) for the 30 % without a room.
+
+        Built in the frequency domain: the tail's noise is transformed once, then darkened, delayed and
+        scaled there (its energy by Parseval), so a room costs one FFT.
+        """
         rate = self.sample_rate
-        length = self.max_tail
+        length = int(0.5 * rate)
         time = torch.arange(length, device=device)[None] / rate
         rt60 = self._uniform(count, 0.1, 0.8, device)[:, None]
-        tail = torch.randn(count, length, device=device) * 10.0 ** (-3.0 * time / rt60)
-        tail = tail * (time < rt60.clamp_max(0.5))
-        # The walls absorb highs first: a first-order low-pass darkens the tail.
-        cutoff = self._uniform(count, 1500.0, 6000.0, device)[:, None]
+        # 60 dB down at rt60, and cut where a longer room would outlast half a second.
+        tail = torch.randn(count, length, device=device) * torch.exp(-3.0 * math.log(10.0) * time / rt60)
+        tail = tail * (time < rt60)
         hertz = torch.fft.rfftfreq(size, 1.0 / rate, device=device)[None]
-        tail_spectrum = torch.fft.rfft(tail, n=size) / torch.complex(torch.ones_like(hertz), hertz / cutoff)
-        tail = torch.fft.irfft(tail_spectrum, n=size)[:, :length]
-        predelay = (self._uniform(count, 0.002, 0.02, device) * rate).long()
-        shifted = torch.arange(length, device=device)[None] - predelay[:, None]
-        tail = torch.where(shifted >= 0, tail.gather(1, shifted.clamp_min(0)), torch.zeros_like(tail))
+        # The walls absorb highs first: a first-order low-pass at 1.5-6 kHz darkens the tail.
+        # The one-pole filter's own frequency response (causal, as a recursive filter is), not the analog one.
+        cutoff = self._uniform(count, 1500.0, 6000.0, device)[:, None]
+        pole = torch.exp(-2 * math.pi * cutoff / rate)
+        delay = torch.polar(torch.ones_like(hertz), -2 * math.pi * hertz / rate)
+        spectrum = torch.fft.rfft(tail, n=size) * (1 - pole) / (1 - pole * delay)
+        # Whole samples: a fractional delay would spread the tail over the whole (circular) response.
+        predelay = (self._uniform(count, 0.002, 0.02, device)[:, None] * rate).round() / rate
+        spectrum = spectrum * torch.polar(torch.ones_like(hertz), -2 * math.pi * hertz * predelay)
+        # Parseval over a real signal's half spectrum: the bins between DC and Nyquist count twice.
+        weights = torch.full_like(hertz, 2.0)
+        weights[:, 0] = 1.0
+        if size % 2 == 0:
+            weights[:, -1] = 1.0
+        energy = (spectrum.abs().square() * weights).sum(-1, keepdim=True) / size
         direct_to_reverberant = 10.0 ** (self._uniform(count, -3.0, 12.0, device)[:, None] / 20.0)
-        tail = tail / (tail.square().sum(-1, keepdim=True).sqrt() * direct_to_reverberant + 1e-12)
-        impulse = torch.zeros(count, length, device=device)
-        impulse[:, 0] = 1.0
-        dry = torch.rand(count, device=device)[:, None] >= 0.7
-        impulse = impulse + torch.where(dry, torch.zeros_like(tail), tail)
-        return torch.fft.rfft(impulse, n=size)
+        spectrum = spectrum / (energy.sqrt() * direct_to_reverberant + 1e-12)
+        room = torch.rand(count, 1, device=device) < 0.7
+        return 1.0 + torch.where(room, spectrum, torch.zeros_like(spectrum))
 
     def _band(self, count: int, hertz: torch.Tensor) -> torch.Tensor:
         """A microphone's or phone's band: second-order Butterworth magnitudes at both ends."""
         device = hertz.device
         low = self._uniform(count, 60.0, 300.0, device)[:, None]
         high = self._uniform(count, 3400.0, 7800.0, device)[:, None]
-        high_pass = 1.0 / torch.sqrt(1.0 + (low / hertz.clamp_min(1e-3)) ** 4)
-        low_pass = 1.0 / torch.sqrt(1.0 + (hertz / high) ** 4)
+        high_pass = torch.rsqrt(1.0 + (low / hertz.clamp_min(1e-3)).square().square())
+        low_pass = torch.rsqrt(1.0 + (hertz / high).square().square())
         return high_pass * low_pass
 
     def _tilt(self, count: int, hertz: torch.Tensor) -> torch.Tensor:
         """A first-order shelf at 1 kHz: the highs raised or lowered by up to 4 dB."""
         gain = 10.0 ** (self._uniform(count, -4.0, 4.0, hertz.device)[:, None] / 20.0)
-        lows = 1.0 / torch.sqrt(1.0 + (hertz / 1000.0) ** 2)
+        lows = torch.rsqrt(1.0 + (hertz / 1000.0).square())
         return lows + (1.0 - lows) * gain
 
     def _noise(self, count: int, samples: int, device: torch.device) -> torch.Tensor:
@@ -122,14 +132,16 @@ class RoomAndMicrophone(nn.Module):
         white = torch.randn(count, samples, device=device)
         spectrum = torch.fft.rfft(white)
         bins = torch.arange(spectrum.shape[-1], device=device).clamp_min(1)
-        pink = torch.fft.irfft(spectrum / bins.sqrt(), n=samples)
-        time = torch.arange(samples, device=device)[None] / self.sample_rate
+        pink = torch.fft.irfft(spectrum * bins.rsqrt(), n=samples)
+        # 50 and 60 Hz hum both repeat every 0.1 s: one period of that is computed, then tiled.
+        period = self.sample_rate // 10
+        time = torch.arange(period, device=device)[None] / self.sample_rate
         mains = torch.where(torch.rand(count, 1, device=device) < 0.5, 50.0, 60.0)
         phase = 2 * math.pi * torch.rand(count, 3, device=device)
-        hum = sum(
+        cycle = sum(
             torch.sin(2 * math.pi * mains * harmonic * time + phase[:, harmonic - 1 : harmonic]) / harmonic
             for harmonic in (1, 2, 3)
         )
-        hum = hum + 0.1 * white
+        hum = cycle.repeat(1, -(-samples // period))[:, :samples] + 0.1 * white
         kind = torch.randint(0, 3, (count, 1), device=device)
         return torch.where(kind == 0, white, torch.where(kind == 1, pink, hum))

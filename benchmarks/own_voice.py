@@ -391,6 +391,11 @@ def carrier_cost(clips: int = 20) -> dict[str, float]:
     return cost
 
 
+def _number(text: str) -> int | float:
+    """A command-line number as the recipe wants it: ``60`` an int (epochs), ``0.5`` a float."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -432,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a number in the encoder's recipe, e.g. model.init_args.channel_augmentation=0.5",
+        help="a number in the encoder's recipe, e.g. trainer.max_epochs=60",
     )
     training.add_argument("--voices", type=Path, help="then report on this set's development voices")
     hearing = commands.add_parser("probe", help="the voice parameters a demo's model hears in real voices")
@@ -453,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         # Unset keeps the plan's choice; --no-... turns it off (the default plan has both on).
         options.update({"pitch_statistics": args.pitch_statistics} if args.pitch_statistics is not None else {})
         options.update({"envelope_only": args.envelope_only} if args.envelope_only is not None else {})
-        options.update({name: float(value) for name, value in (o.split("=", 1) for o in args.encoder_option)})
-        overrides = {key: float(value) for key, value in (o.split("=", 1) for o in args.override)}
+        options.update({name: _number(value) for name, value in (o.split("=", 1) for o in args.encoder_option)})
+        overrides = {key: _number(value) for key, value in (o.split("=", 1) for o in args.override)}
         model_dir = demo(
             args.out,
             args.carrier,

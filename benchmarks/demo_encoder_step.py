@@ -8,7 +8,8 @@ each part's milliseconds per step and its share, then the whole step (forward, n
 backward, Adam) in four variants, rounds interleaved in one run so load from other work falls on all alike:
 
 - **as shipped**: the recipe's encoder and its share of clips through rooms and microphones, the
-  subsampling reading the band's bins only (``crop_to_band``), and the power law as :func:`s2f.audio.spectrogram.signed_power` computes it where no gradient is wanted
+  subsampling reading the band's bins only (``crop_to_band``), and the power law as
+  :func:`s2f.audio.spectrogram.signed_power` computes it where no gradient is wanted
   (``sgn(x) exp(p log|x|)``, whose ``exp`` and ``log`` are vectorised);
 - **power law as pow**: the same encoder with ``sgn(x) |x|.pow(p)``, which PyTorch's CPU kernels compute
   element by element;

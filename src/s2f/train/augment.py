@@ -138,10 +138,8 @@ class RoomAndMicrophone(nn.Module):
         time = torch.arange(period, device=device)[None] / self.sample_rate
         mains = torch.where(torch.rand(count, 1, device=device) < 0.5, 50.0, 60.0)
         phase = 2 * math.pi * torch.rand(count, 3, device=device)
-        cycle = sum(
-            torch.sin(2 * math.pi * mains * harmonic * time + phase[:, harmonic - 1 : harmonic]) / harmonic
-            for harmonic in (1, 2, 3)
-        )
+        harmonics = torch.arange(1, 4, device=device)[:, None, None]  # [3, 1, 1]
+        cycle = (torch.sin(2 * math.pi * mains * harmonics * time + phase.T[:, :, None]) / harmonics).sum(0)
         hum = cycle.repeat(1, -(-samples // period))[:, :samples] + 0.1 * white
         kind = torch.randint(0, 3, (count, 1), device=device)
         return torch.where(kind == 0, white, torch.where(kind == 1, pink, hum))

@@ -9,8 +9,8 @@ them, so the encoder learns what stays of a voice through all of them.
 
 Written for whole batches on the model's device rather than calling that NumPy function per clip:
 every linear part (the room's impulse response, the band-pass, the tilt) is one frequency response,
-so a batch costs one FFT there and back (a 3 s window: about 7 ms per clip in NumPy, a fraction of
-that here). The responses are magnitude-only except the room's: a zero-phase band and tilt change
+so a batch costs one FFT there and back (``benchmarks/demo_encoder_step.py`` times it as a part of
+the demo's training step). The responses are magnitude-only except the room's: a zero-phase band and tilt change
 what the spectrogram shows the same way.
 """
 
@@ -70,7 +70,7 @@ class RoomAndMicrophone(nn.Module):
         device = clips.device
         size = samples + self.max_tail
         hertz = torch.fft.rfftfreq(size, 1.0 / self.sample_rate, device=device)[None]  # [1, F]
-        response = self._room(count, size, device) * self._band(count, hertz) * self._tilt(count, hertz)
+        response = self._room(count, size, hertz) * self._band(count, hertz) * self._tilt(count, hertz)
         wet = torch.fft.irfft(torch.fft.rfft(clips, n=size) * response, n=size)[:, :samples]
         power = wet.square().mean(-1, keepdim=True).clamp_min(1e-12)
         noise = self._noise(count, samples, device)
@@ -78,20 +78,19 @@ class RoomAndMicrophone(nn.Module):
         noise = noise * torch.sqrt(power / noise.square().mean(-1, keepdim=True).clamp_min(1e-12) / 10 ** (snr_db / 10))
         return wet + noise
 
-    def _room(self, count: int, size: int, device: torch.device) -> torch.Tensor:
+    def _room(self, count: int, size: int, hertz: torch.Tensor) -> torch.Tensor:
         """The impulse responses' spectra [count, F]: 1 (a dry recording) for the 30 % without a room.
 
         Built in the frequency domain: the tail's noise is transformed once, then darkened, delayed and
         scaled there (its energy by Parseval), so a room costs one FFT.
         """
-        rate = self.sample_rate
+        rate, device = self.sample_rate, hertz.device
         length = int(0.5 * rate)
         time = torch.arange(length, device=device)[None] / rate
         rt60 = self._uniform(count, 0.1, 0.8, device)[:, None]
         # 60 dB down at rt60, and cut where a longer room would outlast half a second.
         tail = torch.randn(count, length, device=device) * torch.exp(-3.0 * math.log(10.0) * time / rt60)
         tail = tail * (time < rt60)
-        hertz = torch.fft.rfftfreq(size, 1.0 / rate, device=device)[None]
         # The walls absorb highs first: a first-order low-pass at 1.5-6 kHz darkens the tail.
         # The one-pole filter's own frequency response (causal, as a recursive filter is), not the analog one.
         cutoff = self._uniform(count, 1500.0, 6000.0, device)[:, None]

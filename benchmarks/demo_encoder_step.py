@@ -1,11 +1,11 @@
-"""Where the demo encoder's training step spends its time, part by part, and the whole step in three variants.
+"""Where the demo encoder's training step spends its time, part by part, and the whole step in five variants.
 
 The demo's longest stage is fitting its encoder (``recipes/demo_encoder.yaml``: a tiny conformer that
 reads the spectral envelope below 4 kHz and takes pitch from a YIN tracker, 16 clips of 3 s a step).
 Much of its step is not the network: the STFT front end, the tracker (which inverts the STFT) and the
 envelope (which undoes the front end's ``|x|^0.3`` and applies it again) carry no weights. This prints
 each part's milliseconds per step and its share, then the whole step (forward, normalised L2 loss,
-backward, Adam) in four variants, rounds interleaved in one run so load from other work falls on all alike:
+backward, Adam) in five variants, rounds interleaved in one run so load from other work falls on all alike:
 
 - **as shipped**: the recipe's encoder and its share of clips through rooms and microphones, the
   subsampling reading the band's bins only (``crop_to_band``), and the power law as
@@ -16,7 +16,10 @@ backward, Adam) in four variants, rounds interleaved in one run so load from oth
 - **whole spectrum, band zeroed**: ``crop_to_band: false``, the subsampling reading all 257 bins with
   those above 4 kHz zeroed (the same input, a larger projection);
 - **no rooms and microphones**: every clip dry, where the recipe sends a share of them through a random
-  room and microphone first (``channel_augmentation``, :class:`s2f.train.augment.RoomAndMicrophone`).
+  room and microphone first (``channel_augmentation``, :class:`s2f.train.augment.RoomAndMicrophone`);
+- **envelope by two FFTs**: the envelope computed as it was before: the power law undone by powers, the log
+  spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again, where the shipped
+  one takes logs, lifters by one matrix product and computes only the band's bins.
 
 Each figure is the median of ``--repeats`` rounds; a variant's ratio is its time over the shipped step's
 in the same run (above 1: the shipped step is faster). The parts' shares are of the shipped step.
@@ -66,10 +69,35 @@ def power_law(form: str) -> Iterator[None]:
         yield
         return
     # The modules that use it imported it by name: patch each binding.
-    targets = ("s2f.audio.spectrogram", "s2f.audio.envelope", "s2f.encoders.pitch")
+    targets = ("s2f.audio.spectrogram", "s2f.encoders.pitch")
     with contextlib.ExitStack() as stack:
         for target in targets:
             stack.enter_context(mock.patch(f"{target}.signed_power", _pow_form))
+        yield
+
+
+@torch.no_grad()
+def envelope_by_ffts(spec: torch.Tensor, lifter: int = 24, power: float = 0.3, bins: int | None = None) -> torch.Tensor:
+    """:func:`s2f.audio.envelope.spectral_envelope` as it was computed before: the power law undone by powers,
+    the log spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again."""
+    magnitude = spectrogram.signed_power(spec.float().abs(), 2.0 / power).sum(1).sqrt()
+    log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
+    size = 2 * (spec.shape[-1] - 1)
+    keep = torch.zeros(size)
+    keep[:lifter] = 1.0
+    keep[size - lifter + 1 :] = 1.0
+    log_envelope = torch.fft.rfft(torch.fft.irfft(log, n=size, dim=-1) * keep, n=size, dim=-1).real
+    compressed = torch.exp(log_envelope * power)[..., :bins]
+    return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)
+
+
+@contextlib.contextmanager
+def envelope_form(form: str) -> Iterator[None]:
+    """Runs the block with the encoder's envelope as shipped ('matrix') or liftered by two FFTs ('ffts')."""
+    if form == "matrix":
+        yield
+        return
+    with mock.patch("s2f.encoders.conformer.spectral_envelope", envelope_by_ffts):
         yield
 
 
@@ -104,7 +132,7 @@ def time_parts(encoder: ConformerEncoder, waves: torch.Tensor, repeats: int) -> 
             "rooms and microphones (the recipe's share)": lambda: channel(waves),
             "STFT front end": lambda: frontend(waves),
             "pitch tracker (inverse STFT + YIN)": lambda: encoder.pitch(spec),
-            "spectral envelope": lambda: spectral_envelope(spec, power=encoder.power),
+            "spectral envelope": lambda: spectral_envelope(spec, power=encoder.power, bins=encoder.band_bins),
         }
         rows: list[dict[str, Any]] = []
         for name, fn in parts.items():
@@ -137,10 +165,17 @@ def time_loader(shards: Path, epochs: int) -> dict[str, list[float]]:
     return times
 
 
-STEP_VARIANTS = ("as shipped", "power law as pow", "whole spectrum, band zeroed", "no rooms and microphones")
+STEP_VARIANTS = (
+    "as shipped",
+    "power law as pow",
+    "whole spectrum, band zeroed",
+    "no rooms and microphones",
+    "envelope by two FFTs",
+)
 """The whole step as the recipe runs it, with the power law in PyTorch's element-wise form, with the
-subsampling reading the whole spectrum with the band's complement zeroed (``crop_to_band: false``), and
-with every clip dry (``channel_augmentation: 0``)."""
+subsampling reading the whole spectrum with the band's complement zeroed (``crop_to_band: false``),
+with every clip dry (``channel_augmentation: 0``), and with the envelope liftered by two FFTs of every
+frame (:func:`envelope_by_ffts`) where the shipped one multiplies by a matrix and computes the band's bins only."""
 
 
 def time_steps(waves: torch.Tensor, repeats: int) -> dict[str, list[float]]:
@@ -164,19 +199,20 @@ def time_steps(waves: torch.Tensor, repeats: int) -> dict[str, list[float]]:
 
     share = recipe_channel_share()
     shipped = variant(crop_to_band=True, channel_share=share)
-    runs: dict[str, tuple[Callable[[], None], str]] = {
-        "as shipped": (shipped, "exp-log"),
-        "power law as pow": (shipped, "pow"),
-        "whole spectrum, band zeroed": (variant(crop_to_band=False, channel_share=share), "exp-log"),
-        "no rooms and microphones": (variant(crop_to_band=True, channel_share=0.0), "exp-log"),
+    runs: dict[str, tuple[Callable[[], None], str, str]] = {
+        "as shipped": (shipped, "exp-log", "matrix"),
+        "power law as pow": (shipped, "pow", "matrix"),
+        "whole spectrum, band zeroed": (variant(crop_to_band=False, channel_share=share), "exp-log", "matrix"),
+        "no rooms and microphones": (variant(crop_to_band=True, channel_share=0.0), "exp-log", "matrix"),
+        "envelope by two FFTs": (shipped, "exp-log", "ffts"),
     }
-    for step, form in runs.values():  # warm-up, untimed
-        with power_law(form):
+    for step, power_form, envelope in runs.values():  # warm-up, untimed
+        with power_law(power_form), envelope_form(envelope):
             step()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        for name, (step, form) in runs.items():
-            with power_law(form):
+        for name, (step, power_form, envelope) in runs.items():
+            with power_law(power_form), envelope_form(envelope):
                 start = time.perf_counter()
                 step()
                 times[name].append(time.perf_counter() - start)

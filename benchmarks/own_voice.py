@@ -15,7 +15,8 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     apt-get install alsa-utils flite festival festival-czech festival-ca festvox-kdlpc16k festvox-italp16k \\
         festvox-itapc16k festvox-ca-ona-hts festvox-czech-dita festvox-czech-machac festvox-czech-ph \\
         festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav \\
-        asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle sox
+        asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle \\
+        asterisk-prompt-it-menardi-wav sox
     python benchmarks/own_voice.py build --out runs/own_voice
     python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
     python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
@@ -62,7 +63,7 @@ SPEAKERS: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
     ("machac", "male", "heldout", "tts", "festival", "czech_machac", "cs", "festvox-czech-machac"),
     ("mv", "male", "heldout", "tts", "festival", "hy_fi_mv_diphone", "fi", "festvox-suopuhe-mv"),
     ("ked", "male", "heldout", "tts", "festival", "ked_diphone", "en", "festvox-kdlpc16k"),
-    ("menardi", "female", "dev", "recorded", "asterisk", "it_IT_f_Menardi", "it", "asterisk-core-sounds-it-wav"),
+    ("menardi", "female", "dev", "recorded", "asterisk", "it_IT_f_Menardi", "it", "asterisk-prompt-it-menardi-wav"),
     ("ivrvoice", "female", "dev", "recorded", "asterisk", "ru_RU_f_IvrvoiceRU", "ru", "asterisk-core-sounds-ru-wav"),
     ("ona", "female", "dev", "tts", "festival", "upc_ca_ona_hts", "ca", "festvox-ca-ona-hts"),
     ("lp", "female", "dev", "tts", "festival", "lp_diphone", "it", "festvox-italp16k"),

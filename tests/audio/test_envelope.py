@@ -48,6 +48,34 @@ def test_the_envelope_follows_the_formants_and_ignores_the_pitch(tmp_path: Path)
     assert i_low[bin_of(2300)] - i_low[bin_of(1200)] > 1.0
 
 
+def _liftered_by_ffts(spec: torch.Tensor, lifter: int = 24, power: float = 0.3) -> torch.Tensor:
+    """The envelope as the cepstrum defines it, in float64: |x| undone from the power law, log, inverse FFT,
+    the low quefrencies kept, FFT, compressed again."""
+    magnitude = spec.double().abs().pow(2.0 / power).sum(1).sqrt()
+    log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
+    size = 2 * (spec.shape[-1] - 1)
+    keep = torch.zeros(size, dtype=torch.float64)
+    keep[:lifter] = 1.0
+    keep[size - lifter + 1 :] = 1.0
+    log_envelope = torch.fft.rfft(torch.fft.irfft(log, n=size, dim=-1) * keep, n=size, dim=-1).real
+    return torch.exp(log_envelope * power)
+
+
+def test_the_envelope_is_the_liftered_cepstrum_on_every_bin_and_on_the_band_alone() -> None:
+    torch.manual_seed(0)
+    wave = torch.randn(3, 16_000) * torch.linspace(0.0, 1.0, 16_000)  # from silence up
+    wave[1] = 0.0  # a silent clip stays finite
+    wave[2, :6_000] = 0.0
+    spec = SpectrogramFrontend()(wave)
+    envelope = spectral_envelope(spec)
+    assert envelope.shape == spec.shape and torch.isfinite(envelope).all()
+    assert (envelope[:, 1] == 0).all()  # zero phase
+    torch.testing.assert_close(envelope[:, 0].double(), _liftered_by_ffts(spec), rtol=1e-4, atol=1e-5)
+    band = spectral_envelope(spec, bins=129)
+    assert band.shape == (3, 2, spec.shape[2], 129)
+    torch.testing.assert_close(band, envelope[..., :129])
+
+
 def test_an_envelope_only_conformer_reads_the_envelope_and_takes_pitch_from_its_tracker() -> None:
     torch.manual_seed(0)
     encoder = ENCODERS.create("s2f_conformer_tiny", envelope_only=True, pitch_statistics=True).eval()

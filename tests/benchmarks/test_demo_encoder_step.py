@@ -21,13 +21,23 @@ def bench():
 
 
 def test_the_pow_form_is_swapped_in_and_gives_the_same_numbers(bench) -> None:
-    spec = spectrogram.SpectrogramFrontend()(torch.randn(2, 16_000) * 0.1)
-    shipped = spectral_envelope(spec)
+    wave = torch.randn(2, 16_000) * 0.1
+    shipped = spectrogram.SpectrogramFrontend()(wave)
     with bench.power_law("pow"):
         assert spectrogram.signed_power is bench._pow_form
-        swapped = spectral_envelope(spec)
+        swapped = spectrogram.SpectrogramFrontend()(wave)
     assert spectrogram.signed_power is not bench._pow_form  # restored
     torch.testing.assert_close(swapped, shipped, rtol=1e-5, atol=1e-6)
+
+
+def test_the_envelope_by_ffts_is_the_shipped_envelope_computed_the_old_way(bench) -> None:
+    spec = spectrogram.SpectrogramFrontend()(torch.randn(2, 16_000) * 0.1)
+    shipped = spectral_envelope(spec, bins=129)
+    torch.testing.assert_close(bench.envelope_by_ffts(spec, bins=129), shipped, rtol=1e-4, atol=1e-5)
+    with bench.envelope_form("ffts"):
+        from s2f.encoders import conformer
+
+        assert conformer.spectral_envelope is bench.envelope_by_ffts
 
 
 def test_the_parts_and_the_rest_make_the_step(bench, tmp_path: Path) -> None:

@@ -13,35 +13,67 @@ Example:
     >>> spec = SpectrogramFrontend()(torch.randn(1, 16_000))
     >>> spectral_envelope(spec).shape == spec.shape
     True
+    >>> spectral_envelope(spec, bins=129).shape
+    torch.Size([1, 2, 98, 129])
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 
-from .spectrogram import signed_power
+__all__ = ["lifter_matrix", "spectral_envelope"]
 
-__all__ = ["spectral_envelope"]
+_LOG_TINY = -69.0  # log(1e-30): a zero part's log, finite so that no -inf - -inf arises below
+
+
+@functools.lru_cache(maxsize=8)
+def _lifter_matrix(bins: int, lifter: int, out_bins: int, device: str) -> torch.Tensor:
+    size = 2 * (bins - 1)
+    keep = torch.zeros(size, dtype=torch.float64)
+    keep[:lifter] = 1.0
+    keep[size - lifter + 1 :] = 1.0  # the cepstrum of a real spectrum is symmetric
+    impulses = torch.eye(bins, dtype=torch.float64)
+    cepstra = torch.fft.irfft(impulses, n=size, dim=-1)
+    matrix = torch.fft.rfft(cepstra * keep, n=size, dim=-1).real[:, :out_bins]
+    return matrix.float().contiguous().to(device)
+
+
+def lifter_matrix(bins: int, lifter: int, out_bins: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The liftering as a matrix [bins, out_bins]: ``log_spectrum @ M`` keeps the ``lifter`` lowest quefrencies.
+
+    Liftering (inverse FFT, keep the low quefrencies, FFT) is linear in the log spectrum, so one matrix
+    product does it, and computes only the ``out_bins`` bins that are read: two FFTs of every frame cost
+    several times more on CPUs (``benchmarks/demo_encoder_step.py``).
+    """
+    return _lifter_matrix(bins, lifter, out_bins, str(torch.device(device)))
 
 
 @torch.no_grad()
-def spectral_envelope(spec: torch.Tensor, lifter: int = 24, power: float = 0.3) -> torch.Tensor:
-    """Power-law complex STFT [B, 2, T, bins] -> its envelope in the same form (zero phase) [B, 2, T, bins].
+def spectral_envelope(
+    spec: torch.Tensor, lifter: int = 24, power: float = 0.3, bins: int | None = None
+) -> torch.Tensor:
+    """Power-law complex STFT [B, 2, T, F] -> its envelope in the same form (zero phase) [B, 2, T, bins].
 
     Args:
         spec: The spectrogram the model's front end makes (real and imaginary parts, each ``|x|^power``).
         lifter: Cepstral coefficients kept (24 at 16 kHz: 1.5 ms, shorter than any voice's period).
-        power: The front end's compression, undone before the log and applied again after.
+        power: The front end's compression, undone in the log domain.
+        bins: The envelope's lowest ``bins`` bins only (default: all ``F``); the liftering still reads the
+            whole spectrum.
     """
-    # |x| from the compressed parts: (|re|^p)^(2/p) + (|im|^p)^(2/p) = re^2 + im^2.
-    magnitude = signed_power(spec.float().abs(), 2.0 / power).sum(1).sqrt()  # [B, T, bins]
+    full_bins = spec.shape[-1]
+    out_bins = full_bins if bins is None else bins
+    # log|x| from the compressed parts: |x|^2 = (|re|^p)^(2/p) + (|im|^p)^(2/p), taken as a logaddexp of
+    # logs, which needs one log per part where powers need a log and an exp.
+    logs = torch.log(spec.float().abs().clamp_min(1e-30)) * (2.0 / power)
+    log_magnitude = 0.5 * torch.logaddexp(logs[:, 0], logs[:, 1]).clamp_min(_LOG_TINY)  # [B, T, F]
     # A floor 100 dB under the clip's peak keeps silent bins from sending the log to -inf.
-    log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
-    size = 2 * (spec.shape[-1] - 1)
-    keep = torch.zeros(size, device=spec.device)
-    keep[:lifter] = 1.0
-    keep[size - lifter + 1 :] = 1.0  # the cepstrum of a real spectrum is symmetric
-    cepstrum = torch.fft.irfft(log, n=size, dim=-1)
-    log_envelope = torch.fft.rfft(cepstrum * keep, n=size, dim=-1).real
+    peak = log_magnitude.amax(dim=(1, 2), keepdim=True)
+    floor = torch.logaddexp(peak + math.log(1e-5), torch.full_like(peak, math.log(1e-12)))
+    log = torch.logaddexp(log_magnitude, floor)
+    log_envelope = log @ lifter_matrix(full_bins, lifter, out_bins, spec.device)
     compressed = torch.exp(log_envelope * power)  # the envelope compressed as the front end compresses
     return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)

@@ -223,7 +223,8 @@ class ConformerEncoder(VoiceEncoder):
         self.check_spectrogram(spec)
         pitch = self.pitch(spec) if self.pitch is not None else None
         if self.envelope_only:
-            spec = spectral_envelope(spec, power=self.power)
+            # The liftering reads every bin; only the band's are computed where only they are read.
+            spec = spectral_envelope(spec, power=self.power, bins=self.band_bins)
         if self.band_bins is not None:
             spec = spec[..., : self.band_bins]
         elif self.band is not None:

@@ -250,7 +250,8 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
 
     With ``pitch_hz``, a model whose head takes pitch from its tracker (``pitch_statistics``) is told that
     every real clip's median pitch is ``pitch_hz``: what the maps then read shows how much the tracker's
-    pitch decides against what the blocks hear.
+    pitch decides against what the blocks hear. It also prints the 10th, 50th and 90th percentiles of the
+    world's true f0 and vocal-tract length among each gender's training identities.
     """
     import librosa
     import torch
@@ -274,8 +275,10 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
         return load_clip((audio, model.sample_rate), model.clip_seconds, model.sample_rate)
 
     world: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    trained: set[str] = set()
     for part in ("train", "val"):
         records = list(iter_records(demo_dir / "shards", part))
+        trained |= {r.speaker_id for r in records} if part == "train" else set()
         targets = [[float(identities[r.speaker_id][name]) for name in HEARD] for r in records]
         world[part] = (embed([clip(r.audio.astype(np.float32) / 32768) for r in records]), np.array(targets))
         world[part][1][:, 0] = np.log(world[part][1][:, 0])
@@ -310,6 +313,13 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
                 f0, voiced, _ = librosa.pyin(audio, fmin=60, fmax=400, sr=model.sample_rate, frame_length=1024)
                 pitches.extend(f0[voiced].tolist())
         heard[speaker]["measured_f0_hz"] = float(np.median(pitches))
+    for gender in ("m", "f"):
+        # Where the world puts each gender's voices: the real ones' measured pitch reads against these.
+        train = [row for key, row in identities.items() if key in trained and row["gender"] == gender]
+        f0 = np.percentile([float(row["f0_hz"]) for row in train], (10, 50, 90))
+        vtl = np.percentile([float(row["vtl_cm"]) for row in train], (10, 50, 90))
+        print(f"world's train {'men' if gender == 'm' else 'women'} ({len(train)}): f0 p10/50/90 "
+              f"{f0[0]:.0f}/{f0[1]:.0f}/{f0[2]:.0f} Hz, vtl {vtl[0]:.1f}/{vtl[1]:.1f}/{vtl[2]:.1f} cm")  # fmt: skip
     print(f"{'speaker':9s} gender  measured f0  heard f0  heard vtl  heard gender score")
     for speaker, block in heard.items():
         print(f"{speaker:9s} {block['gender']:6s} {block['measured_f0_hz']:8.0f} Hz {block['f0_hz']:6.0f} Hz "

@@ -77,9 +77,16 @@ def power_law(form: str) -> Iterator[None]:
 
 
 @torch.no_grad()
-def envelope_by_ffts(spec: torch.Tensor, lifter: int = 24, power: float = 0.3, bins: int | None = None) -> torch.Tensor:
+def envelope_by_ffts(
+    spec: torch.Tensor,
+    lifter: int = 24,
+    power: float = 0.3,
+    bins: int | None = None,
+    matrix: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`s2f.audio.envelope.spectral_envelope` as it was computed before: the power law undone by powers,
-    the log spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again."""
+    the log spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again
+    (``matrix``, the shipped form's liftering, is not used)."""
     magnitude = spectrogram.signed_power(spec.float().abs(), 2.0 / power).sum(1).sqrt()
     log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
     size = 2 * (spec.shape[-1] - 1)
@@ -132,7 +139,9 @@ def time_parts(encoder: ConformerEncoder, waves: torch.Tensor, repeats: int) -> 
             "rooms and microphones (the recipe's share)": lambda: channel(waves),
             "STFT front end": lambda: frontend(waves),
             "pitch tracker (inverse STFT + YIN)": lambda: encoder.pitch(spec),
-            "spectral envelope": lambda: spectral_envelope(spec, power=encoder.power, bins=encoder.band_bins),
+            "spectral envelope": lambda: spectral_envelope(
+                spec, power=encoder.power, bins=encoder.band_bins, matrix=encoder.lifter
+            ),
         }
         rows: list[dict[str, Any]] = []
         for name, fn in parts.items():

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -29,31 +28,31 @@ __all__ = ["lifter_matrix", "spectral_envelope"]
 _LOG_TINY = -69.0  # log(1e-30): a zero part's log, finite so that no -inf - -inf arises below
 
 
-@functools.lru_cache(maxsize=8)
-def _lifter_matrix(bins: int, lifter: int, out_bins: int, device: str) -> torch.Tensor:
-    size = 2 * (bins - 1)
-    keep = torch.zeros(size, dtype=torch.float64)
-    keep[:lifter] = 1.0
-    keep[size - lifter + 1 :] = 1.0  # the cepstrum of a real spectrum is symmetric
-    impulses = torch.eye(bins, dtype=torch.float64)
-    cepstra = torch.fft.irfft(impulses, n=size, dim=-1)
-    matrix = torch.fft.rfft(cepstra * keep, n=size, dim=-1).real[:, :out_bins]
-    return matrix.float().contiguous().to(device)
-
-
-def lifter_matrix(bins: int, lifter: int, out_bins: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The liftering as a matrix [bins, out_bins]: ``log_spectrum @ M`` keeps the ``lifter`` lowest quefrencies.
+def lifter_matrix(bins: int, lifter: int = 24, out_bins: int | None = None) -> torch.Tensor:
+    """The liftering as a float32 matrix [bins, out_bins] on the CPU: ``log_spectrum @ M`` keeps the ``lifter``
+    lowest quefrencies of each frame and gives its ``out_bins`` lowest bins (default: all).
 
     Liftering (inverse FFT, keep the low quefrencies, FFT) is linear in the log spectrum, so one matrix
-    product does it, and computes only the ``out_bins`` bins that are read: two FFTs of every frame cost
-    several times more on CPUs (``benchmarks/demo_encoder_step.py``).
+    product does it and computes only the bins that are read, where two FFTs of every frame cost more
+    (``benchmarks/demo_encoder_step.py``, the variant "envelope by two FFTs").
     """
-    return _lifter_matrix(bins, lifter, out_bins, str(torch.device(device)))
+    size = 2 * (bins - 1)
+    with torch.device("cpu"):  # a model built on the meta device still gets the real matrix
+        keep = torch.zeros(size, dtype=torch.float64)
+        keep[:lifter] = 1.0
+        keep[size - lifter + 1 :] = 1.0  # the cepstrum of a real spectrum is symmetric
+        cepstra = torch.fft.irfft(torch.eye(bins, dtype=torch.float64), n=size, dim=-1)
+        matrix = torch.fft.rfft(cepstra * keep, n=size, dim=-1).real[:, :out_bins]
+    return matrix.float().contiguous()
 
 
 @torch.no_grad()
 def spectral_envelope(
-    spec: torch.Tensor, lifter: int = 24, power: float = 0.3, bins: int | None = None
+    spec: torch.Tensor,
+    lifter: int = 24,
+    power: float = 0.3,
+    bins: int | None = None,
+    matrix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Power-law complex STFT [B, 2, T, F] -> its envelope in the same form (zero phase) [B, 2, T, bins].
 
@@ -63,6 +62,8 @@ def spectral_envelope(
         power: The front end's compression, undone in the log domain.
         bins: The envelope's lowest ``bins`` bins only (default: all ``F``); the liftering still reads the
             whole spectrum.
+        matrix: :func:`lifter_matrix` ``(F, lifter, bins)`` made once by the caller (a model keeps it as a
+            buffer); built here when not given.
     """
     full_bins = spec.shape[-1]
     out_bins = full_bins if bins is None else bins
@@ -74,6 +75,8 @@ def spectral_envelope(
     peak = log_magnitude.amax(dim=(1, 2), keepdim=True)
     floor = torch.logaddexp(peak + math.log(1e-5), torch.full_like(peak, math.log(1e-12)))
     log = torch.logaddexp(log_magnitude, floor)
-    log_envelope = log @ lifter_matrix(full_bins, lifter, out_bins, spec.device)
+    if matrix is None:
+        matrix = lifter_matrix(full_bins, lifter, out_bins).to(spec.device)
+    log_envelope = log @ matrix
     compressed = torch.exp(log_envelope * power)  # the envelope compressed as the front end compresses
     return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)

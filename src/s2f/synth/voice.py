@@ -52,21 +52,25 @@ SAMPLE_RATE = 16_000
 REFERENCE_VTL_CM = 17.0
 _FADE = int(0.012 * SAMPLE_RATE)  # syllable fade in and out, samples
 
-# (F1, F2, F3, F4) in Hz of an adult male (Peterson & Barney 1952, F4 added): i, I, E, ae, a, o, U, u.
+# (F1-F7) in Hz of an adult male: F1-F3 from Peterson & Barney 1952 (i, I, E, ae, a, o, U, u); F4-F7 a
+# 17 cm uniform tube's (3.5, 4.5, 5.5, 6.5 kHz). The higher formants are what keeps real speech bright
+# between 1 and 4 kHz: a cascade that stopped at F4 fell 13-16 dB per octave there, where recorded speech
+# falls about 8 (`python benchmarks/own_voice.py spectrum`), and real men's brighter voices were then
+# heard as women's. Those scaled above 0.45 of the sample rate are left out (:func:`_resonators`).
 VOWELS = np.array(
     [
-        (270, 2290, 3010, 3500),
-        (390, 1990, 2550, 3500),
-        (530, 1840, 2480, 3500),
-        (660, 1720, 2410, 3500),
-        (730, 1090, 2440, 3500),
-        (570, 840, 2410, 3500),
-        (440, 1020, 2240, 3500),
-        (300, 870, 2240, 3500),
+        (270, 2290, 3010, 3500, 4500, 5500, 6500),
+        (390, 1990, 2550, 3500, 4500, 5500, 6500),
+        (530, 1840, 2480, 3500, 4500, 5500, 6500),
+        (660, 1720, 2410, 3500, 4500, 5500, 6500),
+        (730, 1090, 2440, 3500, 4500, 5500, 6500),
+        (570, 840, 2410, 3500, 4500, 5500, 6500),
+        (440, 1020, 2240, 3500, 4500, 5500, 6500),
+        (300, 870, 2240, 3500, 4500, 5500, 6500),
     ],
     dtype=np.float64,
 )
-BANDWIDTHS = np.array([70.0, 100.0, 140.0, 200.0])
+BANDWIDTHS = np.array([70.0, 100.0, 140.0, 200.0, 250.0, 300.0, 350.0])
 # Consonant classes: (kind, low Hz, high Hz, relative level). Fricatives and bursts are shaped
 # noise; nasals are voiced murmur; the level is relative to the vowel.
 CONSONANTS = (

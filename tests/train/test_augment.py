@@ -82,6 +82,20 @@ def test_rooms_have_a_direct_path_and_a_tail_at_their_drawn_level():
     assert float(impulses[:, int(0.55 * RATE) :].abs().max()) < 1e-3  # no tail beyond the longest room
 
 
+def test_the_tilt_is_a_slope_above_1_khz_drawn_from_its_range():
+    module = RoomAndMicrophone(1.0, tilt_db_per_octave=(-5.0, 5.0))
+    torch.manual_seed(5)
+    hertz = torch.tensor([[100.0, 2000.0, 4000.0, 8000.0]])
+    gain_db = 20 * torch.log10(module._tilt(2000, hertz))
+    assert float(gain_db[:, 0].abs().max()) < 0.2  # flat below the knee
+    per_octave = gain_db[:, 3] - gain_db[:, 2]  # 4 to 8 kHz: the full slope, to within 2 %
+    assert float(per_octave.min()) > -5.0 and float(per_octave.max()) < 5.0
+    assert float(per_octave.min()) < -4.5 and float(per_octave.max()) > 4.5  # the whole range is drawn
+    assert torch.allclose(gain_db[:, 2] - gain_db[:, 1], per_octave, rtol=0.1)  # one slope, octave after octave
+    with pytest.raises(ValueError, match="tilt_db_per_octave"):
+        RoomAndMicrophone(0.5, tilt_db_per_octave=(5.0, -5.0))
+
+
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")
 def test_the_system_augments_training_batches_only():
     batch = {"audio": tones(4, 1.0, 200.0, 900.0), "embedding": torch.randn(4, 64)}

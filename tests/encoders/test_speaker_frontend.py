@@ -25,6 +25,7 @@ from s2f.audio import SpectrogramFrontend
 from s2f.cli import main
 from s2f.encoders.speaker_frontend import SpeakerFrontendEncoder, partial_starts
 from s2f.errors import MissingExtraError, WeightsError
+from s2f.model.inference import InferenceSettings
 
 RATE = 16_000
 # (F1, F2, F3) of /a/, /i/, /u/, /e/, /o/ for an adult male vocal tract; scaled for other speakers.
@@ -207,6 +208,16 @@ def test_saved_model_round_trips_and_reloads_without_resemblyzer(
         assert torch.allclose(loaded(wave), model(wave), atol=1e-5)
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_predict_in_bf16_gives_the_fp32_embedding() -> None:
+    # The fast path copies the encoder to bf16, buffers included: the mel front end must still run.
+    torch.manual_seed(2)
+    model = Speech2Face(ENCODERS.create("s2f_ge2e_tiny", embed_dim=16), clip_seconds=3.0).eval()
+    clip = (torch.from_numpy(vowels(3.0, 140.0)), 16_000)
+    fp32 = model.predict(clip, settings=InferenceSettings(inference_precision="fp32")).embedding
+    bf16 = model.predict(clip, settings=InferenceSettings(inference_precision="bf16")).embedding
+    assert F.cosine_similarity(bf16, fp32, dim=-1).item() > 0.99
 
 
 def test_without_resemblyzer_the_pretrained_front_end_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

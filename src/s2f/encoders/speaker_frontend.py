@@ -130,12 +130,13 @@ class MelFeatures(nn.Module):
         self.register_buffer("bin_weights", weights, persistent=False)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        # In fp32 as the front end, also in a model copied to bf16 for inference (its buffers are then bf16).
         with torch.autocast(device_type=spec.device.type, enabled=False):
             power = spec.float().square().sum(dim=1)  # [B, T, F]
-            mean_square = (power @ self.bin_weights).mean(dim=1) / self.window_energy  # [B]
+            mean_square = (power @ self.bin_weights.float()).mean(dim=1) / self.window_energy  # [B]
             target = 10.0 ** (TARGET_DBFS / 10.0)  # the mean square of a -30 dBFS clip
             gain = (target / mean_square.clamp_min(1e-20)).clamp_min(1.0)  # raise quiet clips, never lower
-            return (power @ self.filters) * gain[:, None, None]
+            return (power @ self.filters.float()) * gain[:, None, None]
 
 
 class GE2ESpeakerEncoder(nn.Module):

@@ -250,15 +250,16 @@ def report(
 
 def tilted(path: str, db_per_octave: float) -> tuple[np.ndarray, int]:
     """The clip at ``path`` with its spectrum above 1 kHz raised by ``db_per_octave`` per octave (lowered if
-    negative), at the same peak: ``10 log10(1 + (f / 1 kHz)^2) / 2`` octaves, the knee
-    :class:`s2f.train.augment.RoomAndMicrophone` tilts with."""
+    negative), at the same peak, by the tilt the rooms of training use (:func:`s2f.train.augment.tilt_gain`)."""
     import soundfile
+    import torch
+
+    from s2f.train.augment import tilt_gain
 
     audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
     audio = audio.mean(axis=1)
-    hertz = np.fft.rfftfreq(len(audio), 1.0 / rate)
-    octaves = 0.5 * np.log2(1.0 + (hertz / 1000.0) ** 2)
-    out = np.fft.irfft(np.fft.rfft(audio) * 10.0 ** (db_per_octave * octaves / 20.0), n=len(audio))
+    gain = tilt_gain(torch.from_numpy(np.fft.rfftfreq(len(audio), 1.0 / rate)), db_per_octave).numpy()
+    out = np.fft.irfft(np.fft.rfft(audio) * gain, n=len(audio))
     out *= np.abs(audio).max() / max(float(np.abs(out).max()), 1e-12)
     return out.astype(np.float32), int(rate)
 

@@ -21,13 +21,21 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["TILT_DB_PER_OCTAVE", "RoomAndMicrophone"]
+__all__ = ["TILT_DB_PER_OCTAVE", "RoomAndMicrophone", "tilt_gain"]
 
 TILT_DB_PER_OCTAVE = (-5.0, 5.0)
 """The range of the tilt's slope above 1 kHz: microphones, rooms and vocal effort move a recording's
 spectral slope by several dB per octave, and an encoder that read the slope drew real voices by it (the
 world's and recorded speech's slopes differ; docs/synth.md, "Why real men were drawn as women"). Chosen
 over the world's development seeds 0-3 on their val splits and the development voices."""
+
+
+def tilt_gain(hertz: torch.Tensor, db_per_octave: torch.Tensor | float) -> torch.Tensor:
+    """The tilt's amplitude gain at ``hertz``: flat below 1 kHz, ``db_per_octave`` per octave above it, bending
+    in around 1 kHz (``log2(1 + (f / 1 kHz)^2) / 2`` octaves). Shared by the rooms and by
+    ``benchmarks/own_voice.py report --tilt-db-per-octave``, which tilts real voices the same way."""
+    octaves = 0.5 * torch.log2(1.0 + (hertz / 1000.0).square())
+    return 10.0 ** (db_per_octave * octaves / 20.0)
 
 
 class RoomAndMicrophone(nn.Module):
@@ -137,9 +145,7 @@ class RoomAndMicrophone(nn.Module):
     def _tilt(self, count: int, hertz: torch.Tensor) -> torch.Tensor:
         """A slope above 1 kHz in dB per octave, drawn from ``tilt_db_per_octave``; flat below, bending in at 1 kHz."""
         low, high = self.tilt_db_per_octave
-        slope = self._uniform(count, low, high, hertz.device)[:, None]
-        octaves = 0.5 * torch.log2(1.0 + (hertz / 1000.0).square())
-        return 10.0 ** (slope * octaves / 20.0)
+        return tilt_gain(hertz, self._uniform(count, low, high, hertz.device)[:, None])
 
     def _noise(self, count: int, samples: int, device: torch.device) -> torch.Tensor:
         """White, pink (-3 dB per octave) or mains hum with its first two harmonics, one kind per clip."""

@@ -345,7 +345,17 @@ def spectrum(voices: Path, demo_dir: Path, split: str) -> dict[str, list[float]]
     return slopes
 
 
-HEARD = ("f0_hz", "vtl_cm", "gender_score")  # what a model hears in a voice, read back from its predictions
+# What a model hears in a voice, read back from its predictions: the world's parameters that differ by gender
+# (s2f.synth.voice's table) and the gender score itself.
+HEARD = ("f0_hz", "vtl_cm", "breathiness", "open_quotient", "brightness_db", "gender_score")
+HEARD_UNITS = {  # label, unit, decimals
+    "f0_hz": ("f0", "Hz", 0),
+    "vtl_cm": ("vtl", "cm", 1),
+    "breathiness": ("breath", "", 2),
+    "open_quotient": ("OQ", "", 2),
+    "brightness_db": ("bright", "dB", 1),
+    "gender_score": ("g", "", 2),
+}
 
 
 def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = None) -> dict[str, Any]:
@@ -389,7 +399,7 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
         trained |= {r.speaker_id for r in records} if part == "train" else set()
         targets = [[float(identities[r.speaker_id][name]) for name in HEARD] for r in records]
         world[part] = (embed([clip(r.audio.astype(np.float32) / 32768) for r in records]), np.array(targets))
-        world[part][1][:, 0] = np.log(world[part][1][:, 0])
+        world[part][1][:, HEARD.index("f0_hz")] = np.log(world[part][1][:, HEARD.index("f0_hz")])
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
     tracker = getattr(model.encoder, "pitch", None)
@@ -422,16 +432,18 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
                 pitches.extend(f0[voiced].tolist())
         heard[speaker]["measured_f0_hz"] = float(np.median(pitches))
     for gender in ("m", "f"):
-        # Where the world puts each gender's voices: the real ones' measured pitch reads against these.
+        # Where the world puts each gender's voices: what the real ones are heard as reads against these.
         train = [row for key, row in identities.items() if key in trained and row["gender"] == gender]
-        f0 = np.percentile([float(row["f0_hz"]) for row in train], (10, 50, 90))
-        vtl = np.percentile([float(row["vtl_cm"]) for row in train], (10, 50, 90))
-        print(f"world's train {'men' if gender == 'm' else 'women'} ({len(train)}): f0 p10/50/90 "
-              f"{f0[0]:.0f}/{f0[1]:.0f}/{f0[2]:.0f} Hz, vtl {vtl[0]:.1f}/{vtl[1]:.1f}/{vtl[2]:.1f} cm")  # fmt: skip
-    print(f"{'speaker':9s} gender  measured f0  heard f0  heard vtl  heard gender score")
+        spread = []
+        for name in HEARD:
+            label, unit, digits = HEARD_UNITS[name]
+            low, middle, high = np.percentile([float(row[name]) for row in train], (10, 50, 90))
+            spread.append(f"{label} {low:.{digits}f}/{middle:.{digits}f}/{high:.{digits}f}{unit}")
+        print(f"world's train {'men' if gender == 'm' else 'women'} ({len(train)}), p10/50/90: " + ", ".join(spread))
+    print(f"{'speaker':9s} gender  measured f0  heard: " + " ".join(f"{HEARD_UNITS[name][0]:>6s}" for name in HEARD))
     for speaker, block in heard.items():
-        print(f"{speaker:9s} {block['gender']:6s} {block['measured_f0_hz']:8.0f} Hz {block['f0_hz']:6.0f} Hz "
-              f"{block['vtl_cm']:6.1f} cm {block['gender_score']:8.2f}")  # fmt: skip
+        values = " ".join(f"{block[name]:6.{HEARD_UNITS[name][2]}f}" for name in HEARD)
+        print(f"{speaker:9s} {block['gender']:6s} {block['measured_f0_hz']:8.0f} Hz  heard: {values}")
     return heard
 
 

@@ -334,7 +334,8 @@ def spectrum(voices: Path, demo_dir: Path, split: str) -> dict[str, list[float]]
         slopes.setdefault(who, []).append(spectral_slope(record.audio.astype(np.float32) / 32768, 16_000))
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
-    for row in rows:
+    # Each gender's line, then its speakers' (a manifest may list the genders interleaved).
+    for row in sorted(rows, key=lambda row: row["gender"] == "male"):
         slope = spectral_slope(load_audio(str(voices / row["clip"]), 16_000).numpy(), 16_000)
         slopes.setdefault(f"{split} {'men' if row['gender'] == 'male' else 'women'}", []).append(slope)
         slopes.setdefault(f"  {row['speaker']}", []).append(slope)

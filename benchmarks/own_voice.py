@@ -25,6 +25,7 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py demo --carrier speech --plan quick --out runs/demo-speech   # s2f demo, speech world
     python benchmarks/own_voice.py probe --voices runs/own_voice --demo runs/demo   # pitch heard vs measured
     python benchmarks/own_voice.py spectrum --voices runs/own_voice --demo runs/demo   # spectral tilt, world vs real
+    python benchmarks/own_voice.py formants --voices runs/own_voice   # F1-F4 per speaker, as Praat reads them
     python benchmarks/own_voice.py report ... --tilt-db-per-octave 3   # the same voices, brighter by 3 dB/octave
     python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
 
@@ -346,6 +347,35 @@ def spectrum(voices: Path, demo_dir: Path, split: str) -> dict[str, list[float]]
     return slopes
 
 
+def formants(voices: Path, split: str) -> dict[str, list[float]]:
+    """Each real speaker's median F1-F4 over its voiced frames, as Praat measures them (Burg; a ceiling
+    of 5.5 kHz for women, 5 kHz for men, Praat's advice), averaged over its clips: what a phonetician
+    would read as the voice's tract, beside what ``probe`` says a model hears."""
+    try:
+        import parselmouth
+    except ImportError:
+        raise SystemExit("praat-parselmouth not found: `pip install praat-parselmouth`") from None
+
+    with (voices / "manifest.csv").open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for row in rows:
+        sound = parselmouth.Sound(str(voices / row["clip"]))
+        track = sound.to_formant_burg(
+            max_number_of_formants=5, maximum_formant=5500 if row["gender"] == "female" else 5000
+        )
+        pitch = sound.to_pitch()
+        voiced = [t for t in pitch.xs() if pitch.get_value_at_time(t) > 0]  # NaN where unvoiced
+        values = np.array([[track.get_value_at_time(k, t) for k in (1, 2, 3, 4)] for t in voiced])
+        by_speaker.setdefault(f"{row['speaker']} ({row['gender'][0]})", []).append(np.nanmedian(values, axis=0))
+    print(f"{'speaker':13s}   F1    F2    F3    F4  (Hz; median over voiced frames, mean over clips)")
+    result = {}
+    for speaker, medians in by_speaker.items():
+        result[speaker] = np.mean(medians, axis=0).tolist()
+        print(f"{speaker:13s} " + " ".join(f"{value:5.0f}" for value in result[speaker]))
+    return result
+
+
 # What a model hears in a voice, read back from its predictions: the world's parameters that differ by gender
 # (s2f.synth.voice's table) and the gender score itself.
 HEARD = ("f0_hz", "vtl_cm", "breathiness", "open_quotient", "brightness_db", "gender_score")
@@ -584,12 +614,17 @@ def main(argv: list[str] | None = None) -> int:
     sloping.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
     sloping.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards)")
     sloping.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    measuring = commands.add_parser("formants", help="each real speaker's F1-F4 as Praat measures them")
+    measuring.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
+    measuring.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
         carrier_cost()
     elif args.command == "probe":
         probe(args.voices, args.demo, args.split, args.pitch_hz)
+    elif args.command == "formants":
+        formants(args.voices, args.split)
     elif args.command == "spectrum":
         spectrum(args.voices, args.demo, args.split)
     elif args.command == "build":

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -107,10 +108,13 @@ def tps_map(source: torch.Tensor, target: torch.Tensor, size: int, query: torch.
 
 
 def kornia_tps_map(source: torch.Tensor, target: torch.Tensor, size: int, query: torch.Tensor) -> torch.Tensor:
-    """kornia's thin-plate backward map, composed as its documentation says for ``warp_image_tps``."""
+    """kornia's thin-plate backward map, composed as its documentation says for ``warp_image_tps``: fitted from
+    the target points to the source points, its kernels centred on the target points (its first argument)."""
     source_u, target_u = _control_points(source, target, size, 4)
-    kernel, affine = get_tps_transform(target_u, source_u)
-    return warp_points_tps(query, source_u, kernel, affine)
+    with warnings.catch_warnings():  # its notice asks for exactly this: the first argument as kernel_centers
+        warnings.filterwarnings("ignore", message=".*kernel_centers.*", category=FutureWarning)
+        kernel, affine = get_tps_transform(target_u, source_u)
+    return warp_points_tps(query, target_u, kernel, affine)
 
 
 def kornia_tps_warp(image: torch.Tensor, source: torch.Tensor, target: torch.Tensor, *, flow_size: int) -> torch.Tensor:

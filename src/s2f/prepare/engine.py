@@ -38,6 +38,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
+from s2f._processes import worker_context
 from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
 from s2f.shards.format import _FP16_MAX
@@ -286,7 +287,7 @@ class FacePipeline(pl.LightningModule):
 
     def _worker_faces(self) -> SpeakerFaceFinder:
         """The face finder the workers run: this module's on a CPU; on another device, one with a CPU copy of
-        MTCNN, as a worker must not touch the device (a forked process cannot use CUDA)."""
+        MTCNN, as a worker must not touch the device (the main process holds it)."""
         if self.device.type == "cpu":
             return self.faces
         detector = FaceDetector(min_confidence=self.detector.min_confidence)
@@ -305,6 +306,7 @@ class FacePipeline(pl.LightningModule):
             num_workers=self.num_workers,
             collate_fn=_collate,
             persistent_workers=False,
+            multiprocessing_context=worker_context() if self.num_workers > 0 else None,
         )
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2f._atomic import atomic_open
+from s2f._processes import worker_context
 from s2f.errors import S2FError
 
 from .face_sources import SourceBank, load_bank
@@ -231,7 +232,7 @@ def _clip_path(root: Path, spec: IdentitySpec, clip: int, seed: int, media: str)
     return root / spec.speaker_id / _video_id(seed, spec.index, clip) / f"{clip + 1:05d}.{media}"
 
 
-# Worker state: set by _init_worker (or inherited through fork from the parent).
+# Worker state: set by _init_worker, in this process and in each worker.
 _STATE: dict[str, Any] = {}
 
 
@@ -446,14 +447,9 @@ def _render_all(
         for _ in _progress(map(_render_identity, jobs), len(jobs), progress):
             pass
     else:
-        import multiprocessing
-
-        # fork shares the parent's morpher; under spawn each worker gets the bank itself (2 MB), never
-        # rebuilding it. The workers use numpy only.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        initargs = (None if method == "fork" else bank,)
+        # Each worker gets the bank itself (2 MB, pickled), never rebuilding it; never by fork (s2f._processes).
         with ProcessPoolExecutor(
-            count, mp_context=multiprocessing.get_context(method), initializer=_init_worker, initargs=initargs
+            count, mp_context=worker_context(), initializer=_init_worker, initargs=(bank,)
         ) as pool:
             for _ in _progress(pool.map(_render_identity, jobs, chunksize=4), len(jobs), progress):
                 pass

@@ -1,6 +1,6 @@
 """A face detector that writes where each of its calls ran, for tests of where ``s2f prepare`` detects.
 
-Workers start from a fork server (:mod:`s2f._processes`), so a patch of the test process never reaches
+Workers start from a fork server (:mod:`s2f.prepare.worker_processes`), so a patch of the test process never reaches
 them; this detector does, pickled inside the dataset with the log file it was given when it was made.
 """
 

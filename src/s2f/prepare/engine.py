@@ -38,7 +38,6 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from s2f._processes import worker_context
 from s2f.errors import S2FError
 from s2f.shards import FACE_SIZE, SAMPLE_RATE, ClipRecord, ShardWriter
 from s2f.shards.format import _FP16_MAX
@@ -50,6 +49,7 @@ from .faces import ClipFrames, FoundFace, SpeakerFaceFinder
 from .parts import PartRecord, PartStore
 from .rejects import FAILED, Reject
 from .sources import ClipTask
+from .worker_processes import worker_context
 
 __all__ = ["DecodeDataset", "FacePipeline", "PartWriter", "PlannedPart", "PrepareInterrupted", "WorkItem"]
 

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2f._atomic import atomic_open
-from s2f._processes import worker_context
 from s2f.errors import S2FError
+from s2f.prepare.worker_processes import worker_context
 
 from .face_sources import SourceBank, load_bank
 from .morph import Morpher, MorphSpec, face_properties
@@ -447,7 +447,8 @@ def _render_all(
         for _ in _progress(map(_render_identity, jobs), len(jobs), progress):
             pass
     else:
-        # Each worker gets the bank itself (2 MB, pickled), never rebuilding it; never by fork (s2f._processes).
+        # Each worker gets the bank itself (2 MB, pickled), never rebuilding it, and is never forked from this
+        # process (s2f.prepare.worker_processes).
         with ProcessPoolExecutor(
             count, mp_context=worker_context(), initializer=_init_worker, initargs=(bank,)
         ) as pool:

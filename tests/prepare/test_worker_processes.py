@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from helpers import held_lock
-from s2f._processes import worker_context
+from s2f.prepare.worker_processes import worker_context
 
 
 def _take_in_a_worker(context) -> bool:  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ augmentations) and a *held-out* set (never used for any choice; only reported).
     python benchmarks/own_voice.py probe --voices runs/own_voice --demo runs/demo   # pitch heard vs measured
     python benchmarks/own_voice.py spectrum --voices runs/own_voice --demo runs/demo   # spectral tilt, world vs real
     python benchmarks/own_voice.py formants --voices runs/own_voice   # F1-F4 per speaker, as Praat reads them
+    python benchmarks/own_voice.py bands --voices runs/own_voice --demo runs/demo   # the gender axis, band by band
     python benchmarks/own_voice.py report ... --tilt-db-per-octave 3   # the same voices, brighter by 3 dB/octave
     python benchmarks/own_voice.py report ... --move-semitones 2 --move-formants 1.08   # pitch and formants moved
     python benchmarks/own_voice.py cost                     # CPU time per 6 s clip of each carrier
@@ -510,6 +511,93 @@ def probe(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = Non
     return heard
 
 
+# What ``bands`` does to every clip before the model hears it: (name, low Hz, high Hz, gain dB); low 0 is a
+# low-pass shelf below ``high``, high 0 a high-pass shelf above ``low``.
+BAND_CHANGES = (
+    ("as recorded", 0.0, 0.0, 0.0),
+    ("below 600 Hz +10 dB", 0.0, 600.0, 10.0),
+    ("below 600 Hz -10 dB", 0.0, 600.0, -10.0),
+    ("1-2.5 kHz +10 dB", 1000.0, 2500.0, 10.0),
+    ("2.5-3.9 kHz +10 dB", 2500.0, 3900.0, 10.0),
+    ("2.5-3.9 kHz -10 dB", 2500.0, 3900.0, -10.0),
+)
+
+
+def banded(audio: np.ndarray, low: float, high: float, gain_db: float, rate: int = 16_000) -> np.ndarray:
+    """``audio`` with one band raised or lowered by ``gain_db``, without phase: the gain in dB follows a
+    second-order Butterworth's magnitude, so the band's middle gets all of it and its slopes fade out."""
+    import scipy.signal
+
+    if not gain_db:
+        return audio
+    kind, edges = ("lowpass", high) if low == 0.0 else ("bandpass", [low, high])
+    sections = scipy.signal.butter(2, edges, kind, fs=rate, output="sos")
+    hertz = np.fft.rfftfreq(len(audio), 1.0 / rate)
+    weight = np.abs(scipy.signal.sosfreqz(sections, worN=hertz, fs=rate)[1])
+    spectrum = np.fft.rfft(audio.astype(np.float64)) * 10.0 ** (gain_db * weight / 20.0)
+    return np.fft.irfft(spectrum, n=len(audio)).astype(np.float32)
+
+
+def bands(voices: Path, demo_dir: Path, split: str, pitch_hz: float | None = None) -> dict[str, dict[str, float]]:
+    """Where a model puts each group of voices on its own gender axis, and how one band of the spectrum moves it.
+
+    The axis runs from the mean prediction for the world's val women (-1) to its val men (+1); each real clip
+    of ``split`` and each val clip is read on it after :data:`BAND_CHANGES`. With ``pitch_hz`` the tracker is
+    told every clip's median pitch is that (as ``probe --pitch-hz``): what the blocks alone say of gender.
+    Prints the mean position of each group and its share on the men's side (> 0)."""
+    import torch
+
+    from s2f import Speech2Face
+    from s2f.audio import load_clip
+    from s2f.data import iter_records
+
+    model = Speech2Face.from_pretrained(demo_dir / "model").eval()
+    with (demo_dir / "world" / "identities.csv").open(newline="") as handle:
+        gender_of = {row["speaker_id"]: row["gender"] for row in csv.DictReader(handle)}
+    groups: dict[str, list[np.ndarray]] = {}
+    for record in iter_records(demo_dir / "shards", "val"):
+        groups.setdefault(f"world's val {'men' if gender_of[record.speaker_id] == 'm' else 'women'}", []).append(
+            record.audio.astype(np.float32) / 32768
+        )
+    with (voices / "manifest.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if split in ("all", row["split"]):
+                kind = "men" if row["gender"] == "male" else "women"
+                who = "Pico women" if row["engine"] == "pico" else f"{row['split']} {kind}"
+                clip = load_clip(str(voices / row["clip"]), model.clip_seconds, model.sample_rate)
+                groups.setdefault(who, []).append(clip.numpy())
+    tracker = getattr(model.encoder, "pitch", None)
+    if pitch_hz is not None and tracker is None:
+        raise SystemExit(f"--pitch-hz: {demo_dir / 'model'} takes no pitch from a tracker (pitch_statistics is off)")
+    told = None if pitch_hz is None else math.log2(pitch_hz / 150.0)  # the tracker's unit: octaves above 150 Hz
+
+    def tell(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.full_like(output[:, :1], told), output[:, 1:]], dim=1)
+
+    hook = tracker.register_forward_hook(tell) if told is not None else None
+
+    def embed(audio: list[np.ndarray]) -> np.ndarray:
+        waves = [load_clip((a, model.sample_rate), model.clip_seconds, model.sample_rate) for a in audio]
+        with torch.inference_mode():  # the model's own modules, so that the hook is heard
+            return np.concatenate([model(torch.stack(waves[i : i + 16])).numpy() for i in range(0, len(waves), 16)])
+
+    women, men = (embed(groups[f"world's val {who}"]).mean(0) for who in ("women", "men"))
+    axis, middle = men - women, (men + women) / 2
+    table: dict[str, dict[str, float]] = {}
+    print(f"position on the model's gender axis (world's val women -1, men +1), mean / share > 0; {demo_dir}")
+    print(f"{'clips changed by':22s} " + " ".join(f"{who:>20s}" for who in groups))
+    for name, low, high, gain in BAND_CHANGES:
+        cells = []
+        for who, audio in groups.items():
+            position = 2.0 * (embed([banded(a, low, high, gain) for a in audio]) - middle) @ axis / (axis @ axis)
+            table.setdefault(name, {})[who] = float(position.mean())
+            cells.append(f"{position.mean():+6.2f} / {np.mean(position > 0):4.0%}")
+        print(f"{name:22s} " + " ".join(f"{cell:>20s}" for cell in cells), flush=True)
+    if hook is not None:
+        hook.remove()
+    return table
+
+
 def _print(result: dict[str, Any]) -> None:
     same = result["same_speaker"]
     print(f"{result['split']}: {result['speakers']} speakers, {result['clips']} clips; model {result['model']}")
@@ -651,12 +739,19 @@ def main(argv: list[str] | None = None) -> int:
     measuring = commands.add_parser("formants", help="each real speaker's F1-F4 as Praat measures them")
     measuring.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
     measuring.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    banding = commands.add_parser("bands", help="where a model puts each group on its gender axis, band by band")
+    banding.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
+    banding.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards, model)")
+    banding.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
+    banding.add_argument("--pitch-hz", type=float, help="tell the pitch tracker every clip's median pitch is this")
     commands.add_parser("cost", help="CPU time per clip of each carrier")
     args = parser.parse_args(argv)
     if args.command == "cost":
         carrier_cost()
     elif args.command == "probe":
         probe(args.voices, args.demo, args.split, args.pitch_hz)
+    elif args.command == "bands":
+        bands(args.voices, args.demo, args.split, args.pitch_hz)
     elif args.command == "formants":
         formants(args.voices, args.split)
     elif args.command == "spectrum":

@@ -45,3 +45,24 @@ def test_a_tilted_clip_is_brighter_by_the_tilt_and_keeps_its_peak(bench, tmp_pat
         # The tilt bends in around 1 kHz, so between 1 and 4 kHz it reaches 0.7-1.0 of its full slope.
         change = bench.spectral_slope(audio, rate) - before
         assert 0.7 * abs(tilt) < abs(change) < abs(tilt) and np.sign(change) == np.sign(tilt)
+
+
+def _band_power_db(audio: np.ndarray, low: float, high: float) -> float:
+    power = np.abs(np.fft.rfft(audio)) ** 2
+    hertz = np.fft.rfftfreq(len(audio), 1.0 / RATE)
+    return float(10 * np.log10(power[(hertz >= low) & (hertz < high)].mean()))
+
+
+@pytest.mark.parametrize("gain_db", [10.0, -10.0])
+def test_a_banded_clip_moves_its_band_by_the_gain_and_leaves_far_bands_alone(bench, gain_db: float) -> None:
+    flat = _noise_falling(0.0).astype(np.float32)
+    for low, high, inside, outside in (
+        (0.0, 600.0, (50, 400), (2000, 6000)),
+        (2500.0, 3900.0, (2900, 3500), (200, 800)),
+    ):
+        changed = bench.banded(flat, low, high, gain_db)
+        assert changed.dtype == np.float32
+        moved = _band_power_db(changed, *inside) - _band_power_db(flat, *inside)
+        assert moved == pytest.approx(gain_db, abs=2.5)  # the band's middle; its slopes take less
+        assert abs(_band_power_db(changed, *outside) - _band_power_db(flat, *outside)) < 1.0
+    assert bench.banded(flat, 0.0, 600.0, 0.0) is flat  # no change, no copy

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import statistics
 import time
@@ -182,28 +183,37 @@ with every clip dry (``channel_augmentation: 0``), and with the envelope liftere
 frame (:func:`envelope_by_ffts`) where the shipped one multiplies by a matrix and computes the band's bins only."""
 
 
+def training_step(
+    waves: torch.Tensor, crop_to_band: bool = True, channel_share: float | None = None
+) -> Callable[[], float]:
+    """One training step of a fresh encoder built from the recipe (seed 0) on ``waves``: rooms and microphones
+    for ``channel_share`` of the clips (default: the recipe's), the front end, forward, normalised L2 loss,
+    backward, Adam; the step returns its loss."""
+    torch.manual_seed(0)
+    encoder = demo_encoder(crop_to_band=crop_to_band).train()
+    frontend = spectrogram.SpectrogramFrontend(**encoder.frontend_config())
+    share = recipe_channel_share() if channel_share is None else channel_share
+    channel = RoomAndMicrophone(share, encoder.sample_rate)
+    target = torch.randn(waves.shape[0], encoder.embed_dim)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3, betas=(0.5, 0.999))
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        loss = normalized_l2(encoder(frontend(channel(waves))), target)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
 def time_steps(waves: torch.Tensor, repeats: int) -> dict[str, list[float]]:
     """Seconds per whole training step of each of :data:`STEP_VARIANTS`, rounds interleaved; each variant
     trains its own encoder, built from the recipe with the same seed."""
-
-    def variant(crop_to_band: bool, channel_share: float) -> Callable[[], None]:
-        torch.manual_seed(0)
-        encoder = demo_encoder(crop_to_band=crop_to_band).train()
-        frontend = spectrogram.SpectrogramFrontend(**encoder.frontend_config())
-        channel = RoomAndMicrophone(channel_share, encoder.sample_rate)
-        target = torch.randn(waves.shape[0], encoder.embed_dim)
-        optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3, betas=(0.5, 0.999))
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            normalized_l2(encoder(frontend(channel(waves))), target).backward()
-            optimizer.step()
-
-        return step
-
+    variant = functools.partial(training_step, waves)
     share = recipe_channel_share()
     shipped = variant(crop_to_band=True, channel_share=share)
-    runs: dict[str, tuple[Callable[[], None], str, str]] = {
+    runs: dict[str, tuple[Callable[[], float], str, str]] = {
         "as shipped": (shipped, "exp-log", "matrix"),
         "power law as pow": (shipped, "pow", "matrix"),
         "whole spectrum, band zeroed": (variant(crop_to_band=False, channel_share=share), "exp-log", "matrix"),

@@ -337,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs:
         folders = list(args.runs)
     else:
+        from s2f.cli.heap import reuse_freed_memory
+
+        reuse_freed_memory()  # as the `s2f` command does before `s2f demo`
         folders = []
         for seed in choose_seeds(args.seeds, args.report):
             folder = Path(args.out) / f"seed{seed}"

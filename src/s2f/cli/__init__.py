@@ -6,6 +6,7 @@ by one builder (:mod:`s2f.cli.command_parser`) from declared options: a small sp
 ``check``, ``models``, ``recipes``, ``run``, ``export``, ``predict`` and ``serve``, and the signatures of
 the functions that ``prepare``, ``eval``, ``synth`` and ``demo`` run (:mod:`s2f.cli._options`); the
 inference settings are one group of options wherever the encoder runs (:mod:`s2f.cli.inference_options`).
+Every command first sets glibc's allocator to reuse large blocks (:mod:`s2f.cli.heap`).
 ``fit``, ``validate``, ``test`` and ``predict-lightning`` are LightningCLI's.
 ``prepare``, ``eval``, ``synth``, ``demo``, ``serve`` and ``export`` also read their options from
 ``--config FILE.yaml`` and print them with ``--print_config`` (:mod:`s2f.cli.config_file`).
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from s2f._noise import drop_third_party_noise
 from s2f.errors import S2FError
 from s2f.extras import extra_for_module, missing_extra_error, require_extra
+
+from .heap import reuse_freed_memory
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -130,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"s2f: error: no command {args[0]!r}; `s2f --help` lists them", file=sys.stderr)
         return 2
     drop_third_party_noise()
+    reuse_freed_memory()
     try:
         return command.load()(_arguments(command, args[1:]))
     except S2FError as exc:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import shutil
@@ -353,30 +354,58 @@ def spectral_slope(audio: np.ndarray, rate: int) -> float:
     return float(np.polyfit(np.log2(hertz[band]), 10.0 * np.log10(power[band] + 1e-20), 1)[0])
 
 
+BAND_EDGES_HZ = (0, 80, 150, 250, 400, 600, 1000, 2000, 4000)
+"""The bands of :func:`band_energies`: below and around the pitch of men (80-150 Hz) and women (150-250 Hz),
+the first formants', and the second's and above."""
+
+
+def band_energies(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Each band's share of the long-term 0-4 kHz energy (Welch, 64 ms segments), in dB, one per band of
+    :data:`BAND_EDGES_HZ`: where in frequency a voice carries its energy."""
+    import scipy.signal
+
+    hertz, power = scipy.signal.welch(audio.astype(np.float64), fs=rate, nperseg=int(0.064 * rate))
+    total = power[(hertz > 0) & (hertz <= BAND_EDGES_HZ[-1])].sum() + 1e-30
+    shares = [power[(hertz > lo) & (hertz <= hi)].sum() / total for lo, hi in itertools.pairwise(BAND_EDGES_HZ)]
+    return 10.0 * np.log10(np.asarray(shares) + 1e-20)
+
+
 def spectrum(voices: Path, demo_dir: Path, split: str) -> dict[str, list[float]]:
-    """Long-term spectral slopes (:func:`spectral_slope`) of the world's training clips, by gender, and of the
-    real voices of ``split``, by gender and by speaker: how much brighter or darker recorded speech is than
-    the voices a model trained on, and whether the world makes brightness a cue to gender."""
+    """Long-term spectral slopes (:func:`spectral_slope`) and band energies (:func:`band_energies`) of the
+    world's training clips, by gender, and of the real voices of ``split``, by gender and by speaker: how much
+    brighter or darker recorded speech is than the voices a model trained on, where each carries its energy,
+    and whether the world makes either a cue to gender."""
     from s2f.audio import load_audio
     from s2f.data import iter_records
 
     with (demo_dir / "world" / "identities.csv").open(newline="") as handle:
         gender_of = {row["speaker_id"]: row["gender"] for row in csv.DictReader(handle)}
     slopes: dict[str, list[float]] = {}
+    energies: dict[str, list[np.ndarray]] = {}
+
+    def add(who: str, audio: np.ndarray) -> None:
+        slopes.setdefault(who, []).append(spectral_slope(audio, 16_000))
+        energies.setdefault(who, []).append(band_energies(audio, 16_000))
+
     for record in iter_records(demo_dir / "shards", "train"):
         who = "world's train men" if gender_of[record.speaker_id] == "m" else "world's train women"
-        slopes.setdefault(who, []).append(spectral_slope(record.audio.astype(np.float32) / 32768, 16_000))
+        add(who, record.audio.astype(np.float32) / 32768)
     with (voices / "manifest.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if split == "all" or row["split"] == split]
     # Each gender's line, then its speakers' (a manifest may list the genders interleaved).
     for row in sorted(rows, key=lambda row: row["gender"] == "male"):
-        slope = spectral_slope(load_audio(str(voices / row["clip"]), 16_000).numpy(), 16_000)
-        slopes.setdefault(f"{split} {'men' if row['gender'] == 'male' else 'women'}", []).append(slope)
-        slopes.setdefault(f"  {row['speaker']}", []).append(slope)
+        audio = load_audio(str(voices / row["clip"]), 16_000).numpy()
+        add(f"{split} {'men' if row['gender'] == 'male' else 'women'}", audio)
+        add(f"  {row['speaker']}", audio)
     print("long-term spectral slope, 1-4 kHz (dB per octave): p10 / median / p90, clips")
     for who, values in slopes.items():
         p10, p50, p90 = np.percentile(values, (10, 50, 90))
         print(f"{who:22s} {p10:6.1f} / {p50:6.1f} / {p90:6.1f}  ({len(values)})")
+    print("\nlong-term energy by band, dB of the 0-4 kHz energy (median over clips)")
+    bands_hz = [f"{lo}-{hi}" for lo, hi in itertools.pairwise(BAND_EDGES_HZ)]
+    print(f"{'Hz':22s} " + " ".join(f"{name:>9s}" for name in bands_hz))
+    for who, values in energies.items():
+        print(f"{who:22s} " + " ".join(f"{value:9.1f}" for value in np.median(values, axis=0)))
     return slopes
 
 
@@ -732,7 +761,9 @@ def main(argv: list[str] | None = None) -> int:
     hearing.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards, model)")
     hearing.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
     hearing.add_argument("--pitch-hz", type=float, help="tell the pitch tracker every real clip's median pitch is this")
-    sloping = commands.add_parser("spectrum", help="long-term spectral slopes of the world's voices and real ones")
+    sloping = commands.add_parser(
+        "spectrum", help="long-term spectral slopes and band energies of the world's voices and real ones"
+    )
     sloping.add_argument("--voices", type=Path, default=Path("runs/own_voice"))
     sloping.add_argument("--demo", type=Path, required=True, help="an s2f demo output folder (world, shards)")
     sloping.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,18 @@ def test_a_banded_clip_moves_its_band_by_the_gain_and_leaves_far_bands_alone(ben
         assert moved == pytest.approx(gain_db, abs=2.5)  # the band's middle; its slopes take less
         assert abs(_band_power_db(changed, *outside) - _band_power_db(flat, *outside)) < 1.0
     assert bench.banded(flat, 0.0, 600.0, 0.0) is flat  # no change, no copy
+
+
+def test_band_energies_share_a_clips_energy_out_by_band(bench) -> None:
+    """Two tones of equal power, one in the women's pitch band and one among the first formants, and a third
+    tone 10 dB weaker above 1 kHz: each band reads its tone's share of the 0-4 kHz energy."""
+    time = np.arange(4 * RATE) / RATE
+    audio = (
+        np.sin(2 * np.pi * 200 * time) + np.sin(2 * np.pi * 800 * time) + 10 ** (-0.5) * np.sin(2 * np.pi * 1500 * time)
+    )
+    energies = dict(zip(itertools.pairwise(bench.BAND_EDGES_HZ), bench.band_energies(audio, RATE), strict=True))
+    total = 2 + 0.1
+    assert energies[(150, 250)] == pytest.approx(10 * np.log10(1 / total), abs=0.2)
+    assert energies[(600, 1000)] == pytest.approx(10 * np.log10(1 / total), abs=0.2)
+    assert energies[(1000, 2000)] == pytest.approx(10 * np.log10(0.1 / total), abs=0.2)
+    assert energies[(80, 150)] < -30 and energies[(2000, 4000)] < -30

@@ -75,6 +75,15 @@ def test_the_compression_and_its_inverse_agree_with_and_without_gradients() -> N
     assert leaf.grad is not None and torch.isfinite(leaf.grad[values != 0]).all()
 
 
+def test_the_in_place_compression_gives_the_bits_of_its_out_of_place_form_and_leaves_its_input_alone() -> None:
+    values = torch.randn(2, 2, 50, 257) * 10.0 ** torch.empty(2, 2, 50, 257).uniform_(-38, 2)
+    values[0, 0, 0, :3] = torch.tensor([0.0, -0.0, 1e-40])  # zeros and a denormal
+    before = values.clone()
+    out_of_place = values.sign() * torch.exp(torch.log(values.abs()) * 0.3)
+    assert torch.equal(signed_power(values, 0.3), out_of_place)
+    assert torch.equal(values, before)
+
+
 def test_fit_to_length_crops_and_loop_repeats() -> None:
     wave = torch.arange(5.0)
     assert fit_to_length(wave, 3).tolist() == [0, 1, 2]

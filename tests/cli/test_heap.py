@@ -12,8 +12,10 @@ import pytest
 
 from s2f.cli import heap
 
-# Rounds of six 10 MB tensors allocated, written and freed, as a training step's temporaries are; prints the
-# page faults of every round after the first (in which the heap grows to hold them).
+# Rounds of three 40 MB tensors allocated, written and freed, as a training step's temporaries are; prints the
+# page faults of every round after the first (in which the heap grows to hold them). Above 32 MB, the most
+# glibc's own threshold ever rises to, so that its defaults map them afresh every time: with blocks of a few
+# MB whether glibc reuses them depends on where earlier blocks landed, and varies from run to run.
 ROUNDS = """
 import json, resource, sys, torch
 from s2f.cli.heap import reuse_freed_memory
@@ -24,7 +26,7 @@ counts = []
 for _ in range(4):
     before = faults()
     for _ in range(5):
-        blocks = [torch.ones(2_500_000) for _ in range(6)]
+        blocks = [torch.ones(10_000_000) for _ in range(3)]
         del blocks
     counts.append(faults() - before)
 child = None
@@ -33,7 +35,7 @@ if len(sys.argv) > 2:  # the same rounds in a process this one starts, which doe
     child = json.loads(out.stdout)["faults"]
 print(json.dumps({"applied": applied, "faults": counts[1:], "child": child}))
 """
-PAGES_TOUCHED = 5 * 6 * 10_000_000 // 4096  # per round
+PAGES_TOUCHED = 5 * 3 * 40_000_000 // 4096  # per round
 
 
 def _rounds(mode: str, *, env: dict[str, str] | None = None, child: bool = False) -> dict:

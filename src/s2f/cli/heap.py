@@ -4,9 +4,10 @@ On Linux, glibc's ``malloc`` serves a block above its mmap threshold with a fres
 freed, and returns free memory at the top of its heap once more than a trim threshold lies there. A training
 step on a CPU allocates and frees dozens of tensors of a few megabytes (the front end's spectrogram of a batch
 is 10 MB), so with glibc's defaults each comes back as fresh pages that the kernel must fault in and zero:
-the demo's encoder took six times as many page faults and about 12 % more CPU time
+the demo encoder's step took 37 times as many page faults and 1.19-1.39 times as long
 (``python benchmarks/heap_reuse.py``). Raising both thresholds to :data:`THRESHOLD_BYTES` keeps those blocks
-in the heap; the numbers computed are the same, and so is peak memory, since the same blocks are reused.
+in the heap; the numbers computed are the same, and so is peak memory, since the same blocks are reused. A
+long-running command (``s2f serve``) may keep up to that much freed memory from the system.
 
 The ``s2f`` command sets this for itself at start and, through the environment, for the processes it starts
 (data loader workers, the world's render pool). A library import does not: the process is its owner's. Where

@@ -140,6 +140,21 @@ def test_val_and_test_are_deterministic(shards: tuple[Path, dict[str, np.ndarray
         assert first == second == [k for k in audio if k.startswith(prefix)]
 
 
+def test_evaluation_loaders_leave_the_global_random_stream_alone(shards: tuple[Path, dict[str, np.ndarray]]) -> None:
+    """A run that validates every epoch and one that validates every fifth must make the same training draws."""
+    root, _ = shards
+    dm = S2FDataModule(str(root), batch_size=3, seed=7)
+    torch.manual_seed(0)
+    untouched = torch.rand(4)
+    torch.manual_seed(0)
+    for loader_fn in (dm.val_dataloader, dm.test_dataloader, dm.predict_dataloader):
+        epoch_ids(loader_fn())
+    assert torch.equal(torch.rand(4), untouched)
+    torch.manual_seed(0)
+    epoch_ids(dm.train_dataloader())  # the train loader does draw from it: its order is the run's own
+    assert not torch.equal(torch.rand(4), untouched)
+
+
 def test_faces_are_batched_on_request(shards: tuple[Path, dict[str, np.ndarray]]) -> None:
     root, _ = shards
     batch = next(iter(S2FDataModule(str(root), batch_size=2, decode_faces=True).val_dataloader()))

@@ -242,6 +242,10 @@ class S2FDataModule(L.LightningDataModule):
                 self.num_samples, with_faces=self.decode_faces, random_crop=self.random_crop and split == "train"
             ),
             pin_memory=self.pin_memory,
+            # Every new iterator draws its workers' base seed from the loader's generator, or from torch's global
+            # one when it has none. Evaluation loaders get their own, so that how often a run validates does not
+            # change the random draws its training makes (augmentation, dropout) and so the model it ends with.
+            generator=None if split == "train" else torch.Generator().manual_seed(self.seed),
         )
 
     def _streaming_options(self) -> dict[str, Any]:

@@ -48,8 +48,10 @@ __all__ = ["FRAME_SIZE", "IdentitySpec", "SynthWorld", "WorldSpec", "synthesize_
 
 FRAME_SIZE = (640, 360)
 # 5: the clips' sound is coded by FFmpeg's fast AAC coder (same voices, other bytes). 6: vowels carry
-# formants F5-F7 as a tube does, so voices are as bright between 1 and 4 kHz as recorded speech.
-WORLD_VERSION = 6
+# formants F5-F7 as a tube does, so voices are as bright between 1 and 4 kHz as recorded speech. 7: the glottal
+# pulses lose their highs above a corner that falls with the open quotient (the return phase), so the world's
+# women are as dark above 1 kHz as recorded women.
+WORLD_VERSION = 7
 # Streams of each identity's random generator.
 _IDENTITY, _CLIP = 0, 1
 _NATIONALITY = "Synthetic"

@@ -84,20 +84,30 @@ def with_derived(headline: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-def interval95(values: Sequence[float]) -> tuple[float, float] | None:
-    """The 95 % interval of the mean of ``values`` (Student's t); None for fewer than 2 values.
+def interval95(
+    values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float] | None:
+    """The 95 % interval of the mean of ``values`` (Student's t), kept within ``bounds`` (a share cannot pass
+    0 or 1, however few the seeds); None for fewer than 2 values.
 
     Example:
         >>> low, high = interval95([1.0, 2.0, 3.0])
         >>> round(low, 3), round(high, 3)
         (-0.484, 4.484)
+        >>> interval95([0.84, 0.93, 0.97], bounds=(0.0, 1.0))[1]
+        1.0
     """
     if len(values) < 2:
         return None
     from scipy.stats import t
 
     mean, half = statistics.fmean(values), float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values)
-    return mean - half / math.sqrt(len(values)), mean + half / math.sqrt(len(values))
+    low, high = mean - half / math.sqrt(len(values)), mean + half / math.sqrt(len(values))
+    return max(low, bounds[0]), min(high, bounds[1])
+
+
+def _bounds(unit: str) -> tuple[float, float]:
+    return (0.0, 1.0) if unit == "%" else (-math.inf, math.inf)
 
 
 def passes(value: float | None, comparison: str, target: float) -> bool:
@@ -195,7 +205,7 @@ def _spread(values: Sequence[float], unit: str) -> tuple[str, str]:
     if len(values) == 1:
         return f"{scale * mean:.1f}{suffix}" if unit == "%" else f"{mean:.2f}{suffix}", ""
     std = statistics.stdev(values)
-    low, high = interval95(values) or (mean, mean)
+    low, high = interval95(values, _bounds(unit)) or (mean, mean)
     digits = 1 if unit == "%" else 2
     return (
         f"{scale * mean:.{digits}f} +/- {scale * std:.{digits}f}{suffix}",
@@ -218,7 +228,7 @@ def table_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "values": values,
                 "mean": mean,
                 "std": statistics.stdev(values) if len(values) > 1 else None,
-                "interval95": interval95(values),
+                "interval95": interval95(values, _bounds(row.unit)),
                 "reference": references,
                 "mean_face": [
                     run[row.mean_face] for run in runs if row.mean_face and run.get(row.mean_face) is not None

@@ -86,6 +86,13 @@ def test_the_table_has_every_row_its_spread_interval_and_verdict(bench, tmp_path
     row = next(r for r in numbers["rows"] if r["key"] == "recall_at_1")
     half = 4.302652729911275 * statistics.stdev([0.10, 0.12, 0.08]) / math.sqrt(3)
     assert row["interval95"] == pytest.approx([0.10 - half, 0.10 + half])
+    # A share's interval stays within 0-100 %, however wide three seeds make it.
+    for line in lines[2:-1]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[2].endswith("]") and cells[1].endswith("%"):
+            low, high = (float(x) for x in cells[2].strip("[]").split(","))
+            assert 0.0 <= low <= high <= 100.0, line
+    assert bench.interval95([0.84, 0.93, 0.97], (0.0, 1.0)) == pytest.approx((0.7476, 1.0), abs=1e-3)
     with Image.open(figure) as image:
         assert image.width > 400 and image.height > 200
 
